@@ -1,0 +1,26 @@
+"""limitsim: infinite-width-then-depth limits of deep residual networks.
+
+Implements the theory of *Tensor Programs VI: Feature Learning in Infinite-Depth Neural
+Networks* (Yang, Yu, Zhu, Hayou 2023): depthwise parametrizations and their classification,
+kernels at initialization (route R1), and training routes compared in ``theory/algorithms.md``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from limitsim.parametrization import Parametrization
+from limitsim.run import Record, Recorded, Run
+from limitsim.task import Task
+
+try:
+    __version__ = version("limitsim")
+except PackageNotFoundError:  # pragma: no cover - source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Parametrization",
+    "Record",
+    "Recorded",
+    "Run",
+    "Task",
+    "__version__",
+]

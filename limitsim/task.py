@@ -1,0 +1,191 @@
+"""What a network is trained on: per-step batches, targets and the loss.
+
+A :class:`Task` is the common input of every training route (finite networks, the exact
+linear limit, the particle simulator): step ``t`` trains on the batch ``X[t]`` with targets
+``Y[t]``.  Losses are batch means, so the per-example derivative ``χ_b = ∂ℓ(f_b, y_b)/∂f_b``
+returned by :meth:`Task.chi` enters each route's update divided by the batch size ``B``
+(``theory/algorithms.md`` §1).
+
+Dataset loaders (digits, synthetic teachers, local CIFAR-10) live in :mod:`limitsim.data`
+and return a :class:`Task`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["LOSSES", "Task"]
+
+LOSSES = ("mse", "xent")
+
+
+def as_finite_array(value: ArrayLike, name: str, ndim: int) -> NDArray[np.float64]:
+    """Return ``value`` as a float64 array of ``ndim`` dimensions with finite entries.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` for a wrong number of dimensions, an empty array, or NaN/inf entries.
+    """
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real-valued array: {exc}") from None
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return array
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Task:
+    """A training routine's data: one batch per step and a loss (Def. 7.1).
+
+    Attributes
+    ----------
+    X : ndarray, shape (T, B, d)
+        Inputs of the batch of each step.
+    Y : ndarray, shape (T, B, e)
+        Targets (regression values for ``"mse"``, one-hot or soft labels for ``"xent"``).
+    loss : {"mse", "xent"}
+        ``"mse"``: batch mean of ½‖f − y‖²; ``"xent"``: batch mean softmax cross-entropy.
+    eval_X, eval_Y : ndarray, shape (P, d) and (P, e), optional
+        Held-out evaluation inputs and targets.
+    name : str
+        Human-readable description (shown in figures and saved runs).
+    """
+
+    X: NDArray[np.float64]
+    Y: NDArray[np.float64]
+    loss: Literal["mse", "xent"] = "mse"
+    eval_X: NDArray[np.float64] | None = None
+    eval_Y: NDArray[np.float64] | None = None
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        X = as_finite_array(self.X, "X", 3)
+        Y = as_finite_array(self.Y, "Y", 3)
+        if X.shape[:2] != Y.shape[:2]:
+            raise ValueError(
+                f"X and Y must agree in (steps, batch): X has shape {X.shape}, Y has {Y.shape}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Y", Y)
+        if self.eval_X is not None:
+            eval_X = as_finite_array(self.eval_X, "eval_X", 2)
+            if eval_X.shape[1] != X.shape[2]:
+                raise ValueError(
+                    f"eval_X must have d = {X.shape[2]} columns, got shape {eval_X.shape}"
+                )
+            object.__setattr__(self, "eval_X", eval_X)
+        if self.eval_Y is not None:
+            if self.eval_X is None:
+                raise ValueError("eval_Y given without eval_X")
+            eval_Y = as_finite_array(self.eval_Y, "eval_Y", 2)
+            if eval_Y.shape != (self.eval_X.shape[0], Y.shape[2]):
+                raise ValueError(
+                    f"eval_Y must have shape {(self.eval_X.shape[0], Y.shape[2])}, "
+                    f"got {eval_Y.shape}"
+                )
+            object.__setattr__(self, "eval_Y", eval_Y)
+        for array in (self.X, self.Y, self.eval_X, self.eval_Y):
+            if array is not None:
+                array.flags.writeable = False
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_batches(
+        cls, X: ArrayLike, Y: ArrayLike, *, loss: Literal["mse", "xent"] = "mse", **kwargs: object
+    ) -> Task:
+        """Task with one batch per step: ``X`` of shape (T, B, d), ``Y`` of shape (T, B, e)."""
+        return cls(X=X, Y=Y, loss=loss, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def full_batch(
+        cls,
+        X: ArrayLike,
+        Y: ArrayLike,
+        steps: int,
+        *,
+        loss: Literal["mse", "xent"] = "mse",
+        **kwargs: object,
+    ) -> Task:
+        """Task that trains on the same batch (``X`` (B, d), ``Y`` (B, e)) for ``steps`` steps."""
+        from limitsim.parametrization import check_depth
+
+        steps = check_depth(steps, "steps")
+        X2 = as_finite_array(X, "X", 2)
+        Y2 = np.asarray(Y, dtype=np.float64)
+        if Y2.ndim == 1:
+            Y2 = Y2[:, None]
+        Y2 = as_finite_array(Y2, "Y", 2)
+        return cls(
+            X=np.broadcast_to(X2, (steps, *X2.shape)),
+            Y=np.broadcast_to(Y2, (steps, *Y2.shape)),
+            loss=loss,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------- properties
+    @property
+    def steps(self) -> int:
+        """Number of training steps T."""
+        return int(self.X.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        """Batch size B."""
+        return int(self.X.shape[1])
+
+    @property
+    def d_in(self) -> int:
+        """Input dimension d."""
+        return int(self.X.shape[2])
+
+    @property
+    def d_out(self) -> int:
+        """Output dimension e."""
+        return int(self.Y.shape[2])
+
+    def with_steps(self, steps: int) -> Task:
+        """The first ``steps`` steps of this task."""
+        if not 1 <= steps <= self.steps:
+            raise ValueError(f"steps must lie in [1, {self.steps}], got {steps}")
+        return Task(
+            X=self.X[:steps],
+            Y=self.Y[:steps],
+            loss=self.loss,
+            eval_X=self.eval_X,
+            eval_Y=self.eval_Y,
+            name=self.name,
+        )
+
+    # ------------------------------------------------------------------ losses
+    def value(self, f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Batch-mean loss of outputs ``f`` (..., B, e) against targets ``y`` (B, e): shape (...)."""
+        if self.loss == "mse":
+            return np.asarray(0.5 * np.sum((f - y) ** 2, axis=-1).mean(axis=-1))
+        shifted = f - f.max(axis=-1, keepdims=True)
+        log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return np.asarray(-np.sum(y * log_softmax, axis=-1).mean(axis=-1))
+
+    def chi(self, f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per-example loss derivative ``χ_b = ∂ℓ(f_b, y_b)/∂f_b``, shape of ``f`` (..., B, e).
+
+        The batch-mean factor ``1/B`` is *not* included; each route applies it in its update.
+        """
+        if self.loss == "mse":
+            return np.asarray(f - y)
+        shifted = f - f.max(axis=-1, keepdims=True)
+        softmax = np.exp(shifted)
+        softmax /= softmax.sum(axis=-1, keepdims=True)
+        return np.asarray(softmax * y.sum(axis=-1, keepdims=True) - y)
