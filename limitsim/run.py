@@ -64,7 +64,9 @@ class Record:
     def check_steps(self, n_steps: int) -> None:
         """Raise if a recorded step lies beyond the end of training (``n_steps``)."""
         if self.steps[-1] > n_steps:
-            raise ValueError(f"record steps must be <= {n_steps} (the task's steps), got {self.steps}")
+            raise ValueError(
+                f"record steps must be <= {n_steps} (the task's steps), got {self.steps}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -1,0 +1,1 @@
+"""Code emitted by ``derivations/`` (``python -m derivations --write``); never edit by hand."""

@@ -1,0 +1,137 @@
+"""Hand-written numba kernels (no orchestration): Gaussian expectations and elementwise maps.
+
+Conventions: inputs are arrays and scalars, outputs go into caller-allocated ``out`` arrays,
+kernels return None.  Nonlinearities arrive as jitted scalar functions passed as arguments
+(one compiled specialisation per function; numba caches each).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from limitsim._generated.gaussian import (
+    erf_second_moment,
+    erf_vprime,
+    homogeneous_mean,
+    homogeneous_second_moment,
+    homogeneous_vprime,
+)
+from limitsim._numba import jit, prange
+
+
+@jit
+def map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
+    """``out[i] = fn(x[i])`` over flat arrays.
+
+    Notes: jit-compiled; writes into ``out``.
+    """
+    for i in range(x.size):
+        out[i] = fn(x[i])
+
+
+@jit(inline="always")
+def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
+    """Standard deviations and the correlation clipped to [-1, 1] (0 when a variance is 0)."""
+    s_i = math.sqrt(max(k_ii, 0.0))
+    s_j = math.sqrt(max(k_jj, 0.0))
+    if s_i == 0.0 or s_j == 0.0:
+        return s_i, s_j, 0.0
+    rho = k_ij / (s_i * s_j)
+    return s_i, s_j, min(1.0, max(-1.0, rho))
+
+
+@jit(parallel=True)
+def gauss_moments_quadrature(phi, dphi, K, nodes, weights, mean, second, vprime):  # type: ignore[no-untyped-def]
+    """Gaussian moments of φ for every pair of a kernel by tensor Gauss–Hermite quadrature.
+
+    Parameters
+    ----------
+    phi, dphi : jitted scalar functions
+    K : ndarray, shape (P, P)
+        Covariance of z.
+    nodes, weights : ndarray, shape (deg,)
+        Probabilists' Gauss–Hermite rule normalised to the standard normal (weights sum to 1).
+    mean : ndarray, shape (P,)
+        Out: ``E φ(z_i)``.
+    second, vprime : ndarray, shape (P, P)
+        Out: ``E φ(z_i)φ(z_j)`` and ``E φ′(z_i)φ′(z_j)``.
+
+    Notes
+    -----
+    jit-compiled, parallel over rows; writes into the outputs.  The pair (z_i, z_j) is
+    written as z_i = s_i g₁, z_j = s_j (ρ g₁ + sqrt(1 − ρ²) g₂), which stays valid for
+    rank-deficient pairs (|ρ| = 1).
+    """
+    P = K.shape[0]
+    deg = nodes.size
+    for i in prange(P):
+        s_i = math.sqrt(max(K[i, i], 0.0))
+        acc = 0.0
+        for a in range(deg):
+            acc += weights[a] * phi(s_i * nodes[a])
+        mean[i] = acc
+        for j in range(i, P):
+            s_i, s_j, rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])
+            c = s_j * math.sqrt(max(1.0 - rho * rho, 0.0))
+            acc2 = 0.0
+            accv = 0.0
+            for a in range(deg):
+                zi = s_i * nodes[a]
+                fi = phi(zi)
+                gi = dphi(zi)
+                base = s_j * rho * nodes[a]
+                inner2 = 0.0
+                innerv = 0.0
+                for b in range(deg):
+                    zj = base + c * nodes[b]
+                    inner2 += weights[b] * phi(zj)
+                    innerv += weights[b] * dphi(zj)
+                acc2 += weights[a] * fi * inner2
+                accv += weights[a] * gi * innerv
+            second[i, j] = acc2
+            second[j, i] = acc2
+            vprime[i, j] = accv
+            vprime[j, i] = accv
+
+
+@jit(parallel=True)
+def gauss_moments_homogeneous(c_plus, c_minus, K, mean, second, vprime):  # type: ignore[no-untyped-def]
+    """Closed-form moments of φ = c₊ relu(z) − c₋ relu(−z) (arc-cosine kernels).
+
+    Same outputs as :func:`gauss_moments_quadrature`.  Notes: jit-compiled; writes into the
+    outputs.
+    """
+    P = K.shape[0]
+    for i in prange(P):
+        mean[i] = homogeneous_mean(math.sqrt(max(K[i, i], 0.0)), c_plus, c_minus)
+        for j in range(i, P):
+            s_i, s_j, rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])
+            m = homogeneous_second_moment(s_i, s_j, rho, c_plus, c_minus)
+            v = homogeneous_vprime(s_i, s_j, rho, c_plus, c_minus)
+            second[i, j] = m
+            second[j, i] = m
+            vprime[i, j] = v
+            vprime[j, i] = v
+
+
+@jit(parallel=True)
+def gauss_moments_erf(K, mean, second, vprime):  # type: ignore[no-untyped-def]
+    """Closed-form moments of φ = erf (arcsine kernel).  Notes: jit-compiled; writes outputs."""
+    P = K.shape[0]
+    for i in prange(P):
+        mean[i] = 0.0
+        for j in range(i, P):
+            m = erf_second_moment(K[i, i], K[j, j], K[i, j])
+            v = erf_vprime(K[i, i], K[j, j], K[i, j])
+            second[i, j] = m
+            second[j, i] = m
+            vprime[i, j] = v
+            vprime[j, i] = v
+
+
+def standard_normal_rule(deg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and weights for E over N(0, 1) (weights sum to 1)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(deg)
+    return nodes, weights / math.sqrt(2.0 * math.pi)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``limitsim`` CLI (see :mod:`limitsim.cli`)."""
