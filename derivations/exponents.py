@@ -51,7 +51,8 @@ def derive() -> list[ScalarFunction]:
     # stable nontrivial line the drift is Θ(ε) and the noise survives iff 1/2 − α = 0, when
     # it dominates as ε → 0.  κ = 1 − (ε-exponent of the dominant term).
     noise = incoherent(branch)
-    kappa = 1 - sp.Piecewise((HALF, sp.Eq(noise, 0)), (1, True))
+    noise_symbol = sp.Symbol("noise", real=True)
+    kappa = 1 - sp.Piecewise((HALF, sp.Eq(noise_symbol, 0)), (1, True))
     a_ = (alpha,)
     ag = (alpha, gamma)
     return [
@@ -66,6 +67,9 @@ def derive() -> list[ScalarFunction]:
         ),
         ScalarFunction("noise_exponent", a_, (noise,), "Init noise over a depth fraction."),
         ScalarFunction(
-            "diversity_exponent", a_, (kappa,), "κ on the stable nontrivial line (Def. 7.6)."
+            "diversity_exponent",
+            (noise_symbol,),
+            (kappa,),
+            "κ on the stable nontrivial line, from noise_exponent (Def. 7.6).",
         ),
     ]

@@ -7,6 +7,9 @@ kernels at initialization (route R1), and training routes compared in ``theory/a
 
 from importlib.metadata import PackageNotFoundError, version
 
+from limitsim.classification import Classification, classify
+from limitsim.kernels import depth_limit_kernels, init_kernels
+from limitsim.nonlinearities import Nonlinearity, nonlinearities, nonlinearity
 from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Recorded, Run
 from limitsim.task import Task
@@ -17,10 +20,17 @@ except PackageNotFoundError:  # pragma: no cover - source tree without installat
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Classification",
+    "Nonlinearity",
     "Parametrization",
     "Record",
     "Recorded",
     "Run",
     "Task",
     "__version__",
+    "classify",
+    "depth_limit_kernels",
+    "init_kernels",
+    "nonlinearities",
+    "nonlinearity",
 ]

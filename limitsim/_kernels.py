@@ -135,3 +135,28 @@ def standard_normal_rule(deg: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Hermite nodes and weights for E over N(0, 1) (weights sum to 1)."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(deg)
     return nodes, weights / math.sqrt(2.0 * math.pi)
+
+
+@jit
+def homogeneous_correlation_rhs_diag(c_plus, c_minus):  # type: ignore[no-untyped-def]
+    """``(v_φ, V_φ′(1))`` for unit variance: Var φ(z) and E φ′(z)² of the homogeneous family."""
+    mu = homogeneous_mean(1.0, c_plus, c_minus)
+    v = homogeneous_second_moment(1.0, 1.0, 1.0, c_plus, c_minus) - mu * mu
+    return v, homogeneous_vprime(1.0, 1.0, 1.0, c_plus, c_minus)
+
+
+@jit
+def homogeneous_correlation_rhs(c_plus, c_minus, rho, drho, dlog_g):  # type: ignore[no-untyped-def]
+    """Right-hand side of the correlation ODE of the homogeneous family (per unit a²).
+
+    ``drho = c_φ(ρ) − v_φ ρ`` (tp6-notes §3.6) and ``dlog_g = V_φ′(ρ)``, the rate of
+    ``log G``; ``c_φ(ρ)`` is the covariance of φ at unit variances.  Notes: jit-compiled;
+    writes into ``drho`` and ``dlog_g``.
+    """
+    mu = homogeneous_mean(1.0, c_plus, c_minus)
+    v = homogeneous_second_moment(1.0, 1.0, 1.0, c_plus, c_minus) - mu * mu
+    for k in range(rho.size):
+        r = min(1.0, max(-1.0, rho[k]))
+        c = homogeneous_second_moment(1.0, 1.0, r, c_plus, c_minus) - mu * mu
+        drho[k] = c - v * rho[k]
+        dlog_g[k] = homogeneous_vprime(1.0, 1.0, r, c_plus, c_minus)

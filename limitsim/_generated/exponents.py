@@ -49,7 +49,7 @@ def noise_exponent(alpha):
     return 1/2 - alpha
 
 
-def diversity_exponent(alpha):
-    r"""κ on the stable nontrivial line (Def. 7.6)."""
+def diversity_exponent(noise):
+    r"""κ on the stable nontrivial line, from noise_exponent (Def. 7.6)."""
     # Output
-    return 1 - ((1/2) if (alpha == 1/2) else (1))
+    return 1 - ((1/2) if (noise == 0) else (1))

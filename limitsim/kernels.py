@@ -1,0 +1,324 @@
+"""Route R1: kernels at initialization, at finite depth and in the depth limit.
+
+At initialization the infinite-width network is Gaussian and its kernels obey deterministic
+recursions (``theory/tp6-notes.md`` §3.6, ``theory/algorithms.md`` §2 R1).  With
+``c = a² (L/L0)^-2α`` (the squared branch multiplier) and inputs ξ_1..ξ_P (K^0 = X Xᵀ, since U
+has unit-variance entries):
+
+=====================  ====================================  ==============================
+block                  forward K^l − K^{l−1}                  backward factor on G^l
+=====================  ====================================  ==============================
+post (depth 1, MS)     c Σ_φ(K̃)                               1 + c V_φ′(K̃)
+pre (W φ(x), no MS)    c M_φ(K̃)                               1 + c V_φ′(K̃)
+post, block depth 2    c Σ_φ(M_φ(K̃))                          1 + c V_φ′(K̃) ∘ V_φ′(M_φ(K̃))
+=====================  ====================================  ==============================
+
+where M_φ(K) = E φ(z_i)φ(z_j) (no mean subtraction inside a block), Σ_φ = Cov, and
+G^{l−1} = G^l ∘ factor ∘ N with G^L = 11ᵀ.  K̃ = K^{l−1} without pre-LN; with pre-LN K̃ is
+the correlation matrix of K^{l−1} (LayerNorm divides each input's features by their RMS; the
+kets are zero-mean, so its mean subtraction is void) and N_ij = 1/sqrt(K_ii K_jj) is the
+Jacobian of that division (its rank-one projection term vanishes at n = ∞ because
+⟨x̂|Ŵᵀδh̃⟩ = 0 at initialization).  The backward kernel is the same for every output
+(independent, identically distributed columns of nV), so one (P, P) matrix per layer is
+returned.  The backward recursion assumes the first backward pass sees independent weights
+(gradient independence), which holds exactly at t = 0 for a zero-mean output layer: the Ż
+terms are multiples of E[φ″(h) δx̃] = 0.
+
+Depth limit (α = 1/2): the finite recursion is Euler's method with step 1/L for
+dK/dλ = a² F(K), so it converges at rate O(1/L); the backward factor integrates to
+G(λ) = exp(a² ∫_λ^1 V(K(s)) ds) elementwise.  For α > 1/2 the limit is trivial, K(λ) = K^0
+and G = 11ᵀ; for α < 1/2 there is no limit (the diagonal grows like exp(c' L^{1−2α}),
+Claim 7.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.integrate import solve_ivp
+
+from limitsim import _kernels
+from limitsim.nonlinearities import Nonlinearity, nonlinearity
+from limitsim.parametrization import Parametrization, check_depth
+from limitsim.task import as_finite_array
+
+__all__ = ["BLOCKS", "DepthLimitKernels", "InitKernels", "depth_limit_kernels", "init_kernels"]
+
+BLOCKS = ("post", "pre")
+_ODE_TOL = {"rtol": 1e-11, "atol": 1e-13}
+
+
+@dataclass(frozen=True, eq=False)
+class InitKernels:
+    """Forward and backward kernels at initialization (unpacks as ``K, G``).
+
+    Attributes
+    ----------
+    K : ndarray, shape (L+1, P, P)
+        ``K[l] = ⟨x^l(ξ_i) | x^l(ξ_j)⟩``, l = 0..L.
+    G : ndarray, shape (L+1, P, P)
+        ``G[l] = ⟨δx̃^l(ξ_i) | δx̃^l(ξ_j)⟩`` for the gradient of one output; ``G[L] = 11ᵀ``.
+    """
+
+    K: NDArray[np.float64]
+    G: NDArray[np.float64]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.K, self.G))
+
+    @property
+    def depth(self) -> int:
+        """Number of blocks L."""
+        return int(self.K.shape[0] - 1)
+
+
+@dataclass(frozen=True, eq=False)
+class DepthLimitKernels:
+    """Kernels of the L → ∞ limit at depth fractions λ (unpacks as ``K, G``).
+
+    Attributes
+    ----------
+    lambdas : ndarray, shape (Λ,)
+    K, G : ndarray, shape (Λ, P, P)
+        Forward and backward kernels at each λ.
+    """
+
+    lambdas: NDArray[np.float64]
+    K: NDArray[np.float64]
+    G: NDArray[np.float64]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.K, self.G))
+
+
+def _check_inputs(X: ArrayLike) -> NDArray[np.float64]:
+    X = as_finite_array(X, "X", 2)
+    return X
+
+
+def _check_block(block: str, block_depth: int) -> None:
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+    if block_depth not in (1, 2):
+        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
+    if block == "pre" and block_depth != 1:
+        raise ValueError("block='pre' supports block_depth=1 only")
+
+
+def block_increment(
+    phi: Nonlinearity, K: NDArray[np.float64], *, block: str, block_depth: int, pre_ln: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """One block's forward increment F(K) and backward factor V(K) (module docstring table).
+
+    Returns
+    -------
+    forward : ndarray, shape (P, P)
+        ``(K^l − K^{l−1}) / c``.
+    backward : ndarray, shape (P, P)
+        ``(factor − 1) / c`` including the pre-LN Jacobian.
+    """
+    scale = None
+    if pre_ln:
+        diag = np.sqrt(np.clip(np.diag(K), 0.0, None))
+        scale = np.outer(diag, diag)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            K = np.where(scale > 0, K / scale, 0.0)
+    mean, second, vprime = phi.moments(K)
+    if block == "pre":
+        forward, backward = second, vprime
+    elif block_depth == 1:
+        forward, backward = second - np.outer(mean, mean), vprime
+    else:
+        mean2, second2, vprime2 = phi.moments(second)
+        forward, backward = second2 - np.outer(mean2, mean2), vprime * vprime2
+    if scale is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            backward = np.where(scale > 0, backward / scale, 0.0)
+    return forward, backward
+
+
+def init_kernels(
+    X: ArrayLike,
+    phi: str | Nonlinearity,
+    *,
+    depth: int,
+    param: Parametrization,
+    block: Literal["post", "pre"] = "post",
+    block_depth: int = 1,
+    pre_ln: bool = False,
+) -> InitKernels:
+    """Kernels K^0..K^L and G^0..G^L of the infinite-width network at initialization.
+
+    Parameters
+    ----------
+    X : ndarray, shape (P, d)
+        Inputs ξ_1..ξ_P; ``K^0 = X Xᵀ``.
+    phi : str or Nonlinearity
+        Nonlinearity spec (see :func:`limitsim.nonlinearity`).
+    depth : int
+        Number of blocks L ≥ 1.
+    param : Parametrization
+        Supplies the branch multiplier a (L/L0)^-α (any α: α < 1/2 shows the blow-up of
+        Claim 7.1).
+    block : {"post", "pre"}
+        Post-nonlin block with MS (paper's default) or pre-nonlin block ``W φ(x)``.
+    block_depth : {1, 2}
+        Layers per block (post block only).
+    pre_ln : bool
+        LayerNorm on x^{l−1} before the block.
+
+    Returns
+    -------
+    InitKernels
+        ``K`` and ``G`` of shape (L+1, P, P).
+    """
+    X = _check_inputs(X)
+    depth = check_depth(depth)
+    if not isinstance(param, Parametrization):
+        raise TypeError(f"param must be a Parametrization, got {type(param).__name__}")
+    _check_block(block, block_depth)
+    phi = nonlinearity(phi)
+    c = param.branch_multiplier(depth) ** 2
+    P = X.shape[0]
+    K = np.empty((depth + 1, P, P))
+    factors = np.empty((depth, P, P))
+    K[0] = X @ X.T
+    for layer in range(1, depth + 1):
+        forward, backward = block_increment(
+            phi, K[layer - 1], block=block, block_depth=block_depth, pre_ln=pre_ln
+        )
+        K[layer] = K[layer - 1] + c * forward
+        factors[layer - 1] = 1.0 + c * backward
+    G = np.empty_like(K)
+    G[depth] = 1.0
+    for layer in range(depth, 0, -1):
+        G[layer - 1] = G[layer] * factors[layer - 1]
+    return InitKernels(K=K, G=G)
+
+
+def depth_limit_kernels(
+    X: ArrayLike,
+    phi: str | Nonlinearity,
+    *,
+    a: float = 1.0,
+    lambdas: ArrayLike,
+    alpha: float = 0.5,
+    block: Literal["post", "pre"] = "post",
+    block_depth: int = 1,
+    pre_ln: bool = False,
+) -> DepthLimitKernels:
+    """Kernels of the L → ∞ limit at depth fractions λ ∈ [0, 1].
+
+    Solves dK/dλ = a² F(K), K(0) = X Xᵀ, and G(λ) = exp(a² ∫_λ^1 V(K)) (module docstring)
+    with scipy's ``solve_ivp`` (DOP853, rtol 1e-11).  For the positively homogeneous family
+    with the default block, the norms are closed-form, K_ii(λ) = K_ii(0) e^{a² v_φ λ} with
+    v_φ = Var φ(z) for z ~ N(0, 1), and only the correlations ρ_ij obey the scalar ODE
+    dρ/dλ = a² (c_φ(ρ) − v_φ ρ) (``tp6-notes.md`` §3.6).
+
+    Parameters
+    ----------
+    X : ndarray, shape (P, d)
+    phi : str or Nonlinearity
+    a : float
+        Branch multiplier (the block adds a L^-1/2 MS(φ(h))).
+    lambdas : array_like, shape (Λ,)
+        Depth fractions in [0, 1] (any order).
+    alpha : float
+        Branch exponent; 1/2 is the only value with a nontrivial limit.  α > 1/2 returns the
+        trivial limit K(λ) = K^0, G = 11ᵀ; α < 1/2 raises (no limit).
+    block, block_depth, pre_ln
+        As in :func:`init_kernels`.
+
+    Returns
+    -------
+    DepthLimitKernels
+    """
+    X = _check_inputs(X)
+    lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+    if lam.ndim != 1 or lam.size == 0 or not np.all((lam >= 0) & (lam <= 1)):
+        raise ValueError("lambdas must be a non-empty 1-d array of depth fractions in [0, 1]")
+    if not np.isfinite(a) or a <= 0:
+        raise ValueError(f"a must be a finite number > 0, got {a}")
+    if not np.isfinite(alpha) or alpha < 0.5:
+        raise ValueError(
+            f"alpha must be >= 1/2 for a depth limit, got {alpha}: for alpha < 1/2 the kernels "
+            "blow up like exp(L^(1-2 alpha)) (Claim 7.1); use init_kernels at finite depth"
+        )
+    _check_block(block, block_depth)
+    phi = nonlinearity(phi)
+    K0 = X @ X.T
+    P = K0.shape[0]
+    if alpha > 0.5:
+        return DepthLimitKernels(
+            lambdas=lam,
+            K=np.broadcast_to(K0, (lam.size, P, P)).copy(),
+            G=np.ones((lam.size, P, P)),
+        )
+    if phi.homogeneous is not None and block == "post" and block_depth == 1 and not pre_ln:
+        return _homogeneous_limit(K0, phi.homogeneous, a * a, lam)
+
+    def rhs(_: float, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        K = y[: P * P].reshape(P, P)
+        forward, backward = block_increment(
+            phi, K, block=block, block_depth=block_depth, pre_ln=pre_ln
+        )
+        return (a * a) * np.concatenate([forward.ravel(), backward.ravel()])
+
+    y0 = np.concatenate([K0.ravel(), np.zeros(P * P)])
+    grid = np.union1d(lam, [1.0])
+    sol = solve_ivp(rhs, (0.0, 1.0), y0, method="DOP853", t_eval=grid, **_ODE_TOL)
+    if not sol.success:
+        raise RuntimeError(f"depth-limit ODE failed: {sol.message}")
+    K_path = sol.y[: P * P].T.reshape(-1, P, P)
+    integral = sol.y[P * P :].T.reshape(-1, P, P)
+    index = np.searchsorted(grid, lam)
+    G = np.exp(integral[-1] - integral[index])
+    return DepthLimitKernels(lambdas=lam, K=K_path[index], G=G)
+
+
+def _homogeneous_limit(
+    K0: NDArray[np.float64], coefficients: tuple[float, float], a2: float, lam: NDArray[np.float64]
+) -> DepthLimitKernels:
+    """Closed-form norms + scalar correlation ODE for φ = c₊ relu − c₋ relu(−·)."""
+    c_plus, c_minus = coefficients
+    P = K0.shape[0]
+    iu = np.triu_indices(P, k=1)
+    diag = np.diag(K0)
+    v = _kernels.homogeneous_correlation_rhs_diag(c_plus, c_minus)
+    norms = np.sqrt(np.outer(diag, diag))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho0 = np.where(norms > 0, K0 / norms, 0.0)[iu]
+    m = rho0.size
+
+    def rhs(_: float, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.empty(2 * m)
+        _kernels.homogeneous_correlation_rhs(c_plus, c_minus, y[:m], out[:m], out[m:])
+        return a2 * out
+
+    grid = np.union1d(lam, [1.0])
+    y0 = np.concatenate([rho0, np.zeros(m)])
+    sol = solve_ivp(rhs, (0.0, 1.0), y0, method="DOP853", t_eval=grid, **_ODE_TOL)
+    if not sol.success:
+        raise RuntimeError(f"depth-limit ODE failed: {sol.message}")
+    index = np.searchsorted(grid, lam)
+    K = np.empty((lam.size, P, P))
+    G = np.empty((lam.size, P, P))
+    v_sigma, v_prime = v
+    for out_i, (k, lam_k) in enumerate(zip(index, lam, strict=True)):
+        growth = diag * np.exp(a2 * v_sigma * lam_k)
+        scale = np.sqrt(np.outer(growth, growth))
+        corr = np.eye(P)
+        corr[iu] = sol.y[:m, k]
+        corr.T[iu] = sol.y[:m, k]
+        K[out_i] = scale * corr
+        log_g = np.full((P, P), a2 * v_prime * (1.0 - lam_k))
+        log_g[iu] = sol.y[m:, -1] - sol.y[m:, k]
+        log_g.T[iu] = log_g[iu]
+        G[out_i] = np.exp(log_g)
+    # zero-norm inputs have zero kernels (their correlation is meaningless)
+    K[:, diag == 0, :] = 0.0
+    K[:, :, diag == 0] = 0.0
+    return DepthLimitKernels(lambdas=lam, K=K, G=G)
