@@ -33,13 +33,19 @@ def map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
 
 @jit(inline="always")
 def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
-    """Standard deviations and the correlation clipped to [-1, 1] (0 when a variance is 0)."""
+    """Standard deviations and the correlation clipped to [-1, 1] (0 when a variance is 0).
+
+    Correlations within 1e-15 of ±1 are snapped to ±1: the arcsine in the closed forms has an
+    infinite slope there, so rounding in the square roots would otherwise cost 1e-8.
+    """
     s_i = math.sqrt(max(k_ii, 0.0))
     s_j = math.sqrt(max(k_jj, 0.0))
     if s_i == 0.0 or s_j == 0.0:
         return s_i, s_j, 0.0
-    rho = k_ij / (s_i * s_j)
-    return s_i, s_j, min(1.0, max(-1.0, rho))
+    rho = k_ij / math.sqrt(k_ii * k_jj)
+    if abs(rho) > 1.0 - 1e-15:
+        rho = math.copysign(1.0, rho)
+    return s_i, s_j, rho
 
 
 @jit(parallel=True)

@@ -24,6 +24,7 @@ Exponents are compared with 0 up to ``TOLERANCE`` (floating-point α, γ such as
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from limitsim._generated import exponents
@@ -97,7 +98,7 @@ def classify(alpha: float, gamma: float) -> Classification:
     '(alpha, gamma) = (0.5, 0.5): Depth-muP (kappa 0.5)'
     """
     for name, value in (("alpha", alpha), ("gamma", gamma)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")

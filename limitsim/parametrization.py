@@ -19,6 +19,7 @@ Def. 6.1, ``m̂ / sqrt(v̂ + ε)`` with bias-corrected moments.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,7 +29,7 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 def _check_finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -43,9 +44,9 @@ def check_depth(depth: object, name: str = "depth") -> int:
     ValueError, TypeError
         Naming ``name`` when ``depth`` is not an integer ≥ 1.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int | float):
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Real):
         raise TypeError(f"{name} must be a positive integer, got {type(depth).__name__}")
-    if isinstance(depth, float) and not depth.is_integer():
+    if not float(depth).is_integer():
         raise ValueError(f"{name} must be a positive integer, got {depth}")
     if depth < 1:
         raise ValueError(f"{name} must be a positive integer (>= 1), got {depth}")
@@ -168,6 +169,27 @@ class Parametrization:
     def gradient_scale(self, depth: int, width: int) -> float:
         """``n (L/L0)^α``: the factor that makes Adam's input Θ(1) (Def. 6.2, δ = α)."""
         return check_depth(width, "width") * self.relative_depth(depth) ** self.alpha
+
+    def io_learning_rate(self, layer: Literal["input", "output"], width: int) -> float:
+        """Learning rate of a trainable input (U) or output (V) layer, µP (Table 2).
+
+        SGD, on the true gradient: input ``η n``, output ``η n^-1``.  Adam, on the rescaled
+        gradient ``io_gradient_scale(layer, width) · g``: input ``η``, output ``η n^-1``.  No
+        depth factor: these layers are not summed over depth (the paper keeps them frozen).
+        """
+        n = check_depth(width, "width")
+        if layer == "output":
+            return self.eta / n
+        if layer != "input":
+            raise ValueError(f"layer must be 'input' or 'output', got {layer!r}")
+        return self.eta * n if self.optimizer == "sgd" else self.eta
+
+    def io_gradient_scale(self, layer: Literal["input", "output"], width: int) -> float:
+        """Adam's gradient scale for the input (``n``) or output (``1``) layer: Θ(1) entries."""
+        n = check_depth(width, "width")
+        if layer not in ("input", "output"):
+            raise ValueError(f"layer must be 'input' or 'output', got {layer!r}")
+        return float(n) if layer == "input" else 1.0
 
     @property
     def name(self) -> str:
