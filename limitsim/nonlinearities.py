@@ -298,7 +298,8 @@ def _compile_expression(expr_text: str) -> Any:
     if not isinstance(expr, sp.Expr) or expr.free_symbols - {x}:
         raise ValueError(
             f"unknown nonlinearity {expr_text!r}: not an expression in the single variable x "
-            f"(free symbols: {sorted(map(str, expr.free_symbols))}); valid names: {nonlinearities()}"
+            f"(free symbols: {sorted(map(str, expr.free_symbols))}); "
+            f"valid names: {nonlinearities()}"
         )
     if not expr.has(x):
         raise ValueError(f"nonlinearity {expr_text!r} is constant in x")
@@ -348,4 +349,3 @@ def _import_source(text: str) -> Any:
     sys.modules[name] = module  # numba's cache resolves functions through their module name
     spec.loader.exec_module(module)
     return module
-

@@ -171,7 +171,7 @@ class Task:
 
     # ------------------------------------------------------------------ losses
     def value(self, f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Batch-mean loss of outputs ``f`` (..., B, e) against targets ``y`` (B, e): shape (...)."""
+        """Batch-mean loss of ``f`` (..., B, e) against targets ``y`` (B, e); shape (...)."""
         if self.loss == "mse":
             return np.asarray(0.5 * np.sum((f - y) ** 2, axis=-1).mean(axis=-1))
         shifted = f - f.max(axis=-1, keepdims=True)

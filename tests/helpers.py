@@ -10,8 +10,9 @@ ALL_BUILTINS = tuple(BUILTINS)
 ALL_ACTIVATIONS = (*ALL_BUILTINS, "leaky_relu:0.2", "homogeneous:0.5,-1.5", "x*erf(x)")
 
 
-def numpy_resnet_init_kernels(X, phi, *, depth, multiplier, width, rng, block="post",
-                              block_depth=1, pre_ln=False):
+def numpy_resnet_init_kernels(
+    X, phi, *, depth, multiplier, width, rng, block="post", block_depth=1, pre_ln=False
+):
     """Empirical K^l = x^l·x^l/n and G^l = δx̃^l·δx̃^l/n of one random width-n resnet.
 
     Independent reference for route R1 (``theory/algorithms.md`` §1), written with plain

@@ -21,9 +21,16 @@ def expected(alpha, gamma):
     kappa = None if not good else (0.5 if alpha == 0.5 else 0.0)  # 7.4, 7.5
     linearization = good and 0.5 <= alpha < 1  # 7.6
     assert good == (stable_init and line)
-    return dict(stable_init=stable_init, stable_training=stable_training, nontrivial=nontrivial,
-                faithful=faithful, feature_learning=faithful, diversity_exponent=kappa,
-                redundant=kappa == 0.0, layerwise_linearization=linearization)
+    return dict(
+        stable_init=stable_init,
+        stable_training=stable_training,
+        nontrivial=nontrivial,
+        faithful=faithful,
+        feature_learning=faithful,
+        diversity_exponent=kappa,
+        redundant=kappa == 0.0,
+        layerwise_linearization=linearization,
+    )
 
 
 @pytest.mark.parametrize("alpha, gamma", list(itertools.product(GRID, GRID)))

@@ -30,8 +30,13 @@ def test_finite_depth_converges_to_ode_at_rate_one_over_L(phi):
     errors = []
     for L in depths:
         K, G = init_kernels(X, phi, depth=L, param=MUP)
-        errors.append(max(np.abs(K[L] - limit.K[2]).max(), np.abs(K[L // 2] - limit.K[1]).max(),
-                          np.abs(G[0] - limit.G[0]).max()))
+        errors.append(
+            max(
+                np.abs(K[L] - limit.K[2]).max(),
+                np.abs(K[L // 2] - limit.K[1]).max(),
+                np.abs(G[0] - limit.G[0]).max(),
+            )
+        )
     assert _fit_slope(depths, errors) == pytest.approx(-1.0, abs=0.15)
 
 
@@ -48,23 +53,38 @@ def test_variants_converge_to_their_ode(variant):
 
 def test_homogeneous_shortcut_equals_general_ode():
     fast = depth_limit_kernels(X, "abs", a=1.3, lambdas=[0.25, 1.0, 0.0])
-    general = depth_limit_kernels(X, "homogeneous:1.0000000001,-1", a=1.3,
-                                  lambdas=[0.25, 1.0, 0.0], pre_ln=False, block_depth=1)
+    general = depth_limit_kernels(
+        X,
+        "homogeneous:1.0000000001,-1",
+        a=1.3,
+        lambdas=[0.25, 1.0, 0.0],
+        pre_ln=False,
+        block_depth=1,
+    )
     # the homogeneous spec above also takes the shortcut; compare with pre-LN-free quadrature-free
     # general path by integrating the full K ODE through the block machinery instead:
+    from scipy.integrate import solve_ivp
+
     from limitsim.kernels import block_increment
     from limitsim.nonlinearities import nonlinearity
-    from scipy.integrate import solve_ivp
 
     phi = nonlinearity("abs")
 
     def rhs(_, y):
-        forward, backward = block_increment(phi, y[:9].reshape(3, 3), block="post",
-                                            block_depth=1, pre_ln=False)
+        forward, backward = block_increment(
+            phi, y[:9].reshape(3, 3), block="post", block_depth=1, pre_ln=False
+        )
         return 1.69 * np.concatenate([forward.ravel(), backward.ravel()])
 
-    sol = solve_ivp(rhs, (0, 1), np.concatenate([(X @ X.T).ravel(), np.zeros(9)]),
-                    method="DOP853", rtol=1e-11, atol=1e-13, dense_output=True)
+    sol = solve_ivp(
+        rhs,
+        (0, 1),
+        np.concatenate([(X @ X.T).ravel(), np.zeros(9)]),
+        method="DOP853",
+        rtol=1e-11,
+        atol=1e-13,
+        dense_output=True,
+    )
     K1 = sol.sol(1.0)[:9].reshape(3, 3)
     G0 = np.exp(sol.sol(1.0)[9:] - sol.sol(0.0)[9:]).reshape(3, 3)
     np.testing.assert_allclose(fast.K[1], K1, rtol=1e-8)
@@ -94,8 +114,10 @@ def test_depth_one_is_one_block():
 def test_homogeneous_norms_are_closed_form():
     v_relu = 0.5 - 1 / (2 * math.pi)
     limit = depth_limit_kernels(X, "relu", lambdas=[0.3, 1.0])
-    np.testing.assert_allclose(np.diagonal(limit.K, axis1=1, axis2=2),
-                               np.exp(v_relu * np.array([[0.3], [1.0]])) * np.sum(X**2, axis=1))
+    np.testing.assert_allclose(
+        np.diagonal(limit.K, axis1=1, axis2=2),
+        np.exp(v_relu * np.array([[0.3], [1.0]])) * np.sum(X**2, axis=1),
+    )
 
 
 @pytest.mark.parametrize("phi", ["linear", "relu"])
@@ -104,8 +126,10 @@ def test_alpha_below_half_grows_like_exp_L_power(phi):
     alpha = 0.25
     p = Parametrization(alpha=alpha, gamma=0.0)
     depths = np.array([64, 256, 1024, 4096])
-    growth = [math.log(init_kernels(X[:1], phi, depth=L, param=p).K[L][0, 0] / (X[0] @ X[0]))
-              for L in depths]
+    growth = [
+        math.log(init_kernels(X[:1], phi, depth=L, param=p).K[L][0, 0] / (X[0] @ X[0]))
+        for L in depths
+    ]
     assert _fit_slope(depths, growth) == pytest.approx(1 - 2 * alpha, abs=0.05)
 
 
@@ -127,8 +151,9 @@ def test_finite_width_networks_approach_init_kernels(variant, rng):
     for n in widths:
         sq = []
         for _ in range(10):
-            K, G = numpy_resnet_init_kernels(X, "relu", depth=depth, multiplier=mult, width=n,
-                                             rng=rng, **variant)
+            K, G = numpy_resnet_init_kernels(
+                X, "relu", depth=depth, multiplier=mult, width=n, rng=rng, **variant
+            )
             sq.append(np.mean((K[-1] - K_lim[-1]) ** 2) + np.mean((G[0] - G_lim[0]) ** 2))
         errors.append(math.sqrt(np.mean(sq)))
     assert _fit_slope(widths, errors) == pytest.approx(-0.5, abs=0.15)

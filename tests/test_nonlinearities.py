@@ -35,7 +35,9 @@ def test_expectations_match_monte_carlo(name, rng):
     assert np.all(np.abs(phi.vprime(K3) - v_mc) <= 5 * v_se + 1e-12)
 
 
-@pytest.mark.parametrize("name", ["linear", "relu", "abs", "leaky_relu:0.2", "homogeneous:0.5,-1.5"])
+@pytest.mark.parametrize(
+    "name", ["linear", "relu", "abs", "leaky_relu:0.2", "homogeneous:0.5,-1.5"]
+)
 def test_homogeneous_closed_form_matches_quadrature(name):
     """Closed form vs quadrature; kinked φ converge like 1/degree (measured slope)."""
     phi = nonlinearity(name)
@@ -112,7 +114,6 @@ def test_py_func_parity(name):
 
 
 def test_kernel_py_func_parity():
-    phi = nonlinearity("relu")
     args = (np.empty(3), np.empty((3, 3)), np.empty((3, 3)))
     args_py = (np.empty(3), np.empty((3, 3)), np.empty((3, 3)))
     _kernels.gauss_moments_homogeneous(1.0, 0.0, K3, *args)
@@ -153,14 +154,16 @@ def test_kernels_are_symmetric_psd(p, seed, name):
 def test_rank_deficient_kernel_has_no_nan():
     K = np.ones((3, 3))  # three identical inputs
     for name in ("relu", "tanh", "erf"):
-        mean, second, vprime = nonlinearity(name).moments(K)
+        _, second, vprime = nonlinearity(name).moments(K)
         assert np.all(np.isfinite(second)) and np.all(np.isfinite(vprime))
         np.testing.assert_allclose(second, second[0, 0], rtol=1e-9)
 
 
 def test_special_cases_are_identities():
     """relu = homogeneous:1,0; linear's Σ is K itself; abs's V′ is (2/π) arcsin ρ."""
-    np.testing.assert_allclose(nonlinearity("homogeneous:1,0").sigma(K3), nonlinearity("relu").sigma(K3))
+    np.testing.assert_allclose(
+        nonlinearity("homogeneous:1,0").sigma(K3), nonlinearity("relu").sigma(K3)
+    )
     np.testing.assert_allclose(nonlinearity("leaky_relu:1").sigma(K3), K3, atol=1e-14)
     rho = K3[0, 1] / math.sqrt(K3[0, 0] * K3[1, 1])
     assert nonlinearity("abs").vprime(K3)[0, 1] == pytest.approx(2 / math.pi * math.asin(rho))

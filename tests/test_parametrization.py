@@ -12,8 +12,9 @@ from limitsim.parametrization import PRESETS
 def test_presets_match_explicit_fields(name):
     alpha, gamma = PRESETS[name]
     preset = getattr(Parametrization, name)(a=2.0, eta=0.3, optimizer="adam", base_depth=8)
-    explicit = Parametrization(alpha=alpha, gamma=gamma, a=2.0, eta=0.3, optimizer="adam",
-                               base_depth=8)
+    explicit = Parametrization(
+        alpha=alpha, gamma=gamma, a=2.0, eta=0.3, optimizer="adam", base_depth=8
+    )
     assert preset == explicit
     assert preset.name == name
 

@@ -1,0 +1,1 @@
+"""Benchmarks are run with ``python -m pytest benchmarks --benchmark-only``."""

@@ -1,0 +1,89 @@
+"""Run the experiments of a profile, write their figures, datasets and the claims report.
+
+Each experiment's dataset is written to ``OUT/data/<name>.nc`` as soon as it is finished
+(atomically: temporary file, then rename), so an interrupted ``limitsim figures`` resumes
+where it stopped; figures and ``report.md`` are always redrawn from the stored datasets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import xarray as xr
+
+from limitsim.experiments import EXPERIMENTS
+from limitsim.experiments.profiles import PROFILES, sizes_for
+from limitsim.report import Claim, render_report
+
+__all__ = ["make_figures"]
+
+
+def _load_or_run(module, profile: str, data_dir: Path, log) -> xr.Dataset:  # type: ignore[no-untyped-def]
+    path = data_dir / f"{module.NAME}.nc"
+    if path.exists():
+        with xr.open_dataset(path) as ds:
+            if ds.attrs.get("profile") == profile:
+                log(f"  {module.NAME}: reusing {path}")
+                return ds.load()
+    start = time.perf_counter()
+    ds = module.run(sizes_for(profile, module.NAME))
+    ds.attrs["profile"] = profile
+    ds.attrs["seconds"] = time.perf_counter() - start
+    fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".nc.tmp")
+    os.close(fd)
+    ds.to_netcdf(tmp)
+    os.replace(tmp, path)
+    log(f"  {module.NAME}: computed in {ds.attrs['seconds']:.1f} s")
+    return ds
+
+
+def make_figures(
+    profile: str = "quick",
+    out: str | Path = "figures",
+    *,
+    only: Sequence[str] | None = None,
+    log=print,  # type: ignore[no-untyped-def]
+) -> Path:
+    """Run the experiments of ``profile`` and write ``OUT/*.png|pdf``, data and ``report.md``.
+
+    Parameters
+    ----------
+    profile : {"tiny", "quick", "paper"}
+    out : path
+        Output directory.
+    only : sequence of str, optional
+        Experiment names to run (default: all of :data:`limitsim.experiments.EXPERIMENTS`).
+
+    Returns
+    -------
+    Path
+        The report's path.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {sorted(PROFILES)}")
+    names = list(EXPERIMENTS if only is None else only)
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; valid names: {list(EXPERIMENTS)}")
+    out = Path(out)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    claims: list[Claim] = []
+    notes = []
+    for name in names:
+        module = importlib.import_module(f"limitsim.experiments.{name}")
+        log(f"{name}: {module.TITLE}")
+        ds = _load_or_run(module, profile, data_dir, log)
+        for path in module.plot(ds, out):
+            log(f"  wrote {path}")
+        claims.extend(module.claims(ds))
+        notes.append(f"`{name}` ({module.TITLE}): {ds.attrs.get('seconds', 0):.1f} s")
+    report = out / "report.md"
+    report.write_text(render_report(claims, profile=profile, notes=notes))
+    log(f"wrote {report}")
+    return report

@@ -1,0 +1,34 @@
+"""Each experiment runs at the tiny profile and returns a Dataset with the right coordinates."""
+
+import importlib
+
+import pytest
+import xarray as xr
+
+from limitsim.experiments import EXPERIMENTS
+from limitsim.experiments.profiles import PROFILES, sizes_for
+
+COORDS = {
+    "phase_diagram": {"alpha", "alpha_plus_gamma"},
+    "init_kernels": {"phi", "depth", "lam"},
+}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_tiny_profile(name, tmp_path):
+    module = importlib.import_module(f"limitsim.experiments.{name}")
+    ds = module.run(sizes_for("tiny", name))
+    assert isinstance(ds, xr.Dataset)
+    assert COORDS.get(name, set()) <= set(ds.coords)
+    paths = module.plot(ds, tmp_path)
+    assert all(p.exists() for p in paths)
+    for claim in module.claims(ds):
+        assert claim.verdict in ("reproduced", "not reproduced", "inconclusive")
+
+
+def test_every_profile_covers_every_experiment():
+    for profile in PROFILES:
+        for name in EXPERIMENTS:
+            assert isinstance(sizes_for(profile, name), dict)
+    with pytest.raises(ValueError, match="valid profiles"):
+        sizes_for("huge", "init_kernels")
