@@ -14,19 +14,48 @@ from typing import Any, TypeVar
 
 import numba as nb
 
-__all__ = ["jit", "prange", "set_num_threads", "get_num_threads"]
+__all__ = [
+    "SCALAR_FUNCTION",
+    "SCALAR_FUNCTION_32",
+    "get_num_threads",
+    "jit",
+    "prange",
+    "set_num_threads",
+    "types",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 prange = nb.prange
+types = nb.types
 set_num_threads = nb.set_num_threads
 get_num_threads = nb.get_num_threads
 
 
-def jit(fn: F | None = None, *, parallel: bool = False, inline: str = "never") -> Any:
+def jit(
+    fn: F | None = None,
+    *,
+    parallel: bool = False,
+    inline: str = "never",
+    signatures: list[Any] | None = None,
+) -> Any:
     """``numba.njit`` with the project policy: cache, numpy error model, no fastmath.
 
-    Use as ``@jit`` or ``@jit(parallel=True)``.
+    Use as ``@jit`` or ``@jit(parallel=True)``.  Kernels that take a nonlinearity as an
+    argument are compiled eagerly for ``signatures`` built with :data:`SCALAR_FUNCTION`:
+    a dispatcher passed lazily is typed by its identity, which differs between processes, so
+    its compiled kernel would never be found in the cache again (measured: ~1 s of
+    recompilation per process and nonlinearity).
     """
-    deco = nb.njit(cache=True, error_model="numpy", parallel=parallel, inline=inline)
+    options = dict(cache=True, error_model="numpy", parallel=parallel, inline=inline)
+    if signatures is not None:
+        deco = nb.njit(signatures, **options)
+    else:
+        deco = nb.njit(**options)
     return deco if fn is None else deco(fn)
+
+
+#: First-class type of a jitted scalar function float64 -> float64 (a nonlinearity φ, φ′).
+SCALAR_FUNCTION = nb.types.FunctionType(nb.types.float64(nb.types.float64))
+#: The same for float32 arrays (finite networks in single precision).
+SCALAR_FUNCTION_32 = nb.types.FunctionType(nb.types.float32(nb.types.float32))

@@ -1,8 +1,10 @@
 """Run the experiments of a profile, write their figures, datasets and the claims report.
 
-Each experiment's dataset is written to ``OUT/data/<name>.nc`` as soon as it is finished
-(atomically: temporary file, then rename), so an interrupted ``limitsim figures`` resumes
-where it stopped; figures and ``report.md`` are always redrawn from the stored datasets.
+Experiments with grids run them through the sweep engine into ``OUT/stores/<name>`` (every
+finished grid point is on disk at once), and each experiment's dataset is written to
+``OUT/data/<name>.nc`` when it is complete (atomically: temporary file, then rename), so an
+interrupted ``limitsim figures`` resumes where it stopped, down to the grid point; figures
+and ``report.md`` are always redrawn from the stored datasets.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from pathlib import Path
 import xarray as xr
 
 from limitsim.experiments import EXPERIMENTS
+from limitsim.experiments._common import Context
 from limitsim.experiments.profiles import PROFILES, sizes_for
 from limitsim.report import Claim, render_report
 
 __all__ = ["make_figures"]
 
 
-def _load_or_run(module, profile: str, data_dir: Path, log) -> xr.Dataset:  # type: ignore[no-untyped-def]
+def _load_or_run(module, profile: str, data_dir: Path, context: Context, log) -> xr.Dataset:  # type: ignore[no-untyped-def]
     path = data_dir / f"{module.NAME}.nc"
     if path.exists():
         with xr.open_dataset(path) as ds:
@@ -31,7 +34,7 @@ def _load_or_run(module, profile: str, data_dir: Path, log) -> xr.Dataset:  # ty
                 log(f"  {module.NAME}: reusing {path}")
                 return ds.load()
     start = time.perf_counter()
-    ds = module.run(sizes_for(profile, module.NAME))
+    ds = module.run(sizes_for(profile, module.NAME), context)
     ds.attrs["profile"] = profile
     ds.attrs["seconds"] = time.perf_counter() - start
     fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".nc.tmp")
@@ -47,6 +50,9 @@ def make_figures(
     out: str | Path = "figures",
     *,
     only: Sequence[str] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
     log=print,  # type: ignore[no-untyped-def]
 ) -> Path:
     """Run the experiments of ``profile`` and write ``OUT/*.png|pdf``, data and ``report.md``.
@@ -58,6 +64,12 @@ def make_figures(
         Output directory.
     only : sequence of str, optional
         Experiment names to run (default: all of :data:`limitsim.experiments.EXPERIMENTS`).
+    scheduler : str, optional
+        dask.distributed scheduler address for the sweeps (default: local processes).
+    workers : int, optional
+        Local worker processes (default: all cores).
+    progress : bool
+        Progress bars over each sweep's points.
 
     Returns
     -------
@@ -73,12 +85,13 @@ def make_figures(
     out = Path(out)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    context = Context(out / "stores", scheduler=scheduler, workers=workers, progress=progress)
     claims: list[Claim] = []
     notes = []
     for name in names:
         module = importlib.import_module(f"limitsim.experiments.{name}")
         log(f"{name}: {module.TITLE}")
-        ds = _load_or_run(module, profile, data_dir, log)
+        ds = _load_or_run(module, profile, data_dir, context, log)
         for path in module.plot(ds, out):
             log(f"  wrote {path}")
         claims.extend(module.claims(ds))

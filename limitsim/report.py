@@ -22,6 +22,8 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 def verdict(measured: float, uncertainty: float, low: float, high: float) -> str:
     """Verdict for a measurement ``measured ± uncertainty`` against the range [low, high]."""
+    if math.isinf(measured) and uncertainty == 0:  # e.g. an optimum lost to divergence
+        return "reproduced" if low <= measured <= high else "not reproduced"
     if not (math.isfinite(measured) and math.isfinite(uncertainty)) or uncertainty < 0:
         return "inconclusive"
     lo, hi = measured - 2 * uncertainty, measured + 2 * uncertainty

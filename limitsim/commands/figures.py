@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="NAME",
         help=f"experiments to run (default all: {', '.join(EXPERIMENTS)})",
     )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask.distributed scheduler (tcp://HOST:PORT) for the sweeps",
+    )
+    parser.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
@@ -32,5 +39,12 @@ def run(args: argparse.Namespace) -> int:
     """Make the figures."""
     from limitsim.figures import make_figures
 
-    make_figures(args.profile, args.out, only=args.only)
+    make_figures(
+        args.profile,
+        args.out,
+        only=args.only,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     return 0

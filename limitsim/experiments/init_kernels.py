@@ -31,7 +31,7 @@ def _correlation(K: np.ndarray) -> np.ndarray:
     return K[..., 0, 1] / np.sqrt(K[..., 0, 0] * K[..., 1, 1])
 
 
-def run(sizes: dict[str, Any]) -> xr.Dataset:
+def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:
     """Correlations of finite-depth kernels on ``LIMIT_GRID`` and of the depth limit."""
     rho0 = sizes["rho0"]
     X = np.array([[1.0, 0.0], [rho0, math.sqrt(1 - rho0**2)]])

@@ -30,7 +30,7 @@ REGIONS = (
 )
 
 
-def run(sizes: dict[str, Any]) -> xr.Dataset:
+def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:
     """Region index on a grid of α ∈ [0, 1.5] and α + γ ∈ [0, 2].
 
     ``sizes["per_quarter"]`` grid points per 1/4, so the lines α = 1/2, 1 and α + γ = 1 lie
