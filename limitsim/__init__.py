@@ -9,6 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from limitsim.classification import Classification, classify
 from limitsim.kernels import depth_limit_kernels, init_kernels
+from limitsim.linear_depth import linear_depth_limit
+from limitsim.linear_limit import linear_limit
 from limitsim.nonlinearities import Nonlinearity, nonlinearities, nonlinearity
 from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Recorded, Run
@@ -31,6 +33,8 @@ __all__ = [
     "classify",
     "depth_limit_kernels",
     "init_kernels",
+    "linear_depth_limit",
+    "linear_limit",
     "nonlinearities",
     "nonlinearity",
 ]

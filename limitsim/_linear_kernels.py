@@ -1,0 +1,282 @@
+"""Numba kernels of the exact linear limit (route R2, :mod:`limitsim.linear_limit`).
+
+Layout shared with :class:`limitsim.linear_limit._State` (``d`` inputs, ``e`` outputs, ``L``
+blocks, ``r`` channels per step; ``off[s] = d + e + 2 L r s``):
+
+- a ket is a coefficient vector over the base variables ``[U (d) | nV (e) | step 0 | step 1 |
+  …]``; the block of step ``s`` holds the forward hats ``F(m, s, j)`` at
+  ``off[s] + m r + j`` and the backward hats ``B(m, s, j)`` at ``off[s] + L r + m r + j``
+  (``m`` = block index 0..L−1, ``j`` = channel);
+- covariance: identity on U and nV, ``CF[m]`` (T r, T r) on block m's forward hats
+  (entries ``⟨z_s^m|z_{s'}^m⟩``), ``CB[m]`` on its backward hats (``⟨w_s^{m+1}|w_{s'}^{m+1}⟩``),
+  zero elsewhere (hats of different matrices are independent);
+- the stored kets of step ``s`` (support ``off[s+1]``) sit in the flat ``store`` from
+  ``koff[s]``: ``z_{s,j}^m`` (input of block m+1, m = 0..L−1) at
+  ``koff[s] + (j L + m) off[s+1]`` and ``w_{s,j}^{m+1}`` at ``koff[s] + ((r + j) L + m) off[s+1]``.
+
+A *pass* propagates ``p`` temporary kets through the network with the weights of step
+``t_of[b]`` (Program 1, Sec. 4 of the paper; ``theory/tp6-notes.md`` §3.1): the Ż coefficient
+is read off the coefficient vector, the weight update enters through inner products with the
+stored kets, and the pass's own new hats ``W_0 x̂`` are kept *implicitly* through ``v``, the
+vector of their covariances with the stored hats (so ``⟨x|q⟩ = (Σa + v)·a_q`` for a stored ket
+``q``).  All kernels are serial (no ``prange``): results are bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from limitsim._numba import jit
+
+__all__ = ["apply_covariance", "backward_passes", "forward_passes"]
+
+
+@jit(inline="always")
+def _dot1(x, x0, y, y0, n):  # type: ignore[no-untyped-def]
+    """``Σ_i x[x0+i] y[y0+i]`` for i < n, with four fixed partial sums (deterministic)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 += x[x0 + i] * y[y0 + i]
+        s1 += x[x0 + i + 1] * y[y0 + i + 1]
+        s2 += x[x0 + i + 2] * y[y0 + i + 2]
+        s3 += x[x0 + i + 3] * y[y0 + i + 3]
+    for i in range(n4, n):
+        s0 += x[x0 + i] * y[y0 + i]
+    return (s0 + s1) + (s2 + s3)
+
+
+@jit(inline="always")
+def _axpy1(c, x, x0, y, y0, n):  # type: ignore[no-untyped-def]
+    """``y[y0+i] += c x[x0+i]`` for i < n."""
+    for i in range(n):
+        y[y0 + i] += c * x[x0 + i]
+
+
+@jit
+def apply_covariance(a, t_a, S, CF, CB, off, d, e, L, r, y):  # type: ignore[no-untyped-def]
+    """Covariance-weighted coefficients ``y = Σ a`` on the base variables of steps < S.
+
+    Parameters
+    ----------
+    a : ndarray, shape (≥ off[t_a],)
+        Coefficient vector supported on the variables of steps < ``t_a``.
+    t_a, S : int
+        Support of ``a`` and horizon of ``y`` (``t_a ≤ S``).
+    CF, CB : ndarray, shape (L, T r, T r)
+        Forward and backward hat covariances per block.
+    off : ndarray of int64, shape (T+1,)
+    d, e, L, r : int
+    y : ndarray, shape (≥ off[S],)
+        Out: ``y[:off[S]]``.
+
+    Notes
+    -----
+    jit-compiled; writes into ``y``.  Cost ``2 L (S r)(t_a r)``: the covariance is block
+    diagonal over (block, direction), so ``Σ`` never forms a dense matrix.
+    """
+    for i in range(d + e):
+        y[i] = a[i]
+    Lr = L * r
+    for m in range(L):
+        for s in range(S):
+            for j in range(r):
+                row = s * r + j
+                acc_f = 0.0
+                acc_b = 0.0
+                for s2 in range(t_a):
+                    base = off[s2] + m * r
+                    for j2 in range(r):
+                        col = s2 * r + j2
+                        acc_f += CF[m, row, col] * a[base + j2]
+                        acc_b += CB[m, row, col] * a[base + Lr + j2]
+                y[off[s] + m * r + j] = acc_f
+                y[off[s] + Lr + m * r + j] = acc_b
+
+
+@jit(inline="always")
+def _mutual(a, y, v, t_of, off, beta2, own, K_out, layer):  # type: ignore[no-untyped-def]
+    """``K_out[b, c, layer] = ⟨x_b|x_c⟩`` for all pairs; then ``own += β² K`` (own-hat part)."""
+    p = a.shape[0]
+    for b in range(p):
+        for c in range(b, p):
+            nb = off[t_of[b]]
+            nc = off[t_of[c]]
+            val = _dot1(y[b], 0, a[c], 0, nc) + _dot1(v[c], 0, a[b], 0, nb) + own[b, c]
+            K_out[b, c, layer] = val
+            K_out[c, b, layer] = val
+    for b in range(p):
+        for c in range(p):
+            own[b, c] += beta2 * K_out[b, c, layer]
+
+
+@jit
+def forward_passes(  # type: ignore[no-untyped-def]
+    xi, t_of, S, beta, rho, store, koff, off, CF, CB, d, e, L, r, a_out, A_out, Q_out, K_out
+):
+    """Forward passes of ``p`` probe kets through the linear resnet with the weights of step t.
+
+    For block ``m + 1`` (Program 1 with multiplier β and update factor ρ = η a L^-γ)::
+
+        |W_t x⟩ = |W_0 x̂⟩ + Σ_{s<t, j} |w_{s,j}^{m+1}⟩ (∂|x⟩/∂|B(m, s, j)⟩ − ρ ⟨z_{s,j}^m | x⟩)
+        |x^{m+1}⟩ = |x^m⟩ + β |W_t x⟩
+
+    The sum runs over s = 0..t−1.  The paper (Sec. 4, expansion after Def. 4.1) prints
+    ``Σ_{s=1}``, which would drop the first step's update (then ``f_1 = f_0 = 0``);
+    finite-width SGD decides for s = 0 (``tests/test_linear_limit.py``).
+
+    Parameters
+    ----------
+    xi : ndarray, shape (p, d)
+        Inputs: ``|x^0⟩ = Σ_i ξ_i |U_i⟩``.
+    t_of : ndarray of int64, shape (p,)
+        Step whose weights each pass uses (stored kets of steps < t enter); ``t ≤ S``.
+    S : int
+        Horizon: inner products with the stored ``z`` of all steps < S are computed (Q_out).
+    beta, rho : float
+        Branch multiplier ``a (L/L0)^-α`` and update factor (learning rate × multiplier).
+    store, koff, off, CF, CB, d, e, L, r
+        The stored kets and covariances (module docstring).
+    a_out : ndarray, shape (p, off[S])
+        Out: coefficients of ``x^L`` on the stored variables (``a_out[:, d:d+e]`` = f).
+    A_out : ndarray, shape (p, nA, off[S])
+        Out: coefficients of ``x^l`` for l < nA (nA = 0 records nothing).
+    Q_out : ndarray, shape (p, L, S r)
+        Out: ``⟨x^m | z_{s,j}^m⟩`` = covariance of the pass's hat of block m+1 with
+        ``F(m, s, j)``.
+    K_out : ndarray, shape (p, p, nK)
+        Out: ``⟨x_b^l | x_c^l⟩`` for l < nK (nK = 0 or L+1).
+
+    Notes
+    -----
+    jit-compiled; writes into the outputs.  Cost per pass ``≈ 4 L² (t r)²`` flops.
+    """
+    p = xi.shape[0]
+    N = off[S]
+    nA = A_out.shape[1]
+    nK = K_out.shape[2]
+    Lr = L * r
+    a = np.zeros((p, N))
+    v = np.zeros((p, N))
+    y = np.zeros((p, N))
+    own = np.zeros((p, p))
+    g = np.zeros(S * r)
+    for b in range(p):
+        for i in range(d):
+            a[b, i] = xi[b, i]
+    for m in range(L):
+        for b in range(p):
+            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
+            for i in range(N):
+                y[b, i] += v[b, i]
+        if m < nA:
+            A_out[:, m, :] = a
+        if m < nK:
+            _mutual(a, y, v, t_of, off, beta * beta, own, K_out, m)
+        for b in range(p):
+            for s in range(S):
+                n1 = off[s + 1]
+                for j in range(r):
+                    q = _dot1(y[b], 0, store, koff[s] + (j * L + m) * n1, n1)
+                    Q_out[b, m, s * r + j] = q
+                    v[b, off[s] + m * r + j] = beta * q
+            t = t_of[b]
+            for s in range(t):  # read every Ż coefficient before updating a
+                for j in range(r):
+                    g[s * r + j] = a[b, off[s] + Lr + m * r + j] - rho * Q_out[b, m, s * r + j]
+            for s in range(t):
+                n1 = off[s + 1]
+                for j in range(r):
+                    _axpy1(
+                        beta * g[s * r + j], store, koff[s] + ((r + j) * L + m) * n1, a[b], 0, n1
+                    )
+    if L < nA:
+        A_out[:, L, :] = a
+    if L < nK:
+        for b in range(p):
+            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
+            for i in range(N):
+                y[b, i] += v[b, i]
+        _mutual(a, y, v, t_of, off, beta * beta, own, K_out, L)
+    a_out[:, :] = a
+
+
+@jit
+def backward_passes(  # type: ignore[no-untyped-def]
+    seed, t_of, S, beta, rho, store, koff, off, CF, CB, d, e, L, r, A_out, Q_out, K_out
+):
+    """Backward passes ``δx̃^{l-1} = δx̃^l + β W_t^{l⊤} δx̃^l`` of ``p`` kets (Program 1).
+
+    For block ``m + 1``, with ``|δ⟩ = |δx̃^{m+1}⟩``::
+
+        |W_t^⊤ δ⟩ = |W_0^⊤ δ̂⟩ + Σ_{s<t, j} |z_{s,j}^m⟩ (∂|δ⟩/∂|F(m, s, j)⟩ − ρ ⟨w_{s,j}^{m+1} | δ⟩)
+
+    (the Ż sum also runs over the forward hats of step t itself, but ``δx̃_t`` has no component
+    on them in a linear network: their coefficients vanish, so they are skipped).
+
+    Parameters
+    ----------
+    seed : ndarray, shape (p, e)
+        ``|δx̃^L⟩ = Σ_k seed_k |nV_k⟩``.
+    t_of, S, beta, rho, store, koff, off, CF, CB, d, e, L, r
+        As in :func:`forward_passes`.
+    A_out : ndarray, shape (p, L+1, off[S]) or (p, 0, off[S])
+        Out: coefficients of ``δx̃^l``, l = 0..L (when recorded).
+    Q_out : ndarray, shape (p, L, S r)
+        Out: ``⟨δx̃^{m+1} | w_{s,j}^{m+1}⟩`` (covariance of the pass's backward hat of block
+        m+1 with ``B(m, s, j)``).
+    K_out : ndarray, shape (p, p, L+1) or (p, p, 0)
+        Out: ``⟨δx̃_b^l | δx̃_c^l⟩``, l = 0..L (when recorded).
+
+    Notes
+    -----
+    jit-compiled; writes into the outputs.
+    """
+    p = seed.shape[0]
+    N = off[S]
+    record_a = A_out.shape[1] > 0
+    record_k = K_out.shape[2] > 0
+    Lr = L * r
+    a = np.zeros((p, N))
+    v = np.zeros((p, N))
+    y = np.zeros((p, N))
+    own = np.zeros((p, p))
+    g = np.zeros(S * r)
+    for b in range(p):
+        for k in range(e):
+            a[b, d + k] = seed[b, k]
+    for m in range(L - 1, -1, -1):
+        for b in range(p):
+            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
+            for i in range(N):
+                y[b, i] += v[b, i]
+        if record_a:
+            A_out[:, m + 1, :] = a
+        if record_k:
+            _mutual(a, y, v, t_of, off, beta * beta, own, K_out, m + 1)
+        for b in range(p):
+            for s in range(S):
+                n1 = off[s + 1]
+                for j in range(r):
+                    q = _dot1(y[b], 0, store, koff[s] + ((r + j) * L + m) * n1, n1)
+                    Q_out[b, m, s * r + j] = q
+                    v[b, off[s] + Lr + m * r + j] = beta * q
+            t = t_of[b]
+            for s in range(t):
+                for j in range(r):
+                    g[s * r + j] = a[b, off[s] + m * r + j] - rho * Q_out[b, m, s * r + j]
+            for s in range(t):
+                n1 = off[s + 1]
+                for j in range(r):
+                    _axpy1(beta * g[s * r + j], store, koff[s] + (j * L + m) * n1, a[b], 0, n1)
+    if record_a:
+        A_out[:, 0, :] = a
+    if record_k:
+        for b in range(p):
+            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
+            for i in range(N):
+                y[b, i] += v[b, i]
+        _mutual(a, y, v, t_of, off, beta * beta, own, K_out, 0)
