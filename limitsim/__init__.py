@@ -14,6 +14,8 @@ from limitsim.linear_limit import linear_limit
 from limitsim.nonlinearities import Nonlinearity, nonlinearities, nonlinearity
 from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Recorded, Run
+from limitsim.store import open_store
+from limitsim.sweep import Grid, point_seed, run_sweep
 from limitsim.task import Task
 
 try:
@@ -23,6 +25,7 @@ except PackageNotFoundError:  # pragma: no cover - source tree without installat
 
 __all__ = [
     "Classification",
+    "Grid",
     "Nonlinearity",
     "Parametrization",
     "Record",
@@ -37,4 +40,7 @@ __all__ = [
     "linear_limit",
     "nonlinearities",
     "nonlinearity",
+    "open_store",
+    "point_seed",
+    "run_sweep",
 ]

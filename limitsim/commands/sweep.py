@@ -1,0 +1,153 @@
+"""``limitsim sweep``: run a sweep into a resumable store, summarize it, export it.
+
+::
+
+    limitsim sweep run SPEC.toml|--preset NAME --store PATH [--scheduler ADDRESS]
+                       [--executor {processes,dask,inline}] [--workers N] [--retry-failed]
+    limitsim sweep status STORE [--json] [--deep]
+    limitsim sweep export STORE --format netcdf --out FILE
+    limitsim sweep presets
+
+``run`` resumes when the store exists (finished points are skipped) and exits 0 when every
+point finished (done or diverged), 1 when some failed (see ``status``; re-run them with
+``--retry-failed``), 2 on errors (bad spec, unreachable scheduler, incompatible or unwritable
+store: the message says what is intact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``sweep`` subcommand and its actions."""
+    parser = subparsers.add_parser(
+        "sweep",
+        help="run grids of experiments into a resumable store",
+        description=__doc__.split("::")[0].strip(),
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run_p = actions.add_parser("run", help="run (or resume) a sweep")
+    run_p.add_argument("spec", nargs="?", help="TOML sweep spec (or use --preset)")
+    run_p.add_argument("--preset", help="a named sweep (see `limitsim sweep presets`)")
+    run_p.add_argument("--store", required=True, help="store directory (created or resumed)")
+    run_p.add_argument("--executor", choices=("processes", "dask", "inline"), default=None)
+    run_p.add_argument("--scheduler", help="dask scheduler address tcp://HOST:PORT")
+    run_p.add_argument("--workers", type=int, help="local processes or dask workers")
+    run_p.add_argument("--retry-failed", action="store_true", help="re-run failed points")
+    run_p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (dask)")
+    run_p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    status_p = actions.add_parser("status", help="summarize a store")
+    status_p.add_argument("store")
+    status_p.add_argument("--json", action="store_true", help="machine-readable output")
+    status_p.add_argument("--deep", action="store_true", help="re-hash every result file")
+    export_p = actions.add_parser("export", help="write a store's Dataset to a file")
+    export_p.add_argument("store")
+    export_p.add_argument("--format", choices=("netcdf",), default="netcdf")
+    export_p.add_argument("--out", required=True, help="output file")
+    actions.add_parser("presets", help="list the named sweeps")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the action; store, scheduler and requirement errors exit with code 2."""
+    from limitsim.store import StoreError
+
+    action = {"run": _run, "status": _status, "export": _export, "presets": _presets}
+    try:
+        return action[args.action](args)
+    except (StoreError, ConnectionError, ImportError) as exc:
+        print(f"limitsim sweep {args.action}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from limitsim.sweep_spec import get_preset, load_spec
+
+    if (args.spec is None) == (args.preset is None):
+        raise ValueError("give either a spec file SPEC.toml or --preset NAME (exactly one)")
+    spec = get_preset(args.preset) if args.preset else load_spec(args.spec)
+    options: dict[str, Any] = {
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+        "retry_failed": args.retry_failed,
+        "connect_timeout": args.connect_timeout,
+        "progress": False if args.no_progress else None,
+    }
+    if args.executor is not None:
+        options["executor"] = args.executor
+    ds = spec.run(store=args.store, **options)
+    counts = {s: int((ds.status == s).sum()) for s in ("done", "diverged", "failed", "pending")}
+    print(f"{args.store}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if counts["failed"] else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from limitsim.store import StoreError, open_store
+    from limitsim.sweep_dataset import summarize
+
+    with open_store(args.store, readonly=True) as store:
+        grid = store.grid
+        if grid is None:
+            raise StoreError(f"store {args.store} has no grid yet: run a sweep on it first")
+        summary = summarize(store, grid)
+        report = store.check_integrity(deep=args.deep)
+    summary["integrity"] = {
+        "ok": report.ok,
+        "rows": report.rows,
+        "missing": len(report.missing),
+        "corrupt": len(report.corrupt),
+        "orphans": len(report.orphans),
+        "temp_files": len(report.temp_files),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0 if report.ok else 1
+    counts = summary["counts"]
+    print(f"store      {args.store}")
+    print(f"function   {summary['function']} (limitsim {summary['limitsim_version']})")
+    print(f"points     {summary['points']} (+{counts['filtered']} filtered)")
+    print("status     " + ", ".join(f"{counts[s]} {s}" for s in counts if s != "filtered"))
+    print(f"time       {summary['seconds']:.1f} s, {summary['mean_seconds']:.3g} s per point")
+    ok = "ok" if report.ok else "DAMAGED"
+    print(
+        f"integrity  {ok}: {report.rows} rows, {len(report.missing)} missing, "
+        f"{len(report.corrupt)} corrupt, {len(report.orphans)} orphan files, "
+        f"{len(report.temp_files)} temporary files"
+    )
+    for failure in summary["failures"][:10]:
+        print(f"failed     {failure['point']}: {failure['error']}")
+    if len(summary["failures"]) > 10:
+        print(f"           ... and {len(summary['failures']) - 10} more (--json lists all)")
+    return 0 if report.ok else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from limitsim.store import open_store
+
+    with open_store(args.store, readonly=True) as store:
+        ds = store.to_dataset()
+    tmp = f"{args.out}.tmp-{os.getpid()}"
+    try:
+        ds.to_netcdf(tmp)
+        os.replace(tmp, args.out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"wrote {args.out} ({dict(ds.sizes)})")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from limitsim.sweep_spec import PRESETS
+
+    for name, spec in PRESETS.items():
+        n = len(spec.grid.points())
+        print(f"{name:10s} {n} points, {spec.function}: {spec.description}")
+    return 0

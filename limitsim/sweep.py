@@ -1,0 +1,307 @@
+"""Sweeps at scale: run a point function over a :class:`~limitsim.grid.Grid`, into a store.
+
+The point function is a top-level (importable, picklable) function of one grid point,
+``fn(point: dict) -> dict[str, scalar | ndarray]``.  It derives its randomness from
+:func:`~limitsim.grid.point_seed` (never from the execution order) and may return
+``diverged=True`` (the point is recorded as diverged).  An exception marks the point failed,
+with its error text; the sweep always completes.
+
+With ``batch_axes``, points that differ only along those axes (e.g. ``eta``, ``a`` and
+``seed`` for one network shape) are grouped into one task (at most ``batch_size`` points) and
+the function is called with the *list* of points, returning one dict per point: this is how a
+batched trainer such as :func:`limitsim.finite.train_finite_batch` trains them in one array
+computation.
+
+Executors (:mod:`limitsim._sweep_exec`): local processes by default (all cores, nothing to set
+up); ``executor="dask"`` with ``scheduler="tcp://HOST:PORT"`` for a running dask.distributed
+cluster, or without a scheduler for a ``LocalCluster`` on 127.0.0.1; ``executor="inline"`` runs
+in the calling process.  Results go to a resumable store (:mod:`limitsim.store`) written by the
+calling process only, and come back as an ``xarray.Dataset`` (:mod:`limitsim.sweep_dataset`):
+the same grid gives identical Datasets whichever executor, worker count or batching ran it.
+
+Sweeps are also described as data (:class:`limitsim.sweep_spec.SweepSpec`, TOML files, the
+:data:`PRESETS`) for ``limitsim sweep run``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from limitsim._sweep_exec import (
+    DaskBackend,
+    InlineBackend,
+    LocalBackend,
+    Task,
+    WorkerLost,
+    failed_results,
+)
+from limitsim.grid import Grid, canonical_json, point_key, point_seed
+from limitsim.store import Store, open_store
+from limitsim.sweep_spec import PRESETS, SweepSpec, get_preset, load_spec
+
+__all__ = [
+    "EXECUTORS",
+    "PRESETS",
+    "Grid",
+    "SweepSpec",
+    "get_preset",
+    "load_spec",
+    "point_seed",
+    "resolve_function",
+    "run_sweep",
+]
+
+EXECUTORS = ("processes", "dask", "inline")
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., Any], str]:
+    """The point function and its dotted name ``"module:qualname"``.
+
+    Parameters
+    ----------
+    function : str or callable
+        ``"package.module:function"`` (or ``"package.module.function"``), or a top-level
+        function object.
+
+    Raises
+    ------
+    TypeError
+        For lambdas, nested functions and other objects that workers cannot import by name.
+    ValueError
+        For a name that does not import.
+    """
+    if isinstance(function, str):
+        module, sep, qualname = function.partition(":")
+        if not sep:
+            module, _, qualname = function.rpartition(".")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ValueError(
+                f"function {function!r} cannot be imported ({type(exc).__name__}: {exc}); "
+                "give 'package.module:function' of a top-level function"
+            ) from None
+        function = obj
+    if not callable(function):
+        raise TypeError(f"function must be callable or a dotted name, got {function!r}")
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", "")
+    if not module or "<" in qualname:
+        raise TypeError(
+            f"the point function must be a top-level function that workers can import by "
+            f"name, got {qualname or function!r} (lambdas and nested functions cannot be used)"
+        )
+    return function, f"{module}:{qualname}"
+
+
+def _check_address(address: str) -> str:
+    if not isinstance(address, str):
+        raise TypeError(f"scheduler must be an address string, got {type(address).__name__}")
+    full = address if "://" in address else f"tcp://{address}"
+    scheme, _, rest = full.partition("://")
+    if scheme not in _SCHEMES or not rest or rest.startswith(":"):
+        raise ValueError(
+            f"scheduler must be an address like tcp://HOST:PORT (schemes {_SCHEMES}), "
+            f"got {address!r}"
+        )
+    return full
+
+
+def _positive_int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return value
+
+
+def _make_tasks(
+    todo: list[tuple[str, dict[str, Any]]], batch_axes: tuple[str, ...], batch_size: int | None
+) -> list[Task]:
+    """One task per point, or per group of points equal outside ``batch_axes``."""
+    if not batch_axes:
+        return [Task(points=(p,), keys=(k,)) for k, p in todo]
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for key, point in todo:
+        shared = {k: v for k, v in point.items() if k not in batch_axes}
+        groups.setdefault(canonical_json(shared), []).append((key, point))
+    tasks = []
+    for members in groups.values():
+        step = batch_size or len(members)
+        for start in range(0, len(members), step):
+            chunk = members[start : start + step]
+            tasks.append(Task(points=tuple(p for _, p in chunk), keys=tuple(k for k, _ in chunk)))
+    return tasks
+
+
+def run_sweep(
+    function: str | Callable[..., Any],
+    grid: Grid,
+    *,
+    store: str | os.PathLike[str],
+    batch_axes: Sequence[str] = (),
+    batch_size: int | None = None,
+    executor: str = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    connect_timeout: float = 10.0,
+    retry_failed: bool = False,
+    max_attempts: int = 3,
+    progress: bool | None = None,
+) -> Any:
+    """Run ``function`` on every point of ``grid`` not yet finished in ``store``.
+
+    Parameters
+    ----------
+    function : str or callable
+        Point function (module docstring), or its dotted name.
+    grid : Grid
+        The points.
+    store : path-like
+        Store directory: created if new, resumed if it exists (finished points are skipped).
+    batch_axes : sequence of str
+        Axes along which points are batched into one call ``function(list_of_points)``.
+    batch_size : int, optional
+        At most this many points per batch (default: a whole group).
+    executor : {"processes", "dask", "inline"}
+        Local processes; dask.distributed (on ``scheduler``, or a loopback ``LocalCluster``
+        of ``workers`` processes); or the calling process.
+    workers : int, optional
+        Local processes or LocalCluster workers (default: all cores).
+    scheduler : str, optional
+        Address ``tcp://HOST:PORT`` of a dask scheduler (implies ``executor="dask"``).
+    connect_timeout : float
+        Seconds to wait for the scheduler before a ``ConnectionError``.
+    retry_failed : bool
+        Also re-run points recorded as failed.
+    max_attempts : int
+        Times a task may kill its local worker process, when run alone, before its points are
+        recorded failed (dask retries on its own: ``distributed.scheduler.allowed-failures``).
+    progress : bool, optional
+        Show a tqdm bar (points, ETA, failures); default only on a terminal.
+
+    Returns
+    -------
+    xarray.Dataset
+        The grid's results (layout in :mod:`limitsim.sweep_dataset`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments (unknown axis, executor, ...).
+    limitsim.store.IncompatibleStoreError
+        The store belongs to another limitsim version or point function (it is not modified).
+    limitsim.store.StoreError
+        The store cannot be written (full disk, read-only): finished points stay intact.
+    ConnectionError
+        The scheduler cannot be reached within ``connect_timeout``.
+    """
+    fn, name = resolve_function(function)
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a limitsim.Grid, got {type(grid).__name__}")
+    batch_axes = grid.check_axes(batch_axes, "batch_axes")
+    batch_size = _positive_int(batch_size, "batch_size")
+    workers = _positive_int(workers, "workers")
+    _positive_int(max_attempts, "max_attempts")
+    if scheduler is not None:
+        scheduler = _check_address(scheduler)
+        executor = "dask" if executor == "processes" else executor
+        if executor != "dask":
+            raise ValueError(f"scheduler requires executor='dask', got executor={executor!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    with open_store(store, function=name) as st:
+        st.set_grid(grid)
+        entries = st.entries()
+        counts: Counter[str] = Counter()
+        todo = []
+        points = grid.points()
+        for point in points:
+            key = point_key(point, name, st.version)
+            status = entries[key][0] if key in entries else None
+            if status is None or (status == "failed" and retry_failed):
+                todo.append((key, point))
+            else:
+                counts[status] += 1
+        tasks = _make_tasks(todo, batch_axes, batch_size)
+        if tasks:
+            if executor == "dask":
+                backend: Any = DaskBackend(scheduler, workers, connect_timeout)
+            else:
+                n = min(workers or os.cpu_count() or 1, len(tasks))  # no idle processes
+                backend = LocalBackend(n) if executor == "processes" else InlineBackend()
+            bar = tqdm(
+                total=len(points),
+                initial=len(points) - len(todo),
+                unit="pt",
+                desc="sweep",
+                disable=None if progress is None else not progress,
+            )
+            bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"])
+            cancel = True
+            try:
+                _drive(backend, fn, tasks, bool(batch_axes), st, counts, bar, max_attempts)
+                cancel = False
+            finally:
+                bar.close()
+                backend.close(cancel)
+        return st.to_dataset(grid)
+
+
+def _drive(
+    backend: Any,
+    fn: Callable[..., Any],
+    tasks: list[Task],
+    batched: bool,
+    store: Store,
+    counts: Counter[str],
+    bar: Any,
+    max_attempts: int,
+) -> None:
+    """Keep ``backend.window`` tasks in flight; record every result as it arrives.
+
+    When a local worker dies, every task in flight with it fails, so the culprit is unknown:
+    those tasks become *suspects*, re-run one at a time, alone in the pool, once the tasks in
+    flight have drained.  A suspect that kills its worker when alone is certainly the culprit;
+    after ``max_attempts`` such deaths its points are recorded failed.  Innocent tasks are
+    therefore never recorded failed for another task's crash.
+    """
+    queue, suspects = deque(tasks), deque[Task]()
+    inflight: dict[Any, tuple[Task, bool]] = {}
+    while queue or suspects or inflight:
+        if suspects and not inflight:
+            task = suspects.popleft()
+            inflight[backend.submit(fn, task, batched)] = (task, True)
+        while queue and not suspects and len(inflight) < backend.window:
+            task = queue.popleft()
+            inflight[backend.submit(fn, task, batched)] = (task, False)
+        for future in backend.wait(list(inflight)):
+            task, alone = inflight.pop(future)
+            try:
+                results = backend.result(future)
+            except WorkerLost as exc:
+                task.tries += alone
+                if exc.retry and task.tries < max_attempts:
+                    suspects.append(task)
+                    continue
+                results = failed_results(task, f"WorkerLost: {exc} ({task.tries} attempts)")
+            except Exception as exc:
+                raise RuntimeError(
+                    f"sweep aborted: a task failed outside the point function "
+                    f"({type(exc).__name__}: {exc}); finished points are in the store "
+                    f"{store.path}, run the sweep again to resume"
+                ) from exc
+            for result in results:
+                store.record(result)
+                counts[result.status] += 1
+            bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"], refresh=False)
+            bar.update(len(results))

@@ -1,0 +1,214 @@
+"""Sweeps as data: :class:`SweepSpec`, its TOML file format, and the :data:`PRESETS`.
+
+A spec file (read with :func:`load_spec`; every key but ``function`` and ``axes`` optional)::
+
+    description = "learning rate x depth, Depth-muP"
+    function = "limitsim.sweep_spec:demo_point"   # "package.module:function"
+    batch_axes = ["log2_eta", "seed"]               # batched into one call per network shape
+    batch_size = 16
+    requires = ["limitsim.finite.train_finite_batch"]  # checked before running
+    filters = ["depth * 2.0 ** log2_eta <= 64"]
+
+    [axes]
+    depth = [2, 4, 8]
+    log2_eta = [-4.0, -2.0, 0.0]
+    seed = [0]
+
+    [fixed]
+    width = 32
+    steps = 20
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from limitsim.grid import Grid, point_seed
+
+__all__ = ["PRESETS", "SweepSpec", "demo_point", "get_preset", "load_spec"]
+
+_KEYS = (
+    "description",
+    "function",
+    "batch_axes",
+    "batch_size",
+    "requires",
+    "axes",
+    "filters",
+    "fixed",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SweepSpec:
+    """A sweep described as data: point function by name, grid, batching.
+
+    Parameters
+    ----------
+    function : str
+        Dotted name ``"package.module:function"`` of the point function.
+    grid : Grid
+    batch_axes : tuple of str
+        Axes batched into one call (the function then takes a list of points).
+    batch_size : int, optional
+        At most this many points per batch.
+    requires : tuple of str
+        Dotted names (``"limitsim.finite.train_finite_batch"``) that must import before running.
+    description : str
+    """
+
+    function: str
+    grid: Grid
+    batch_axes: tuple[str, ...] = ()
+    batch_size: int | None = None
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.function, str) or not self.function:
+            raise TypeError(f"function must be a dotted name string, got {self.function!r}")
+        if not isinstance(self.grid, Grid):
+            raise TypeError(f"grid must be a Grid, got {type(self.grid).__name__}")
+        object.__setattr__(self, "batch_axes", self.grid.check_axes(self.batch_axes, "batch_axes"))
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
+        """Spec from a parsed TOML table (format in the module docstring)."""
+        unknown = sorted(set(data) - set(_KEYS))
+        if unknown:
+            raise ValueError(f"unknown spec keys {unknown}; allowed: {list(_KEYS)}")
+        for key in ("function", "axes"):
+            if key not in data:
+                raise ValueError(f"a sweep spec needs {key!r}")
+        grid = Grid.from_dict({k: data[k] for k in ("axes", "filters", "fixed") if k in data})
+        return cls(
+            function=data["function"],
+            grid=grid,
+            batch_axes=tuple(data.get("batch_axes", ())),
+            batch_size=data.get("batch_size"),
+            requires=tuple(data.get("requires", ())),
+            description=str(data.get("description", "")),
+        )
+
+    def check_requirements(self) -> None:
+        """Raise ImportError naming each ``requires`` entry that cannot be imported."""
+        for name in self.requires:
+            module, _, attr = name.rpartition(".")
+            try:
+                getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise ImportError(
+                    f"this sweep needs {name}, which this installation of limitsim does not "
+                    f"provide yet ({type(exc).__name__}: {exc})"
+                ) from None
+
+    def run(self, *, store: str | os.PathLike[str], **options: Any) -> Any:
+        """Check the requirements, then :func:`limitsim.run_sweep` (``options`` passed on)."""
+        from limitsim.sweep import run_sweep
+
+        self.check_requirements()
+        return run_sweep(
+            self.function,
+            self.grid,
+            store=store,
+            batch_axes=self.batch_axes,
+            batch_size=self.batch_size,
+            **options,
+        )
+
+
+def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
+    """Read a TOML sweep spec (ValueError naming the file for invalid content)."""
+    with open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return SweepSpec.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def demo_point(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Batched point function of the ``demo`` preset: small finite resnets on a teacher task.
+
+    All points of a batch share the network shape (``depth``, ``width``, ``phi``, ``param``)
+    and the data: ``batch`` Gaussian inputs of dimension ``d_in`` with targets
+    ``tanh(x·w/√d_in)`` of a random teacher ``w``, drawn from ``point_seed`` of ``data_seed``.
+    Each point's learning rate is ``2**log2_eta``; its initialization seed is the
+    ``point_seed`` of (``seed``, ``depth``, ``width``), shared across learning rates (common
+    random numbers).  Training is one call of :func:`limitsim.finite.train_finite_batch`.
+
+    Returns
+    -------
+    list of dict
+        Per point: ``loss`` (steps,), ``final_loss`` and ``diverged``.
+    """
+    from limitsim.finite import train_finite_batch
+    from limitsim.parametrization import Parametrization
+    from limitsim.task import Task
+
+    first = points[0]
+    rng = np.random.default_rng(point_seed(first, keys=("data_seed",)))
+    X = rng.standard_normal((first["batch"], first["d_in"]))
+    Y = np.tanh(X @ rng.standard_normal(first["d_in"]) / np.sqrt(first["d_in"]))
+    task = Task.full_batch(X, Y, first["steps"])
+    params = [Parametrization.preset(p["param"], eta=2.0 ** p["log2_eta"]) for p in points]
+    runs = train_finite_batch(
+        task,
+        params,
+        depth=first["depth"],
+        width=first["width"],
+        phi=first["phi"],
+        seeds=[point_seed(p, keys=("seed", "depth", "width")) for p in points],
+    )
+    return [
+        {"loss": run.loss, "final_loss": run.final_loss(), "diverged": run.diverged} for run in runs
+    ]
+
+
+_DEMO = SweepSpec(
+    description=(
+        "learning rate x depth of small Depth-muP resnets on a teacher task "
+        "(24 points, a few seconds; the largest rates diverge)"
+    ),
+    function="limitsim.sweep_spec:demo_point",
+    grid=Grid(
+        axes={
+            "depth": [2, 4, 8],
+            "log2_eta": [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0],
+            "seed": [0],
+        },
+        fixed={
+            "width": 32,
+            "steps": 20,
+            "batch": 16,
+            "d_in": 8,
+            "phi": "relu",
+            "param": "depth_mup",
+            "data_seed": 0,
+        },
+    ),
+    batch_axes=("log2_eta", "seed"),
+    requires=("limitsim.finite.train_finite_batch",),
+)
+
+#: Named sweeps for ``limitsim sweep run --preset NAME``.
+PRESETS: Mapping[str, SweepSpec] = MappingProxyType({"demo": _DEMO})
+
+
+def get_preset(name: str) -> SweepSpec:
+    """The preset ``name`` (ValueError listing the presets if unknown)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+    return PRESETS[name]

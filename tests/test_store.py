@@ -1,0 +1,242 @@
+"""The result store: atomic writes, integrity checks, versions, full/read-only disks, writers."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sweep_funcs
+import xarray as xr
+
+from limitsim import Grid, open_store, run_sweep
+from limitsim.store import (
+    IncompatibleStoreError,
+    PointResult,
+    StoreError,
+    limitsim_version,
+)
+
+TESTS = Path(__file__).parent
+FUNCTION = "sweep_funcs:noisy"
+GRID = Grid(axes={"x": list(range(8))})
+
+
+def result(x: int, status: str = "done", **arrays) -> PointResult:
+    arrays = arrays or {"y": np.float64(x), "v": np.arange(3.0) * x}
+    return PointResult(key=f"{x:064x}", config={"x": x}, status=status, arrays=arrays)
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    """Name -> SHA-256 of every file below ``path``."""
+    return {
+        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_layout_wal_and_round_trip(tmp_path):
+    with open_store(tmp_path / "s", function=FUNCTION) as store:
+        assert store.record(result(1))
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        loaded = store.load(result(1).key)
+        assert loaded["y"].shape == () and loaded["y"] == 1.0  # 0-d arrays stay 0-d
+        np.testing.assert_array_equal(loaded["v"], [0.0, 1.0, 2.0])
+        row = store.rows()[0]
+        assert row["status"] == "done" and row["attempts"] == 1 and row["config"] == {"x": 1}
+        assert row["file"] == f"points/00/{result(1).key}-{row['sha256'][:16]}.npz"
+    info = json.loads((tmp_path / "s" / "store.json").read_text())
+    assert info["function"] == FUNCTION and info["limitsim_version"] == limitsim_version()
+
+
+def test_files_are_deterministic_and_first_finished_result_wins(tmp_path):
+    with open_store(tmp_path / "s", function=FUNCTION) as store:
+        store.record(result(2))
+        first = tree_digest(tmp_path / "s" / "points")
+        assert not store.record(result(2, v=np.ones(2)))  # a second writer's result is ignored
+        np.testing.assert_array_equal(store.load(result(2).key)["v"], [0.0, 2.0, 4.0])
+        report = store.check_integrity(deep=True)
+        assert report.ok and len(report.orphans) == 1  # the loser's file: reported, not counted
+        assert store.clean() == 1
+    assert tree_digest(tmp_path / "s" / "points") == first
+
+
+def test_integrity_check_finds_missing_corrupt_orphan_and_temp_files(tmp_path):
+    with open_store(tmp_path / "s", function=FUNCTION) as store:
+        for x in range(4):
+            store.record(result(x))
+        store.record(result(9, status="failed"))
+        assert store.check_integrity(deep=True).ok
+        rows = {r["config"]["x"]: r for r in store.rows()}
+        (tmp_path / "s" / rows[0]["file"]).unlink()
+        corrupt = tmp_path / "s" / rows[1]["file"]
+        corrupt.write_bytes(corrupt.read_bytes()[:-7])
+        (tmp_path / "s" / "points" / "00" / "stray.npz").write_bytes(b"")
+        (tmp_path / "s" / "tmp" / "partial.tmp").write_bytes(b"x")
+        quick, deep = store.check_integrity(), store.check_integrity(deep=True)
+    assert quick.missing == deep.missing == (result(0).key,)
+    assert quick.corrupt == () and deep.corrupt == (result(1).key,)
+    assert deep.orphans == ("points/00/stray.npz",) and deep.temp_files == ("partial.tmp",)
+    assert deep.rows == 5 and deep.sqlite == "ok" and not quick.ok and not deep.ok
+
+
+def test_stale_temp_files_of_dead_writers_are_removed_on_open(tmp_path):
+    with open_store(tmp_path / "s", function=FUNCTION):
+        pass
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    host = __import__("socket").gethostname()
+    stale = tmp_path / "s" / "tmp" / f"{'a' * 64}-0123.{host}.{dead.stdout.strip()}.beef.tmp"
+    live = tmp_path / "s" / "tmp" / f"{'b' * 64}-0123.{host}.{os.getpid()}.beef.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"in progress")
+    with open_store(tmp_path / "s", function=FUNCTION) as store:
+        assert store.check_integrity().temp_files == (live.name,)
+
+
+def test_kill_between_file_and_commit_leaves_an_orphan_that_resume_adopts(tmp_path, monkeypatch):
+    from limitsim.store import Store
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt  # the process dies right after the file is in place
+
+    with monkeypatch.context() as m:
+        m.setattr(Store, "_execute_write", killed)
+        with (
+            open_store(tmp_path / "s", function=FUNCTION) as store,
+            pytest.raises(KeyboardInterrupt),
+        ):
+            store.record(result(3))
+    with open_store(tmp_path / "s", function=FUNCTION) as store:
+        report = store.check_integrity()
+        assert report.ok and report.rows == 0 and len(report.orphans) == 1
+        assert store.record(result(3))  # re-running the point writes the identical file
+        report = store.check_integrity(deep=True)
+        assert report.ok and report.rows == 1 and not report.orphans
+
+
+@pytest.mark.parametrize("target", ["fsync", "open"])
+def test_full_or_read_only_disk_mid_sweep_fails_cleanly_and_resumes(tmp_path, monkeypatch, target):
+    code = errno.ENOSPC if target == "fsync" else errno.EROFS
+    real = getattr(os, target)
+    calls = {"n": 0}
+    store = tmp_path / "s"
+
+    def failing(*args, **kwargs):
+        if str(args[0]).startswith(str(store / "tmp")) or target == "fsync":
+            calls["n"] += 1
+            if calls["n"] > 6:  # the store file, then a few points succeed
+                raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, target, failing)
+        with pytest.raises(StoreError, match=os.strerror(code)) as info:
+            run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    assert "Finished points are intact" in str(info.value)
+    with open_store(store, function=FUNCTION) as st:
+        report = st.check_integrity(deep=True)
+        assert report.ok and 0 < report.rows < 8 and not report.temp_files and not report.orphans
+    resumed = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    reference = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "ref", executor="inline")
+    xr.testing.assert_identical(resumed, reference)
+
+
+def test_unwritable_location_gives_a_clear_error(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(args[0]))
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    with pytest.raises(StoreError, match=r"cannot create a sweep store at .*Read-only file system"):
+        run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "s", executor="inline")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_directory(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="cannot create a sweep store"):
+            run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "s", executor="inline")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("limitsim_version", "0.0.1", "written by limitsim 0.0.1, this is limitsim"),
+        ("schema", 999, "schema 999"),
+        ("function", "other:fn", "holds results of 'other:fn'"),
+    ],
+)
+def test_incompatible_store_is_refused_and_left_untouched(tmp_path, field, value, match):
+    store = tmp_path / "s"
+    run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    info = json.loads((store / "store.json").read_text())
+    (store / "store.json").write_text(json.dumps({**info, field: value}))
+    before = tree_digest(store)
+    with pytest.raises(IncompatibleStoreError, match=match) as error:
+        run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    assert "Nothing was changed" in str(error.value)
+    assert tree_digest(store) == before
+    if field == "function":  # an old version's store with this schema can still be read
+        return
+    if field == "limitsim_version":
+        with open_store(store, readonly=True) as st:
+            assert st.version == "0.0.1" and st.check_integrity().rows == 8
+
+
+def test_not_a_store(tmp_path):
+    (tmp_path / "data.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a limitsim sweep store"):
+        run_sweep(sweep_funcs.noisy, GRID, store=tmp_path, executor="inline")
+    assert os.listdir(tmp_path) == ["data.txt"]
+    with pytest.raises(FileNotFoundError, match="no sweep store"):
+        open_store(tmp_path / "missing", readonly=True)
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+import sweep_funcs
+from limitsim import Grid, run_sweep
+run_sweep(sweep_funcs.noisy, Grid(axes={{"x": list(range(30))}}), store={store!r},
+          executor="inline")
+"""
+
+
+def test_concurrent_writers_never_corrupt_the_store(tmp_path):
+    store = tmp_path / "s"
+    run_sweep(sweep_funcs.noisy, Grid(axes={"x": [0]}), store=store, executor="inline")
+    script = WRITER.format(tests=str(TESTS), store=str(store))
+    env = {**os.environ, "LIMITSIM_TEST_SLEEP": "0.01"}  # long enough for the two to overlap
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with open_store(store, function=FUNCTION) as st:
+        rows = st.rows()
+        report = st.check_integrity(deep=True)
+    assert len(rows) == 30 and len({r["key"] for r in rows}) == 30
+    assert all(r["attempts"] == 1 for r in rows)
+    assert report.ok and not report.orphans and not report.temp_files
+    with sqlite3.connect(store / "ledger.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    reference = run_sweep(
+        sweep_funcs.noisy,
+        Grid(axes={"x": list(range(30))}),
+        store=tmp_path / "r",
+        executor="inline",
+    )
+    with open_store(store, readonly=True) as st:
+        xr.testing.assert_identical(st.to_dataset(), reference)

@@ -1,0 +1,377 @@
+"""Sweeps: grids, executors (local processes, dask, inline), batching, kill/resume, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sweep_funcs
+import xarray as xr
+
+from limitsim import Grid, open_store, point_seed, run_sweep
+from limitsim.commands import sweep as sweep_command
+from limitsim.grid import point_key
+from limitsim.store import limitsim_version
+from limitsim.sweep_spec import PRESETS, SweepSpec, get_preset, load_spec
+
+TESTS = Path(__file__).parent
+GRID = Grid(axes={"x": list(range(6)), "z": [0.5, 2.0]}, filters=["x * z < 9"], fixed={"k": 1})
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    sweep_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["sweep", *argv])
+    return int(args.func(args))
+
+
+# ----------------------------------------------------------------------------- grids and seeds
+def test_grid_points_filters_and_round_trip():
+    assert GRID.shape == (6, 2)
+    points = GRID.points()
+    assert len(points) == 11  # x * z < 9 filters out (5, 2.0)
+    assert points[0] == {"x": 0, "z": 0.5, "k": 1}
+    assert Grid.from_dict(GRID.to_dict()) == GRID
+    assert Grid(axes={"eta": [1, 0.5]}).axes["eta"] == (1.0, 0.5)  # mixed int/float -> float
+
+
+def test_point_seed_depends_on_configuration_only():
+    a = {"x": 1, "z": 0.5, "k": 1}
+    assert point_seed(a) == point_seed(dict(reversed(list(a.items()))))
+    assert point_seed(a) != point_seed({**a, "x": 2})
+    assert point_seed(a, keys=("k",)) == point_seed({**a, "x": 2}, keys=("k",))
+    assert 0 <= point_seed(a) < 2**63
+    with pytest.raises(ValueError, match="not in the point"):
+        point_seed(a, keys=("seed",))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"axes": {"x": [1]}, "filters": ["y > 1"]}, "unknown axis 'y'"),
+        ({"axes": {"x": [1]}, "filters": ["__import__('os')"]}, "only the functions"),
+        ({"axes": {"x": [1]}, "filters": ["x.real > 0"]}, "unsupported syntax"),
+        ({"axes": {"x": []}}, "at least one value"),
+        ({"axes": {"x": [1, 1]}}, "repeated"),
+        ({"axes": {"x": [1]}, "fixed": {"x": 2}}, "both axes and fixed"),
+        ({"axes": {}}, "non-empty"),
+    ],
+)
+def test_grid_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Grid(**kwargs)
+
+
+def test_bad_arguments(tmp_path):
+    store = tmp_path / "s"
+    with pytest.raises(ValueError, match="unknown axis"):
+        run_sweep(sweep_funcs.noisy, GRID, store=store, batch_axes=["eta"])
+    with pytest.raises(TypeError, match="top-level"):
+        run_sweep(lambda p: {}, GRID, store=store)
+    with pytest.raises(ValueError, match="cannot be imported"):
+        run_sweep("sweep_funcs:nope", GRID, store=store)
+    with pytest.raises(ValueError, match="executor"):
+        run_sweep(sweep_funcs.noisy, GRID, store=store, executor="threads")
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(sweep_funcs.noisy, GRID, store=store, workers=0)
+    with pytest.raises(ValueError, match="tcp://HOST:PORT"):
+        run_sweep(sweep_funcs.noisy, GRID, store=store, scheduler="http://x:1")
+    with pytest.raises(ValueError, match="unknown preset 'nope'; presets: \\['demo'\\]"):
+        get_preset("nope")
+    assert not store.exists()  # nothing was created by a rejected call
+
+
+# ----------------------------------------------------------------------------- executors
+def test_inline_results_layout_and_resume(tmp_path):
+    ds = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "s", executor="inline")
+    assert ds.sizes == {"x": 6, "z": 2, "noise_dim0": 3, "curve_dim0": 4}
+    assert ds.status.sel(x=5, z=2.0) == "filtered"
+    assert np.isnan(ds.y.sel(x=5, z=2.0))
+    assert ds.y.sel(x=3, z=0.5) == 6.0
+    # a curve of length x % 4 + 1 is NaN-padded to the longest (4)
+    np.testing.assert_array_equal(ds.curve.sel(x=1, z=0.5), [0, 1, np.nan, np.nan])
+    rng = np.random.default_rng(point_seed({"x": 2, "z": 2.0, "k": 1}))
+    np.testing.assert_array_equal(ds.noise.sel(x=2, z=2.0), rng.standard_normal(3))
+    # resuming a finished sweep runs nothing and returns the same Dataset
+    again = run_sweep("sweep_funcs:noisy", GRID, store=tmp_path / "s", executor="processes")
+    xr.testing.assert_identical(ds, again)
+
+
+def test_extending_a_grid_runs_only_the_new_points(tmp_path):
+    small = Grid(axes={"x": [0, 1], "z": [0.5, 2.0]}, fixed={"k": 1})
+    run_sweep(sweep_funcs.noisy, small, store=tmp_path / "s", executor="inline")
+    ds = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "s", executor="inline")
+    with open_store(tmp_path / "s") as store:
+        rows = store.rows()
+        assert store.grid == GRID  # the latest grid is what `sweep export` writes
+    assert len(rows) == 11 and all(r["attempts"] == 1 for r in rows)
+    reference = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "r", executor="inline")
+    xr.testing.assert_identical(ds, reference)
+
+
+def test_local_processes_and_dask_give_identical_datasets(tmp_path):
+    from distributed import LocalCluster
+
+    local = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "local", workers=2)
+    inline = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "inline", executor="inline")
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp",
+        dashboard_address=None,
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        dask = run_sweep(
+            sweep_funcs.noisy, GRID, store=tmp_path / "dask", scheduler=cluster.scheduler_address
+        )
+    assert (local.status == "done").sum() == 11
+    xr.testing.assert_identical(local, dask)
+    xr.testing.assert_identical(local, inline)
+
+
+def test_batch_axes_group_points_and_give_the_same_numbers(tmp_path):
+    grid = Grid(axes={"x": [0, 1, 2], "z": [0.5, 1.0, 2.0, 4.0]})
+    single = run_sweep(sweep_funcs.noisy, grid, store=tmp_path / "a", executor="inline")
+    batched = run_sweep(
+        sweep_funcs.noisy_batch,
+        grid,
+        store=tmp_path / "b",
+        executor="inline",
+        batch_axes=["z"],
+        batch_size=3,
+    )
+    # groups of equal x (4 points each) split into batches of at most 3: sizes 3 and 1
+    np.testing.assert_array_equal(batched.batch_len.sel(x=0), [3, 3, 3, 1])
+    for name in ("y", "noise", "curve", "status"):
+        xr.testing.assert_identical(single[name], batched[name])
+
+
+def test_failing_and_diverging_points_are_recorded_and_the_rest_completes(tmp_path, capsys):
+    grid = Grid(axes={"x": list(range(7))})
+    ds = run_sweep(sweep_funcs.flaky, grid, store=tmp_path / "s", executor="inline", progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]  # the progress bar's last state
+    assert "7/7" in bar and "diverged=1" in bar and "failed=1" in bar
+    status = dict(zip(ds.x.values.tolist(), ds.status.values.tolist(), strict=True))
+    assert status == {
+        0: "done",
+        1: "done",
+        2: "done",
+        3: "failed",
+        4: "done",
+        5: "diverged",
+        6: "done",
+    }
+    assert str(ds.error.sel(x=3).item()).startswith("ValueError: bad point x=3")
+    assert np.isnan(ds.y.sel(x=3)) and np.isnan(ds.y.sel(x=5))  # failed and diverged: NaN
+    assert ds.y.sel(x=6) == 12.0
+    with open_store(tmp_path / "s", readonly=True) as store:  # diverged arrays stay stored
+        key = point_key({"x": 5}, "sweep_funcs:flaky", limitsim_version())
+        assert store.load(key)["y"] == 10.0
+    # malformed outputs are failures with a clear message, not crashes
+    bad = run_sweep(
+        sweep_funcs.bad_output, Grid(axes={"x": [0, 1, 2]}), store=tmp_path / "b", executor="inline"
+    )
+    errors = [e.partition("\n")[0] for e in bad.error.values]
+    assert errors[0] == "TypeError: result 'y' must be a number or numeric array, got 'text'"
+    assert "ValueError: result names must be identifiers other than" in errors[1]
+    assert errors[2] == "TypeError: the point function must return a dict, got list"
+
+
+def test_failed_points_are_retried_only_on_request(tmp_path):
+    grid = Grid(axes={"x": [0, 1, 2]}, fixed={"marker_dir": str(tmp_path)})
+    run = lambda **kw: run_sweep(  # noqa: E731
+        sweep_funcs.fails_once, grid, store=tmp_path / "s", executor="inline", **kw
+    )
+    assert run().status.values.tolist() == ["done", "failed", "done"]
+    assert run().status.values.tolist() == ["done", "failed", "done"]  # not retried
+    assert run(retry_failed=True).status.values.tolist() == ["done", "done", "done"]
+    with open_store(tmp_path / "s") as store:
+        attempts = {r["config"]["x"]: r["attempts"] for r in store.rows()}
+    assert attempts == {0: 1, 1: 2, 2: 1}
+
+
+def test_local_worker_that_dies_is_replaced_and_its_point_retried(tmp_path):
+    grid = Grid(axes={"x": list(range(6))}, fixed={"marker_dir": str(tmp_path), "die_at": 2})
+    ds = run_sweep(sweep_funcs.dies_once, grid, store=tmp_path / "s", workers=2)
+    assert (tmp_path / "died-2").exists()  # the worker really died
+    assert ds.status.values.tolist() == ["done"] * 6
+    reference = run_sweep(sweep_funcs.dies_once, grid, store=tmp_path / "r", executor="inline")
+    xr.testing.assert_identical(ds, reference)
+    with open_store(tmp_path / "s") as store:
+        assert store.check_integrity(deep=True).ok
+
+
+def test_a_point_that_always_kills_its_worker_is_recorded_failed(tmp_path):
+    fixed = {"marker_dir": str(tmp_path), "die_at": 1, "always": True}
+    grid = Grid(axes={"x": [0, 1, 2, 3]}, fixed=fixed)
+    ds = run_sweep(sweep_funcs.dies_once, grid, store=tmp_path / "s", workers=2, max_attempts=2)
+    assert ds.status.values.tolist() == ["done", "failed", "done", "done"]
+    assert str(ds.error.sel(x=1).item()).startswith("WorkerLost: a local worker process died")
+
+
+def test_dask_worker_that_dies_mid_task_loses_nothing(tmp_path):
+    grid = Grid(axes={"x": list(range(8))}, fixed={"marker_dir": str(tmp_path), "die_at": 3})
+    ds = run_sweep(sweep_funcs.dies_once, grid, store=tmp_path / "s", executor="dask", workers=2)
+    assert (tmp_path / "died-3").exists()
+    reference = run_sweep(sweep_funcs.dies_once, grid, store=tmp_path / "r", executor="inline")
+    xr.testing.assert_identical(ds, reference)
+    with open_store(tmp_path / "s") as store:
+        report = store.check_integrity(deep=True)
+        assert report.ok and report.rows == 8 and not report.orphans and not report.temp_files
+
+
+def test_unreachable_scheduler_fails_fast_with_a_clear_error(tmp_path):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=f"tcp://127.0.0.1:{port}.*within 2 s"):
+        run_sweep(
+            sweep_funcs.noisy,
+            GRID,
+            store=tmp_path / "s",
+            scheduler=f"127.0.0.1:{port}",
+            connect_timeout=2,
+        )
+    assert time.perf_counter() - start < 10
+
+
+# ----------------------------------------------------------------------------- kill and resume
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import sweep_funcs
+from limitsim import Grid, run_sweep
+if __name__ == "__main__":
+    run_sweep(sweep_funcs.noisy, Grid(axes={{"x": list(range(40))}}), store={store!r}, workers=2)
+"""
+
+
+def _ledger_rows(store: Path) -> int:
+    if not (store / "store.json").exists() or not (store / "ledger.sqlite").exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{store / 'ledger.sqlite'}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM points").fetchone()[0])
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
+
+
+def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
+    store = tmp_path / "s"
+    env = {**os.environ, "LIMITSIM_TEST_SLEEP": "0.08"}
+    script = KILL_SCRIPT.format(tests=str(TESTS), store=str(store))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while _ledger_rows(store) < 6 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent: the only writer of the store
+        proc.wait()
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned workers
+    killed_at = _ledger_rows(store)
+    assert 0 < killed_at < 40, killed_at
+
+    grid = Grid(axes={"x": list(range(40))})
+    resumed = run_sweep(sweep_funcs.noisy, grid, store=store, workers=2)
+    reference = run_sweep(sweep_funcs.noisy, grid, store=tmp_path / "ref", executor="inline")
+    xr.testing.assert_identical(resumed, reference)
+    with open_store(store) as st:
+        rows = st.rows()
+        report = st.check_integrity(deep=True)
+    keys = {point_key(p, "sweep_funcs:noisy", limitsim_version()) for p in grid.points()}
+    assert {r["key"] for r in rows} == keys and len(rows) == 40  # nothing lost or duplicated
+    assert all(r["attempts"] == 1 and r["status"] == "done" for r in rows)
+    assert report.ok and not report.orphans and not report.temp_files
+
+
+# ----------------------------------------------------------------------------- specs and CLI
+SPEC = """
+description = "test sweep"
+function = "sweep_funcs:flaky"
+batch_axes = []
+filters = ["x != 6"]
+
+[axes]
+x = [0, 1, 2, 3, 4, 5, 6]
+
+[fixed]
+k = 1
+"""
+
+
+def test_spec_file_and_cli_run_status_export(tmp_path, capsys):
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(SPEC)
+    spec = load_spec(spec_path)
+    assert spec.grid.points()[-1] == {"x": 5, "k": 1}
+    store = tmp_path / "s"
+    assert cli("run", str(spec_path), "--store", str(store), "--executor", "inline") == 1
+    assert "4 done, 1 diverged, 1 failed, 0 pending" in capsys.readouterr().out
+    assert cli("status", str(store)) == 0
+    out = capsys.readouterr().out
+    assert "4 done, 1 diverged, 1 failed, 0 pending" in out
+    assert "integrity  ok: 6 rows, 0 missing" in out
+    assert "{'x': 3, 'k': 1}: ValueError: bad point x=3" in out
+    assert cli("export", str(store), "--format", "netcdf", "--out", str(tmp_path / "s.nc")) == 0
+    with open_store(store, readonly=True) as st:
+        expected = st.to_dataset()
+    with xr.open_dataset(tmp_path / "s.nc") as exported:
+        xr.testing.assert_identical(exported.load(), expected)
+    assert cli("presets") == 0
+    assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('function = "f"\nbogus = 1\n[axes]\nx = [1]\n', "unknown spec keys \\['bogus'\\]"),
+        ('function = "f"\n', "needs 'axes'"),
+        ('function = "f"\nbatch_axes = ["y"]\n[axes]\nx = [1]\n', "unknown axis \\['y'\\]"),
+        ("function = \n", "invalid TOML"),
+    ],
+)
+def test_bad_spec_files(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_spec(path)
+
+
+def test_cli_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="exactly one"):
+        cli("run", "--store", str(tmp_path / "s"))
+    with pytest.raises(ValueError, match="unknown preset"):
+        cli("run", "--preset", "nope", "--store", str(tmp_path / "s"))
+    with pytest.raises(FileNotFoundError):
+        cli("status", str(tmp_path / "missing"))
+
+
+def test_demo_preset(tmp_path, capsys):
+    spec = PRESETS["demo"]
+    assert isinstance(spec, SweepSpec) and spec.batch_axes == ("log2_eta", "seed")
+    store = tmp_path / "demo"
+    try:
+        spec.check_requirements()
+    except ImportError:
+        code = cli("run", "--preset", "demo", "--store", str(store), "--executor", "inline")
+        assert code == 2
+        assert "needs limitsim.finite.train_finite_batch" in capsys.readouterr().err
+        assert not store.exists()
+        return
+    ds = spec.run(store=store, executor="inline")
+    assert set(np.unique(ds.status.values)) == {"done", "diverged"}  # large rates diverge
+    assert ds.loss.sizes["loss_dim0"] == spec.grid.fixed["steps"]
