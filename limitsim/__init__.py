@@ -8,6 +8,7 @@ kernels at initialization (route R1), and training routes compared in ``theory/a
 from importlib.metadata import PackageNotFoundError, version
 
 from limitsim.classification import Classification, classify
+from limitsim.finite import train_finite, train_finite_batch
 from limitsim.kernels import depth_limit_kernels, init_kernels
 from limitsim.linear_depth import linear_depth_limit
 from limitsim.linear_limit import linear_limit
@@ -43,4 +44,6 @@ __all__ = [
     "open_store",
     "point_seed",
     "run_sweep",
+    "train_finite",
+    "train_finite_batch",
 ]

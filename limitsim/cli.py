@@ -13,7 +13,7 @@ import sys
 __all__ = ["COMMANDS", "main"]
 
 #: Modules of ``limitsim.commands``, in the order ``limitsim --help`` lists them.
-COMMANDS = ("classify", "kernels", "figures", "sweep")
+COMMANDS = ("classify", "kernels", "train", "coordcheck", "sweep", "figures")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -135,6 +135,16 @@ class Task:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    @classmethod
+    def from_dataset(cls, name: str, **kwargs: object) -> Task:
+        """Task of a named dataset (``"digits"``, ``"teacher"``, ``"few_point"``, ``"cifar10"``).
+
+        Delegates to :func:`limitsim.data.load_dataset`; see the loaders there for the options.
+        """
+        from limitsim.data import load_dataset
+
+        return load_dataset(name, **kwargs)
+
     # ------------------------------------------------------------- properties
     @property
     def steps(self) -> int:

@@ -1,0 +1,140 @@
+"""The training loop of route R4: steps, losses, divergence bookkeeping, probe recording.
+
+:class:`Trainer` drives a :class:`limitsim._finite_net.BatchedResnet` over a task's steps
+(see :func:`limitsim.finite.train_finite_batch` for the semantics it implements), and
+:class:`Recorder` keeps the probe's ``x^l``, ``h^l`` and ``δh̃^l`` at the recorded steps and
+turns them into the kernels of :class:`limitsim.Recorded` (``⟨u|v⟩ = u·v/n``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from limitsim._finite_net import BatchedResnet
+from limitsim.run import Record, Recorded
+from limitsim.task import Task
+
+__all__ = ["Recorder", "Trainer"]
+
+
+class Trainer:
+    """Training loop over steps: forward, loss, divergence bookkeeping, backward, update."""
+
+    def __init__(
+        self, task: Task, net: BatchedResnet, bound: float, record: Record | None, every: int
+    ) -> None:
+        self.task, self.net, self.bound, self.every = task, net, bound, every
+        K, T, B, e = net.size, task.steps, task.batch_size, task.d_out
+        self.f = np.full((K, T, B, e), np.nan)
+        self.loss = np.full((K, T), np.nan)
+        self.f_eval = None
+        if task.eval_X is not None and every:
+            self.f_eval = np.full((K, T, task.eval_X.shape[0], e), np.nan)
+        self.diverged_step = np.full(K, -1)
+        self.active = np.arange(K)
+        self.recorder = None if record is None else Recorder(record, task, net)
+
+    def run(self, progress: bool) -> None:
+        task, net, dt = self.task, self.net, self.net.spec.dtype
+        eval_X = None
+        if self.f_eval is not None:
+            eval_X = np.ascontiguousarray(task.eval_X, dtype=dt)
+        steps: Any = range(task.steps)
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="train", unit="step")
+        with np.errstate(all="ignore"):
+            for t in steps:
+                if self.recorder is not None and t in self.recorder.steps:
+                    self.recorder.record(t, self.active)
+                X = np.ascontiguousarray(task.X[t], dtype=dt)
+                buf = net.buffers(X.shape[0], store=True)
+                f = net.forward(X, buf).astype(np.float64)
+                loss = np.asarray(task.value(f, task.Y[t]), dtype=np.float64)
+                ok = np.isfinite(loss) & _bounded(f, self.bound)
+                self.f[self.active, t] = f
+                self.loss[self.active, t] = loss
+                if eval_X is not None and t % self.every == 0:
+                    fe = net.forward(eval_X, net.buffers(eval_X.shape[0], store=False))
+                    fe = fe.astype(np.float64)
+                    ok &= _bounded(fe, self.bound)
+                    self.f_eval[self.active, t] = fe  # type: ignore[index]
+                if not ok.all():
+                    self._drop(~ok, t)
+                    if net.size == 0:
+                        break
+                    f = f[ok]
+                    buf = net.buffers(X.shape[0], store=True)
+                    net.forward(X, buf)  # refill the stored activations of the survivors
+                if progress:
+                    steps.set_postfix(
+                        loss=f"{np.nanmin(self.loss[:, t]):.4g}", active=net.size, refresh=False
+                    )
+                chi = np.ascontiguousarray(task.chi(f, task.Y[t]), dtype=dt)
+                net.train_step(X, chi, buf, t)
+            if net.size:
+                if self.recorder is not None and task.steps in self.recorder.steps:
+                    self.recorder.record(task.steps, self.active)
+                bad = ~net.all_finite()
+                if bad.any():
+                    self.diverged_step[self.active[bad]] = task.steps
+
+    def _drop(self, bad: NDArray[np.bool_], t: int) -> None:
+        lost = self.active[bad]
+        self.diverged_step[lost] = t
+        self.f[lost, t:] = np.nan
+        self.loss[lost, t:] = np.nan
+        if self.f_eval is not None:
+            self.f_eval[lost, t:] = np.nan
+        self.active = self.active[~bad]
+        self.net.select(np.flatnonzero(~bad))
+
+
+class Recorder:
+    """Probe vectors x^l, h^l at the recorded steps and the δh̃ cross-layer kernels."""
+
+    def __init__(self, record: Record, task: Task, net: BatchedResnet) -> None:
+        spec = net.spec
+        self.steps = record.steps
+        self.backward = record.backward
+        self.probe = np.ascontiguousarray(record.probe_for(task.X)[None, :], dtype=spec.dtype)
+        K, R, L, n = net.size, len(record.steps), spec.depth, spec.width
+        self.n = n
+        self.net = net
+        self.x = np.full((K, R, L + 1, n), np.nan)
+        self.h = np.full((K, R, L, n), np.nan)
+        self.dh = np.full((K, R, L, L), np.nan) if record.backward else None
+
+    def record(self, step: int, active: NDArray[np.intp]) -> None:
+        net, r = self.net, self.steps.index(step)
+        buf = net.buffers(1, store=True)
+        net.forward(self.probe, buf)
+        self.x[active, r] = buf.xs[:, :, 0, :].transpose(1, 0, 2)
+        self.h[active, r] = buf.hs[:, :, 0, :].transpose(1, 0, 2)
+        if self.dh is not None:
+            spec = net.spec
+            dh = np.empty((spec.depth, net.size, 1, spec.width), spec.dtype)
+            seed = spec.width * net.V.sum(axis=2)[:, None, :]
+            net.backward(buf, seed.astype(spec.dtype), dh_out=dh)
+            vectors = dh[:, :, 0, :].transpose(1, 0, 2).astype(np.float64)
+            self.dh[active, r] = vectors @ vectors.transpose(0, 2, 1) / self.n
+
+    def result(self, k: int) -> Recorded:
+        x, h, n = self.x[k], self.h[k], self.n
+        return Recorded(
+            steps=np.asarray(self.steps, dtype=np.int64),
+            x_layers=np.einsum("rln,rmn->rlm", x, x) / n,
+            x_steps=np.einsum("rln,sln->rsl", x, x) / n,
+            h_steps=np.einsum("rln,sln->rsl", h, h) / n,
+            dh_layers=None if self.dh is None else self.dh[k],
+        )
+
+
+def _bounded(f: NDArray[np.float64], bound: float) -> NDArray[np.bool_]:
+    """Per configuration (leading axis): all entries finite and ``|f| <= bound``."""
+    flat = np.abs(f.reshape(f.shape[0], -1))
+    return np.isfinite(flat).all(axis=1) & (flat <= bound).all(axis=1)

@@ -1,0 +1,371 @@
+"""Route R4: finite-width resnets trained with SGD or Adam, many configurations at once.
+
+The model is the one of ``theory/algorithms.md`` §1 (Tensor Programs VI, Sec. 6.3 and 10.2),
+with ``m = a (L/L0)^-α`` = :meth:`Parametrization.branch_multiplier`::
+
+    x^0 = U ξ                          U_ij ~ N(0, 1)       (frozen unless train_input)
+    z   = LN(x^{l-1}) if pre_ln else x^{l-1}
+    post, block depth 1:  x^l = x^{l-1} + m MS(φ(W^l z))
+    post, block depth 2:  x^l = x^{l-1} + m MS(φ(W^{l2} φ(W^{l1} z)))
+    pre,  block depth 1:  x^l = x^{l-1} + m W^l φ(z)              (no MS)
+    pre,  block depth 2:  x^l = x^{l-1} + m W^{l2} φ(W^{l1} φ(z))
+    f   = Vᵀ x^L                       V_ij ~ N(0, 1/n²)    (frozen unless train_output)
+
+``W ~ N(0, 1/n)``; ``MS(v) = v − mean(v)`` over the width; ``LN`` subtracts the mean and divides
+by the RMS (no affine parameters, no ε).  The loss is the task's batch mean.  Updates of the
+hidden weights: SGD with the raw rate :meth:`Parametrization.learning_rate` on the true
+gradient; Adam on ``gradient_scale · g`` with rate ``learning_rate(depth, width)``, ε inside
+the square root and bias-corrected moments (Def. 6.1).  Trainable input/output layers use
+:meth:`Parametrization.io_learning_rate` and :meth:`Parametrization.io_gradient_scale` (µP).
+No scaling is computed here: every factor comes from the :class:`Parametrization`.
+
+Recorded kernels (:class:`limitsim.Record`): ``h^l`` is the output of block l's last matrix
+product — for a post block the pre-activation of its last φ (the convention of
+:mod:`limitsim.run`), for a pre block ``W^l φ(z)`` (the paper's §8.2 usage) — and ``δh̃^l``
+is ``n`` times the gradient of ``Σ f`` at ``h^l`` divided by ``m``: ``φ′(h^l) ⊙ MS(δx̃^l)``
+for post blocks and ``δx̃^l`` for pre blocks.  ``⟨u|v⟩ = u·v/n``.
+
+Divergence: a configuration whose outputs (on the batch or on ``task.eval_X``) or loss are
+not finite, or exceed ``divergence_bound`` in absolute value, is stopped at that step; its
+``f``, ``loss`` and ``f_eval`` are NaN from that step on, ``Run.diverged`` is True and
+``Run.diverged_step`` the step.  It is dropped from the batch, so the others are unaffected.
+Weights that become non-finite in the last update give ``diverged_step = T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+
+from limitsim._finite_loop import Trainer
+from limitsim._finite_net import BatchedResnet, Hyper, Spec
+from limitsim.nonlinearities import Nonlinearity, nonlinearity
+from limitsim.parametrization import Parametrization, check_depth
+from limitsim.run import Record, Run
+from limitsim.task import Task
+
+__all__ = ["BLOCKS", "DTYPES", "train_finite", "train_finite_batch"]
+
+BLOCKS = ("post", "pre")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def train_finite(
+    task: Task,
+    param: Parametrization,
+    *,
+    depth: int,
+    width: int,
+    phi: str | Nonlinearity = "relu",
+    seed: int = 0,
+    block_depth: int = 1,
+    block: Literal["post", "pre"] = "post",
+    pre_ln: bool = False,
+    dtype: str = "float64",
+    record: Record | None = None,
+    train_input: bool = False,
+    train_output: bool = False,
+    divergence_bound: float = 1e8,
+    eval_every: int = 1,
+    blas_threads: int | None = 1,
+    progress: bool = False,
+) -> Run:
+    """Train one width-n, depth-L resnet on ``task`` (route R4).
+
+    Parameters
+    ----------
+    task : Task
+        Batches ``X`` (T, B, d), targets ``Y`` (T, B, e), loss, optional ``eval_X``.
+    param : Parametrization
+        (α, γ, a, η, optimizer, base depth): every scaling comes from its methods.
+    depth, width : int
+        Number of blocks L ≥ 1 and width n ≥ 1.
+    phi : str or Nonlinearity
+        Nonlinearity spec (see :func:`limitsim.nonlinearities.nonlinearity`).
+    seed : int
+        Seed of the initial weights (see :func:`limitsim._finite_net.draw_weights`).
+    block_depth : {1, 2}
+        Matrices per block.
+    block : {"post", "pre"}
+        ``"post"``: ``m MS(φ(W z))``; ``"pre"``: ``m W φ(z)`` (module docstring).
+    pre_ln : bool
+        LayerNorm (no affine, no ε) on ``x^{l-1}`` before each block.
+    dtype : {"float64", "float32"}
+        Arithmetic precision (outputs are returned as float64).
+    record : Record, optional
+        Probe kernels to record (:class:`limitsim.Recorded` in ``Run.recorded``).
+    train_input, train_output : bool
+        Train U and V with µP rates (default: frozen, as in the paper).
+    divergence_bound : float
+        Outputs with ``|f|`` above this count as diverged.
+    eval_every : int
+        Evaluate on ``task.eval_X`` every this many steps (and at step 0); ``f_eval`` is NaN
+        at the other steps; 0 skips evaluation (``f_eval`` is None).  Each evaluation costs a
+        forward pass over all P evaluation inputs.
+    blas_threads : int or None
+        BLAS threads while training (None: the library's setting).  Default 1: multithreaded
+        BLAS on products of this size slows down many-fold as soon as other processes share
+        the cores (measured 3–9 vs 28–31 GFLOP/s at width 512 on 2 shared cores); sweeps
+        run one process per core instead.
+    progress : bool
+        Show a tqdm progress bar over the steps.
+
+    Returns
+    -------
+    Run
+        ``route="finite"``; ``f`` (T, B, e), ``loss`` (T,), ``f_eval`` (T, P, e) when the task
+        has ``eval_X``, ``recorded`` when ``record`` is given, ``diverged``/``diverged_step``.
+
+    Notes
+    -----
+    This is :func:`train_finite_batch` with one configuration.
+    """
+    (run,) = train_finite_batch(
+        task,
+        [param],
+        depth=depth,
+        width=width,
+        phi=phi,
+        seeds=[seed],
+        block_depth=block_depth,
+        block=block,
+        pre_ln=pre_ln,
+        dtype=dtype,
+        record=record,
+        train_input=train_input,
+        train_output=train_output,
+        divergence_bound=divergence_bound,
+        eval_every=eval_every,
+        blas_threads=blas_threads,
+        progress=progress,
+    )
+    return run
+
+
+def train_finite_batch(
+    task: Task,
+    params: Parametrization | Sequence[Parametrization],
+    *,
+    depth: int,
+    width: int,
+    phi: str | Nonlinearity = "relu",
+    seeds: int | Sequence[int] = 0,
+    block_depth: int = 1,
+    block: Literal["post", "pre"] = "post",
+    pre_ln: bool = False,
+    dtype: str = "float64",
+    record: Record | None = None,
+    train_input: bool = False,
+    train_output: bool = False,
+    divergence_bound: float = 1e8,
+    eval_every: int = 1,
+    blas_threads: int | None = 1,
+    progress: bool = False,
+) -> list[Run]:
+    """Train K configurations of one architecture together, in one batched computation.
+
+    Configuration k uses ``params[k]`` and ``seeds[k]``; a single Parametrization or seed (or
+    a sequence of length 1) is broadcast to the length of the other argument, so
+    ``train_finite_batch(task, [dataclasses.replace(p, eta=e) for e in etas], ...)`` sweeps
+    learning rates from one initialization and ``train_finite_batch(task, p, seeds=range(8),
+    ...)`` runs eight seeds.  Parametrizations may differ in every field (α, γ, a, η, Adam
+    constants, base depth) except ``optimizer``, which must be common.  All other arguments
+    are those of :func:`train_finite` and are shared.
+
+    Returns
+    -------
+    list of Run
+        One per configuration, in order; each equals (to float round-off) the Run of a
+        separate :func:`train_finite` call with the same parametrization and seed.  A
+        diverging configuration is dropped from the batch at its divergence step and does not
+        affect the others.
+
+    Notes
+    -----
+    Memory: weights ``K L bd n²`` (three times that for Adam) plus activations
+    ``≈ 4 K L bd B n`` in ``dtype``.  Cost per step: ``≈ 6 K L bd B n²`` flops in batched BLAS
+    calls; identical seeds share one weight draw.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
+    bound = float(divergence_bound)
+    if not bound > 0:
+        raise ValueError(f"divergence_bound must be > 0, got {divergence_bound}")
+    if (
+        isinstance(eval_every, bool)
+        or not isinstance(eval_every, int | np.integer)
+        or (eval_every < 0)
+    ):
+        raise ValueError(f"eval_every must be a non-negative integer, got {eval_every!r}")
+    if record is not None:
+        if not isinstance(record, Record):
+            raise TypeError(f"record must be a limitsim.Record, got {type(record).__name__}")
+        record.check_steps(task.steps)
+    if blas_threads is not None and (
+        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
+    ):
+        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    param_list, seed_list = _broadcast(params, seeds)
+    net = _network(
+        task,
+        param_list,
+        seed_list,
+        depth=depth,
+        width=width,
+        phi=phi,
+        block_depth=block_depth,
+        block=block,
+        pre_ln=pre_ln,
+        dtype=dtype,
+        train_input=train_input,
+        train_output=train_output,
+    )
+    spec = net.spec
+    trainer = Trainer(task, net, bound, record, int(eval_every))
+    with threadpool_limits(blas_threads, user_api="blas"):
+        trainer.run(progress)
+    return [
+        Run(
+            f=trainer.f[k],
+            loss=trainer.loss[k],
+            route="finite",
+            config=_config(task, spec, param_list[k], seed_list[k], bound),
+            diverged=bool(trainer.diverged_step[k] >= 0),
+            diverged_step=int(trainer.diverged_step[k]) if trainer.diverged_step[k] >= 0 else None,
+            f_eval=None if trainer.f_eval is None else trainer.f_eval[k],
+            recorded=None if trainer.recorder is None else trainer.recorder.result(k),
+        )
+        for k in range(len(param_list))
+    ]
+
+
+def _broadcast(
+    params: Parametrization | Sequence[Parametrization], seeds: int | Sequence[int]
+) -> tuple[list[Parametrization], list[int]]:
+    param_list = [params] if isinstance(params, Parametrization) else list(params)
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        seed_list = [int(seeds)]
+    else:
+        seed_list = list(seeds)  # type: ignore[arg-type]
+    if not param_list or not seed_list:
+        raise ValueError("params and seeds must not be empty")
+    for p in param_list:
+        if not isinstance(p, Parametrization):
+            raise TypeError(f"params must be Parametrization objects, got {type(p).__name__}")
+    for s in seed_list:
+        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+    K = max(len(param_list), len(seed_list))
+    if len(param_list) not in (1, K) or len(seed_list) not in (1, K):
+        raise ValueError(
+            f"params ({len(param_list)}) and seeds ({len(seed_list)}) must have equal lengths "
+            "or length 1"
+        )
+    return param_list * (K // len(param_list)), [int(s) for s in seed_list] * (K // len(seed_list))
+
+
+def _network(
+    task: Task,
+    params: list[Parametrization],
+    seeds: list[int],
+    *,
+    depth: int,
+    width: int,
+    phi: str | Nonlinearity,
+    block_depth: int,
+    block: str,
+    pre_ln: bool,
+    dtype: str,
+    train_input: bool,
+    train_output: bool,
+) -> BatchedResnet:
+    """Validate the arguments and build the K initial networks (weights drawn from ``seeds``)."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
+    optimizers = {p.optimizer for p in params}
+    if len(optimizers) != 1:
+        raise ValueError(f"all params must share one optimizer, got {sorted(optimizers)}")
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+    if block_depth not in (1, 2) or isinstance(block_depth, bool):
+        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
+    if str(np.dtype(dtype) if not isinstance(dtype, str) else dtype) not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    for name, flag in (
+        ("pre_ln", pre_ln),
+        ("train_input", train_input),
+        ("train_output", train_output),
+    ):
+        if not isinstance(flag, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    spec = Spec(
+        depth=check_depth(depth, "depth"),
+        width=check_depth(width, "width"),
+        d_in=task.d_in,
+        d_out=task.d_out,
+        phi=nonlinearity(phi),
+        block=block,
+        block_depth=int(block_depth),
+        pre_ln=bool(pre_ln),
+        dtype=DTYPES[str(np.dtype(dtype) if not isinstance(dtype, str) else dtype)],
+        train_input=bool(train_input),
+        train_output=bool(train_output),
+        optimizer=params[0].optimizer,
+    )
+    return BatchedResnet(spec, _hyper(params, spec), seeds)
+
+
+def _hyper(params: list[Parametrization], spec: Spec) -> Hyper:
+    L, n, adam = spec.depth, spec.width, spec.optimizer == "adam"
+
+    def column(values: list[float]) -> NDArray[np.float64]:
+        return np.array(values, dtype=np.float64)
+
+    return Hyper(
+        multiplier=column([p.branch_multiplier(L) for p in params]),
+        rate=column([p.learning_rate(L, n) for p in params]),
+        scale=column([p.gradient_scale(L, n) if adam else 1.0 for p in params]),
+        rate_in=column([p.io_learning_rate("input", n) for p in params]),
+        scale_in=column([p.io_gradient_scale("input", n) if adam else 1.0 for p in params]),
+        rate_out=column([p.io_learning_rate("output", n) for p in params]),
+        scale_out=column([p.io_gradient_scale("output", n) if adam else 1.0 for p in params]),
+        beta1=column([p.beta1 for p in params]),
+        beta2=column([p.beta2 for p in params]),
+        eps=column([p.eps for p in params]),
+    )
+
+
+def _config(
+    task: Task, spec: Spec, param: Parametrization, seed: int, bound: float
+) -> dict[str, Any]:
+    return {
+        "depth": spec.depth,
+        "width": spec.width,
+        "phi": spec.phi.name,
+        "seed": seed,
+        "block": spec.block,
+        "block_depth": spec.block_depth,
+        "pre_ln": spec.pre_ln,
+        "dtype": np.dtype(spec.dtype).name,
+        "train_input": spec.train_input,
+        "train_output": spec.train_output,
+        "divergence_bound": bound,
+        "parametrization": param.name,
+        "alpha": param.alpha,
+        "gamma": param.gamma,
+        "a": param.a,
+        "eta": param.eta,
+        "optimizer": param.optimizer,
+        "base_depth": param.base_depth,
+        "beta1": param.beta1,
+        "beta2": param.beta2,
+        "eps": param.eps,
+        "task": task.name,
+        "steps": task.steps,
+        "batch_size": task.batch_size,
+        "loss": task.loss,
+    }
