@@ -13,7 +13,7 @@ import tempfile
 
 SNIPPETS = {
     "init_kernels relu": "limitsim.init_kernels(X, 'relu', depth=2, param=p)",
-    "init_kernels tanh (quadrature)": "limitsim.init_kernels(X, 'tanh', depth=2, param=p)",
+    "init_kernels tanh (Hermite)": "limitsim.init_kernels(X, 'tanh', depth=2, param=p)",
     "user expression x*erf(x)": "limitsim.init_kernels(X, 'x*erf(x)', depth=2, param=p)",
 }
 SETUP = (

@@ -77,7 +77,7 @@ def make_figures(
         The report's path.
     """
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {sorted(PROFILES)}")
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
     names = list(EXPERIMENTS if only is None else only)
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:

@@ -14,14 +14,18 @@ Gaussian expectations for z ~ N(0, K) (``tp6-notes.md`` §3.6):
 - ``vprime(K)`` = E φ′(z_i)φ′(z_j) = V_φ′(K).
 
 Closed forms (``derivations/gaussian.py``) serve the positively homogeneous family
-φ(z) = c₊ z (z > 0), c₋ z (z < 0) and erf; everything else uses tensor Gauss–Hermite
-quadrature with ``quadrature_degree`` nodes per dimension (default 48; change it with
-:meth:`Nonlinearity.with_quadrature_degree`).  Stated accuracy at 48 nodes, measured in
+φ(z) = c₊ z (z > 0), c₋ z (z < 0) and erf; everything else uses the Hermite (Mehler)
+expansion E φ(z_i)φ(z_j) = Σ_k c_k(s_i) c_k(s_j) ρ^k truncated after ``hermite_terms`` terms
+(default 128; change it with :meth:`Nonlinearity.with_hermite_terms`), with coefficients from a
+1-D Gauss–Hermite rule (``numpy.polynomial.hermite_e``); see
+:func:`limitsim._kernels.gauss_moments_hermite`.  Stated accuracy at 128 terms, measured in
 ``tests/test_nonlinearities.py`` against erf's closed form and 20-digit mpmath integrals for
-tanh: absolute error below 1e-8 for analytic φ at variances ≤ 1, below 1e-6 at variance 2 and
-1e-4 at variance 4 (a larger variance makes φ(σg) steeper in g; raise the degree for those).
-For φ with a kink (relu-like user expressions) the error decays only like 1/degree (≈5e-3 for
-relu at 48 nodes), which is why the homogeneous family always uses its closed form.
+tanh at correlations 0.7 and 0.99: absolute error below 1e-12 at variance ≤ 1, below 1e-10 at
+variance 2 and below 1e-8 at variance 4 (a larger variance makes φ(s g) steeper in g, so its
+Hermite coefficients decay more slowly; raise the number of terms for those).  For φ with a
+kink (relu-like user expressions) the coefficients decay only algebraically and the error
+falls slowly with the number of terms, which is why the homogeneous family always uses its
+closed form.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ BUILTINS: dict[str, tuple[float, float] | None] = {
     "silu": None,
 }
 FAMILIES = ("leaky_relu:<slope>", "homogeneous:<c_plus>,<c_minus>")
-DEFAULT_QUADRATURE_DEGREE = 48
+DEFAULT_HERMITE_TERMS = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +82,8 @@ class Nonlinearity:
         forms.
     expression : str
         The formula of φ in sympy syntax.
-    quadrature_degree : int
-        Gauss–Hermite nodes per dimension when no closed form exists.
+    hermite_terms : int
+        Terms of the Hermite expansion used when no closed form exists.
     """
 
     name: str
@@ -88,23 +92,19 @@ class Nonlinearity:
     d2phi: Any | None
     expression: str
     homogeneous: tuple[float, float] | None = None
-    quadrature_degree: int = DEFAULT_QUADRATURE_DEGREE
-    _rule: tuple[NDArray[np.float64], NDArray[np.float64]] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        rule = _kernels.standard_normal_rule(self.quadrature_degree)
-        object.__setattr__(self, "_rule", rule)
+    hermite_terms: int = DEFAULT_HERMITE_TERMS
+    _rule: tuple[NDArray[np.float64], ...] | None = field(default=None, init=False, repr=False)
 
     def __reduce__(self) -> tuple[Callable[..., Nonlinearity], tuple[str, int]]:
-        return (_rebuild, (self.name, self.quadrature_degree))
+        return (_rebuild, (self.name, self.hermite_terms))
 
     def __repr__(self) -> str:
         return f"nonlinearity({self.name!r})"
 
-    def with_quadrature_degree(self, degree: int) -> Nonlinearity:
-        """The same nonlinearity with ``degree`` Gauss–Hermite nodes per dimension."""
-        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 2:
-            raise ValueError(f"degree must be an integer >= 2, got {degree!r}")
+    def with_hermite_terms(self, terms: int) -> Nonlinearity:
+        """The same nonlinearity with ``terms`` terms of the Hermite expansion."""
+        if isinstance(terms, bool) or not isinstance(terms, int) or not 2 <= terms <= 200:
+            raise ValueError(f"terms must be an integer in [2, 200], got {terms!r}")
         return Nonlinearity(
             name=self.name,
             phi=self.phi,
@@ -112,12 +112,12 @@ class Nonlinearity:
             d2phi=self.d2phi,
             expression=self.expression,
             homogeneous=self.homogeneous,
-            quadrature_degree=degree,
+            hermite_terms=terms,
         )
 
     @property
     def closed_form(self) -> str | None:
-        """``"homogeneous"``, ``"erf"`` or None (quadrature)."""
+        """``"homogeneous"``, ``"erf"`` or None (Hermite expansion)."""
         if self.homogeneous is not None:
             return "homogeneous"
         return "erf" if self.name == "erf" else None
@@ -167,9 +167,12 @@ class Nonlinearity:
         elif self.name == "erf":
             _kernels.gauss_moments_erf(K, mean, second, vprime)
         else:
-            nodes, weights = self._rule
-            _kernels.gauss_moments_quadrature(
-                self.phi, self.dphi, K, nodes, weights, mean, second, vprime
+            if self._rule is None:
+                object.__setattr__(self, "_rule", _kernels.hermite_rule(self.hermite_terms))
+            assert self._rule is not None
+            nodes, weights, table = self._rule
+            _kernels.gauss_moments_hermite(
+                self.phi, self.dphi, K, nodes, weights, table, mean, second, vprime
             )
         return mean, second, vprime
 
@@ -262,10 +265,10 @@ def _build(spec: str) -> Nonlinearity:
     )
 
 
-def _rebuild(name: str, degree: int) -> Nonlinearity:
+def _rebuild(name: str, terms: int) -> Nonlinearity:
     """Unpickle: rebuild from the spec (dispatchers are not picklable across processes)."""
     phi = nonlinearity(name)
-    return phi if phi.quadrature_degree == degree else phi.with_quadrature_degree(degree)
+    return phi if phi.hermite_terms == terms else phi.with_hermite_terms(terms)
 
 
 def _parse_params(spec: str, params: str, count: int) -> list[float]:

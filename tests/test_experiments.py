@@ -11,13 +11,16 @@ from limitsim.experiments.profiles import PROFILES, sizes_for
 COORDS = {
     "phase_diagram": {"alpha", "alpha_plus_gamma"},
     "init_kernels": {"phi", "depth", "lam"},
+    "scaling_exponents": {"alpha_gamma", "depth", "seed"},
+    "transfer": {"optimizer", "param", "depth", "log2_eta", "seed"},
+    "linear_rms": {"width", "depth", "step"},
 }
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_tiny_profile(name, tmp_path):
     module = importlib.import_module(f"limitsim.experiments.{name}")
-    ds = module.run(sizes_for("tiny", name))
+    ds = module.run(sizes_for("tiny", name))  # no context: a throw-away store, in process
     assert isinstance(ds, xr.Dataset)
     assert COORDS.get(name, set()) <= set(ds.coords)
     paths = module.plot(ds, tmp_path)

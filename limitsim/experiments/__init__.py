@@ -6,4 +6,10 @@ experiment's entry of a profile in :mod:`limitsim.experiments.profiles`), ``plot
 """
 
 #: Experiment modules in the order of the report.
-EXPERIMENTS = ("phase_diagram", "init_kernels")
+EXPERIMENTS = (
+    "phase_diagram",
+    "init_kernels",
+    "scaling_exponents",
+    "transfer",
+    "linear_rms",
+)

@@ -50,6 +50,7 @@ def sweep(
     grid: Any,
     *,
     batch_axes: Sequence[str] = (),
+    batch_size: int | None = None,
 ) -> Any:
     """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable)."""
     from limitsim.sweep import run_sweep
@@ -72,6 +73,7 @@ def sweep(
         grid,
         store=context.store_root / name,
         batch_axes=batch_axes,
+        batch_size=batch_size,
         executor=executor,
         scheduler=context.scheduler,
         workers=context.workers,
@@ -123,8 +125,8 @@ def bootstrap_argmin(
 
     ``losses`` has shape (n_x, n_seeds).
     """
-    mean = np.nanmean(np.where(np.isfinite(losses), losses, np.nan), axis=1)
-    mean = np.where(np.all(np.isfinite(losses), axis=1), mean, np.nan)
+    finite = np.all(np.isfinite(losses), axis=1)  # a diverged seed makes the point diverged
+    mean = np.where(finite, np.where(np.isfinite(losses), losses, 0.0).mean(axis=1), np.nan)
     best = argmin_log2(x, mean)
     n_seeds = losses.shape[1]
     if n_seeds < 2 or not math.isfinite(best):

@@ -24,6 +24,21 @@ from limitsim.report import Claim
 
 NAME = "init_kernels"
 TITLE = "Kernels at initialization: finite depth → depth limit"
+
+#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"phis": ("relu", "abs"), "depths": (4, 8, 16), "rho0": 0.5},
+    "quick": {
+        "phis": ("relu", "abs", "tanh", "gelu", "linear"),
+        "depths": (4, 8, 16, 32, 64, 128, 256),
+        "rho0": 0.5,
+    },
+    "paper": {
+        "phis": ("relu", "abs", "leaky_relu:0.2", "tanh", "erf", "gelu", "silu", "linear"),
+        "depths": (4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        "rho0": 0.5,
+    },
+}
 LIMIT_GRID = np.linspace(0.0, 1.0, 65)
 
 

@@ -20,6 +20,13 @@ from limitsim.report import Claim
 
 NAME = "phase_diagram"
 TITLE = "Phase diagram of (α, α + γ) (Fig. 1)"
+
+#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"per_quarter": 2},
+    "quick": {"per_quarter": 40},
+    "paper": {"per_quarter": 80},
+}
 REGIONS = (
     "unstable at initialization",
     "unstable during training",

@@ -1,0 +1,245 @@
+"""Coordinate sizes of a trained linear resnet against width and depth (the paper's Figs. 8, 9).
+
+Task: scikit-learn's digits, inputs projected on their top ``d_in`` principal components and
+scaled to unit norm, scalar target ±1 (even/odd digit), squared loss, SGD with Depth-µP
+(a = 1, η = ``eta``) for ``max(steps) + 1`` steps (the extra step lets ``f_eval`` hold the
+output after the last recorded update).  The probe is a held-out digit.
+
+Quantities (``theory/algorithms.md`` §3, coordinate checks): the RMS ``sqrt(⟨x^l|x^l⟩)`` of the
+probe's features at the input layer (l = 0) and at l/L = 1/4, 1/2, 3/4, 1, and the size
+``|f|`` of its output, after 1, 5 and 10 updates.
+
+- Fig. 8: finite networks (:func:`limitsim.train_finite`, φ = linear, depth ``depth``) against
+  width, mean ± standard error over seeds, with the exact n = ∞ limit
+  (:func:`limitsim.linear_limit`) as dashed lines.
+- Fig. 9: the n = ∞ limit alone against depth: the curves flatten (convergence in L).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from limitsim.linear_limit import linear_limit
+from limitsim.parametrization import Parametrization
+from limitsim.run import Record, Run
+from limitsim.task import Task
+
+NAME = "linear_rms"
+TITLE = "Linear resnets: feature sizes vs width (finite → limit) and vs depth (Figs. 8, 9)"
+QUANTITIES = ("input", "l/L=1/4", "l/L=1/2", "l/L=3/4", "l/L=1", "output")
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+#: Suggested sizes per profile (``limitsim.experiments.profiles`` holds the ones in use).
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "widths": (64, 128),
+        "seeds": 2,
+        "depth": 8,
+        "depths": (4, 8, 16),
+        "steps": (1, 5, 10),
+        "batch": 4,
+        "d_in": 4,
+        "eta": 0.5,
+    },
+    "quick": {
+        "widths": (128, 256, 512, 1024),
+        "seeds": 4,
+        "depth": 64,
+        "depths": (16, 32, 64, 128, 256, 512),
+        "steps": (1, 5, 10),
+        "batch": 8,
+        "d_in": 8,
+        "eta": 0.5,
+    },
+    "paper": {
+        "widths": (128, 256, 512, 1024, 2048, 4096, 8192),
+        "seeds": 5,
+        "depth": 64,
+        "depths": (16, 32, 64, 128, 256, 512),
+        "steps": (1, 5, 10),
+        "batch": 8,
+        "d_in": 8,
+        "eta": 0.5,
+    },
+}
+
+
+def make_task(*, steps: int, batch: int, d_in: int, seed: int = 0) -> tuple[Task, np.ndarray]:
+    """The digits task of the module docstring and its probe (a held-out digit)."""
+    from limitsim.data import digits
+
+    base = digits(steps=steps, batch_size=batch, seed=seed, loss="mse", eval_fraction=0.2)
+    assert base.eval_X is not None
+    _, _, vt = np.linalg.svd(base.X.reshape(-1, base.d_in), full_matrices=False)
+    project = vt[:d_in].T
+
+    def prepare(x: np.ndarray) -> np.ndarray:
+        z = x @ project
+        return z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+    labels = np.argmax(base.Y, axis=-1)
+    Y = np.where(labels % 2 == 0, 1.0, -1.0)[..., None]
+    probe = prepare(base.eval_X[0])
+    task = Task.from_batches(
+        prepare(base.X),
+        Y,
+        loss="mse",
+        eval_X=probe[None, :],
+        name=f"digits, {d_in} PCA dims, even/odd ±1",
+    )
+    return task, probe
+
+
+def _sizes(run: Run, L: int, steps: tuple[int, ...]) -> np.ndarray:
+    """(steps, quantities) array of RMS values from a run recorded at ``steps``."""
+    rec = run.recorded
+    assert rec is not None and run.f_eval is not None
+    layers = [round(fr * L) for fr in FRACTIONS]
+    out = np.empty((len(steps), len(QUANTITIES)))
+    for i, t in enumerate(steps):
+        diag = np.diagonal(rec.x_layers[rec.step_index(t)])
+        out[i, :-1] = np.sqrt(diag[layers])
+        out[i, -1] = np.abs(run.f_eval[t, 0, 0])
+    return out
+
+
+def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:
+    """Finite networks against width at ``depth``, and the limit against width and depth."""
+    try:
+        from limitsim.finite import train_finite
+    except ImportError as exc:  # pragma: no cover - depends on the finite-network route
+        raise ImportError(
+            "linear_rms needs limitsim.finite.train_finite (route R4) for Fig. 8"
+        ) from exc
+    steps = tuple(int(t) for t in sizes["steps"])
+    widths, depths = list(sizes["widths"]), list(sizes["depths"])
+    seeds, L = int(sizes["seeds"]), int(sizes["depth"])
+    task, probe = make_task(
+        steps=max(steps) + 1, batch=int(sizes["batch"]), d_in=int(sizes["d_in"])
+    )
+    param = Parametrization.depth_mup(eta=float(sizes["eta"]))
+    record = Record(steps=steps, probe=probe, backward=False)
+    finite = np.full((len(widths), seeds, len(steps), len(QUANTITIES)), np.nan)
+    for i, n in enumerate(widths):
+        for s in range(seeds):
+            out = train_finite(
+                task, param, depth=L, width=int(n), phi="linear", seed=s, record=record
+            )
+            finite[i, s] = _sizes(out, L, steps)
+    limit = _sizes(linear_limit(task, param, depth=L, record=record), L, steps)
+    by_depth = np.stack(
+        [
+            _sizes(linear_limit(task, param, depth=int(D), record=record), int(D), steps)
+            for D in depths
+        ]
+    )
+    coords = {
+        "width": widths,
+        "seed": np.arange(seeds),
+        "step": list(steps),
+        "quantity": list(QUANTITIES),
+        "depth": depths,
+    }
+    return xr.Dataset(
+        {
+            "finite": (("width", "seed", "step", "quantity"), finite),
+            "limit": (("step", "quantity"), limit),
+            "limit_by_depth": (("depth", "step", "quantity"), by_depth),
+        },
+        coords=coords,
+        attrs={
+            "task": task.name,
+            "parametrization": f"depth_mup, a = 1, eta = {param.eta}",
+            "finite_depth": L,
+        },
+    )
+
+
+def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
+    """Top row: RMS vs width (finite, mean ± SE; limit dashed).  Bottom: limit vs depth."""
+    from limitsim.plotting import new_figure, save_figure
+
+    steps = [int(t) for t in ds.step.values]
+    fig, axes = new_figure(len(steps), 2, width=3.0, height=2.6)
+    widths = ds.width.values.astype(float)
+    depths = ds.depth.values.astype(float)
+    seeds = ds.sizes["seed"]
+    for col, t in enumerate(steps):
+        top, bottom = axes[0, col], axes[1, col]
+        for k, q in enumerate(QUANTITIES):
+            color = f"C{k}"
+            values = ds.finite.sel(step=t, quantity=q).values
+            mean = values.mean(axis=1)
+            se = values.std(axis=1, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
+            top.errorbar(widths, mean, yerr=se, color=color, marker="o", ms=3, label=q)
+            top.axhline(float(ds.limit.sel(step=t, quantity=q)), color=color, ls="--", lw=1)
+            bottom.plot(
+                depths,
+                ds.limit_by_depth.sel(step=t, quantity=q),
+                color=color,
+                marker="o",
+                ms=3,
+                label=q,
+            )
+        top.set_xscale("log", base=2)
+        top.set_yscale("log")
+        top.set_title(f"after {t} updates, depth {ds.attrs['finite_depth']}")
+        top.set_xlabel("width n")
+        bottom.set_xscale("log", base=2)
+        bottom.set_yscale("log")
+        bottom.set_title(f"after {t} updates, n = ∞")
+        bottom.set_xlabel("depth L")
+    axes[0, 0].set_ylabel("RMS (|f| for the output)")
+    axes[1, 0].set_ylabel("RMS (|f| for the output)")
+    axes[1, 0].legend(loc="center right", ncols=2)
+    fig.suptitle(
+        f"Linear resnet, SGD, {ds.attrs['parametrization']}; {ds.attrs['task']}\n"
+        "solid: finite width (mean ± SE); dashed: n = ∞; bottom: n = ∞ against depth"
+    )
+    return save_figure(fig, out_dir, NAME)
+
+
+def claims(ds: xr.Dataset) -> list[Any]:
+    """Fig. 8: finite feature RMS at the largest width match the limit; Fig. 9: flat in depth.
+
+    The first claim uses the features (input and hidden layers), whose RMS concentrate; the
+    output's ``|f|`` is plotted but not scored (a few seeds give a noisy, biased ``E|f|``).
+    """
+    from limitsim.report import Claim
+
+    features = slice(0, len(QUANTITIES) - 1)
+    values = ds.finite.isel(width=-1, quantity=features).values  # (seed, step, quantity)
+    seeds = values.shape[0]
+    limit = ds.limit.isel(quantity=features).values
+    deviation = np.abs(values.mean(axis=0) - limit) / limit
+    se = values.std(axis=0, ddof=1) / np.sqrt(seeds) / limit if seeds > 1 else 0 * limit
+    worst = np.unravel_index(np.argmax(deviation), deviation.shape)
+    by_depth = ds.limit_by_depth.values
+    change = np.abs(by_depth[-1] - by_depth[-2]) / np.abs(by_depth[-1])
+    return [
+        Claim(
+            NAME,
+            "finite-width RMS approach the Γ/C infinite-width prediction (Fig. 8)",
+            f"max relative deviation of the seed-mean feature RMS from the limit at width "
+            f"{int(ds.width.values[-1])}",
+            float(deviation[worst]),
+            float(se[worst]),
+            "dashed lines match as width grows",
+            0.0,
+            0.1,
+        ),
+        Claim(
+            NAME,
+            "the infinite-width curves are flat in depth quickly (Fig. 9)",
+            f"max relative change, depth {int(ds.depth.values[-2])} → {int(ds.depth.values[-1])}",
+            float(change.max()),
+            0.0,
+            "convergence in L (O(1/L))",
+            0.0,
+            0.05,
+        ),
+    ]
