@@ -8,12 +8,14 @@ kernels at initialization (route R1), and training routes compared in ``theory/a
 from importlib.metadata import PackageNotFoundError, version
 
 from limitsim.classification import Classification, classify
+from limitsim.depth import depth_limit
 from limitsim.finite import train_finite, train_finite_batch
 from limitsim.kernels import depth_limit_kernels, init_kernels
 from limitsim.linear_depth import linear_depth_limit
 from limitsim.linear_limit import linear_limit
 from limitsim.nonlinearities import Nonlinearity, nonlinearities, nonlinearity
 from limitsim.parametrization import Parametrization
+from limitsim.particles import simulate_limit
 from limitsim.run import Record, Recorded, Run
 from limitsim.store import open_store
 from limitsim.sweep import Grid, point_seed, run_sweep
@@ -35,6 +37,7 @@ __all__ = [
     "Task",
     "__version__",
     "classify",
+    "depth_limit",
     "depth_limit_kernels",
     "init_kernels",
     "linear_depth_limit",
@@ -44,6 +47,7 @@ __all__ = [
     "open_store",
     "point_seed",
     "run_sweep",
+    "simulate_limit",
     "train_finite",
     "train_finite_batch",
 ]

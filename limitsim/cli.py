@@ -13,7 +13,16 @@ import sys
 __all__ = ["COMMANDS", "main"]
 
 #: Modules of ``limitsim.commands``, in the order ``limitsim --help`` lists them.
-COMMANDS = ("classify", "kernels", "train", "coordcheck", "sweep", "figures")
+COMMANDS = (
+    "classify",
+    "kernels",
+    "train",
+    "coordcheck",
+    "simulate",
+    "compare",
+    "sweep",
+    "figures",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,11 +88,17 @@ def render_report(claims: Sequence[Claim], *, profile: str, notes: Sequence[str]
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in claims:
-        lines.append(
-            f"| {c.experiment} | {c.statement} | {c.quantity} | {_fmt(c.measured)} | "
-            f"{_fmt(c.uncertainty)} | {c.paper} | [{_fmt(c.low)}, {_fmt(c.high)}] | "
-            f"**{c.verdict}** |"
+        cells = (
+            c.experiment,
+            c.statement,
+            c.quantity,
+            _fmt(c.measured),
+            _fmt(c.uncertainty),
+            c.paper,
+            f"[{_fmt(c.low)}, {_fmt(c.high)}]",
+            f"**{c.verdict}**",
         )
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,13 @@ COORDS = {
     "scaling_exponents": {"alpha_gamma", "depth", "seed"},
     "transfer": {"optimizer", "param", "depth", "log2_eta", "seed"},
     "linear_rms": {"width", "depth", "step"},
+    "block_depth": {"phi", "block_depth", "depth", "log2_eta", "seed"},
+    "block_heatmap": {"depth", "log2_a", "log2_eta", "seed"},
+    "convergence": {"phi", "width", "seed", "depth", "particle_depth", "step"},
+    "diversity": set(),
+    "nonlinearity": set(),
+    "prenonlin": set(),
+    "multiplier": set(),
 }
 
 

@@ -30,3 +30,5 @@ def test_report_lists_every_claim():
     text = render_report(claims, profile="tiny")
     assert "1 reproduced, 1 not reproduced, 0 inconclusive" in text
     assert "**not reproduced**" in text and "| e | bad |" in text
+    piped = render_report([Claim("e", "s", "|x|", 1.0, 0.0, "p", 0, 2)], profile="tiny")
+    assert "\\|x\\|" in piped  # a pipe in a cell does not break the table

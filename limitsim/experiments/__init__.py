@@ -12,4 +12,7 @@ EXPERIMENTS = (
     "scaling_exponents",
     "transfer",
     "linear_rms",
+    "block_depth",
+    "block_heatmap",
+    "convergence",
 )

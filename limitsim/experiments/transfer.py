@@ -135,6 +135,7 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         phi=str(first["phi"]),
         seeds=[int(p["seed"]) for p in points],
         dtype="float32",
+        eval_every=0,
     )
     window = int(first["window"])
     out = []

@@ -1,0 +1,222 @@
+"""Route R3 speed: the particle simulator (``limitsim.simulate_limit``).
+
+1. ``test_layer_step_vs_numpy``: one particle-layer-step (``W_t u`` then ``W_tᵀ g`` for a
+   batch of B = 4 vectors: conditional hat sampling by Gram–Schmidt, Stein Ż terms, SGD
+   memory) with K = 64 hats per family, 8 replicas × 512 particles.  Baseline: the same
+   algorithm written directly in numpy (BLAS matrix products per replica, Python loop over
+   the new vectors); both compute the same numbers (checked).  ``extra_info["speedup"]``.
+2. ``test_cost_growth``: wall time of ``simulate_limit`` as L, T, B and N grow; fitted
+   log–log exponents in ``extra_info`` (expected ≈ 1, 2, 2, 1: K = T·B hats per matrix,
+   cost O(N L T² B²)).
+3. ``test_accuracy_per_second_linear``: error against the exact linear limit reached by the
+   simulator (4096, 65536 and 262144 particles) vs by averaging as many finite networks as
+   fit in the same time, at the best width of a grid (64..2048).
+   ``extra_info["error_ratio"]`` = finite error / simulator error (issue target: ≥ 10).
+"""
+
+import time
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from limitsim import Parametrization, Task, linear_limit, simulate_limit
+from limitsim import _particle_kernels as pk
+from limitsim._particle_system import RANK_TOL, Family
+
+PARAM = Parametrization.depth_mup()
+R, N, K_PAST, B = 8, 512, 64, 4
+BASE = np.ones((R, 1, N))  # rows new innovations are made orthogonal to (here: constants)
+
+
+def _families(rng):
+    fwd, bwd = Family(R, K_PAST + B, N), Family(R, K_PAST + B, N)
+    for _ in range(K_PAST // B):
+        fwd.append(rng.standard_normal((R, B, N)), rng, BASE)
+        bwd.append(rng.standard_normal((R, B, N)), rng, BASE)
+    return fwd, bwd
+
+
+def numba_step(fwd, bwd, u, g, eps_f, eps_b):
+    out = []
+    for own, other, v, eps in ((fwd, bwd, u, eps_f), (bwd, fwd, g, eps_b)):
+        hat = np.empty_like(v)
+        pk.append_vectors(own.Y, own.Q, own.E, own.count, own.rank, v, eps, BASE, RANK_TOL, hat)
+        pk.stein_correction(other.E, other.Q, other.rank, v, 1.0, hat)
+        pk.memory_product(own.Y, other.Y, K_PAST, v, -0.1, hat)
+        own.count += v.shape[1]
+        out.append(hat)
+    return out
+
+
+def numpy_step(fwd, bwd, u, g, eps_f, eps_b):
+    """The same algorithm in plain numpy (per replica; BLAS for the products)."""
+    out = []
+    for own, other, v, eps in ((fwd, bwd, u, eps_f), (bwd, fwd, g, eps_b)):
+        hat = np.zeros_like(v)
+        for r in range(R):
+            q = int(own.rank[r])
+            Q, E = own.Q[r, :q].copy(), own.E[r, :q].copy()
+            for b in range(v.shape[1]):
+                resid = v[r, b].copy()
+                uu = resid @ resid / N
+                coef = np.zeros(Q.shape[0])
+                for _ in range(2):
+                    c = Q @ resid / N
+                    coef += c
+                    resid -= c @ Q
+                hat[r, b] = coef @ E
+                var = resid @ resid / N
+                if var > RANK_TOL * uu:
+                    e = eps[r, b].copy()
+                    for _ in range(2):
+                        e -= (BASE[r] @ e / N) @ BASE[r]
+                    for _ in range(2):
+                        e -= (E @ e / N) @ E
+                    e /= np.sqrt(e @ e / N)
+                    Q, E = np.vstack([Q, resid / np.sqrt(var)]), np.vstack([E, e])
+                    hat[r, b] += np.sqrt(var) * e
+            own.Q[r, : Q.shape[0]], own.E[r, : E.shape[0]] = Q, E
+            own.Y[r, own.count : own.count + v.shape[1]] = v[r]
+            own.rank[r] = Q.shape[0]
+            qo = int(other.rank[r])
+            hat[r] += (v[r] @ other.E[r, :qo].T / N) @ other.Q[r, :qo]
+            hat[r] += -0.1 * (v[r] @ own.Y[r, :K_PAST].T / N) @ other.Y[r, :K_PAST]
+        own.count += v.shape[1]
+        out.append(hat)
+    return out
+
+
+def test_layer_step_vs_numpy(benchmark):
+    rng = np.random.default_rng(0)
+    fwd, bwd = _families(rng)
+    u, g = rng.standard_normal((2, R, B, N))
+    eps_f, eps_b = rng.standard_normal((2, R, B, N))
+
+    def fresh():
+        return [f.state() for f in (fwd, bwd)]
+
+    state = fresh()
+    ours = numba_step(fwd, bwd, u, g, eps_f, eps_b)  # warm up the JIT
+    for f, s in zip((fwd, bwd), state, strict=True):
+        f.restore(s)
+    base = numpy_step(fwd, bwd, u, g, eps_f, eps_b)
+    np.testing.assert_allclose(ours[0], base[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours[1], base[1], rtol=1e-9, atol=1e-9)
+    start = time.perf_counter()
+    for _ in range(5):
+        for f, s in zip((fwd, bwd), state, strict=True):
+            f.restore(s)
+        numpy_step(fwd, bwd, u, g, eps_f, eps_b)
+    baseline = (time.perf_counter() - start) / 5
+
+    def run():
+        for f, s in zip((fwd, bwd), state, strict=True):
+            f.restore(s)
+        numba_step(fwd, bwd, u, g, eps_f, eps_b)
+
+    benchmark.pedantic(run, rounds=10, iterations=1)
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info["numpy_seconds"] = baseline
+    benchmark.extra_info["speedup"] = baseline / mean
+    print(
+        f"\nlayer step: numba {mean * 1e3:.2f} ms, numpy {baseline * 1e3:.2f} ms, "
+        f"speedup {baseline / mean:.1f}x"
+    )
+
+
+def _task(steps, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((steps, batch, 4)) / 2.0
+    return Task.from_batches(X, rng.standard_normal((steps, batch, 1)))
+
+
+def _time(task, depth, n):
+    start = time.perf_counter()
+    simulate_limit(task, PARAM, depth=depth, n_particles=n, progress=False)
+    return time.perf_counter() - start
+
+
+def test_cost_growth(benchmark):
+    base = {"L": 8, "T": 8, "B": 4, "N": 4096}
+    grids = {"L": [8, 16, 32], "T": [8, 16, 32], "B": [4, 8, 16], "N": [4096, 8192, 16384]}
+    _time(_task(2, 2), 2, 512)  # warm up
+
+    def measure():
+        exponents = {}
+        for name, values in grids.items():
+            seconds = []
+            for value in values:
+                cfg = dict(base, **{name: value})
+                seconds.append(_time(_task(cfg["T"], cfg["B"]), cfg["L"], cfg["N"]))
+            exponents[name] = stats.linregress(np.log(values), np.log(seconds)).slope
+        return exponents
+
+    exponents = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update({f"exponent_{k}": v for k, v in exponents.items()})
+    print("\ncost exponents:", {k: round(v, 2) for k, v in exponents.items()})
+
+
+@pytest.mark.parametrize("budget_particles", [4096, 65536, 262144])
+def test_accuracy_per_second_linear(benchmark, budget_particles):
+    from limitsim.finite import train_finite_batch
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2, 4))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    task = Task.full_batch(X, [[1.0], [-1.0]], 4)
+    depth = 4
+    exact = linear_limit(task, PARAM, depth=depth).f
+    simulate_limit(task, PARAM, depth=depth, phi="linear", n_particles=512, progress=False)
+
+    def simulator_error():
+        errors, seconds = [], []
+        for seed in range(8):
+            start = time.perf_counter()
+            run = simulate_limit(
+                task,
+                PARAM,
+                depth=depth,
+                phi="linear",
+                n_particles=budget_particles,
+                seed=seed,
+                progress=False,
+            )
+            seconds.append(time.perf_counter() - start)
+            errors.append(np.sqrt(np.mean((run.f - exact) ** 2)))
+        return float(np.sqrt(np.mean(np.square(errors)))), float(np.mean(seconds))
+
+    sim_err, sim_seconds = benchmark.pedantic(simulator_error, rounds=1, iterations=1)
+    best = (np.inf, None)
+    for width in (64, 128, 256, 512, 1024, 2048):
+        train_finite_batch(task, PARAM, depth=depth, width=width, phi="linear", seeds=[0])
+        start = time.perf_counter()
+        train_finite_batch(task, PARAM, depth=depth, width=width, phi="linear", seeds=[0, 1])
+        per_net = (time.perf_counter() - start) / 2
+        count = max(1, int(sim_seconds / per_net))
+        errors = []
+        for rep in range(4):  # expected error of an average of `count` networks
+            runs = train_finite_batch(
+                task,
+                PARAM,
+                depth=depth,
+                width=width,
+                phi="linear",
+                seeds=list(range(rep * count, (rep + 1) * count)),
+            )
+            mean = np.mean([r.f for r in runs], axis=0)
+            errors.append(np.sqrt(np.mean((mean - exact) ** 2)))
+        err = float(np.sqrt(np.mean(np.square(errors))))
+        if err < best[0]:
+            best = (err, width)
+    benchmark.extra_info.update(
+        simulator_error=sim_err,
+        simulator_seconds=sim_seconds,
+        finite_error=best[0],
+        finite_best_width=best[1],
+        error_ratio=best[0] / sim_err,
+    )
+    print(
+        f"\nlinear, {sim_seconds:.3f} s budget: simulator error {sim_err:.2e}, best finite "
+        f"average (width {best[1]}) {best[0]:.2e}, ratio {best[0] / sim_err:.1f}x"
+    )

@@ -1,0 +1,412 @@
+"""Route R3: Tensor-Program Monte Carlo simulation of the infinite-width limit of training.
+
+:func:`simulate_limit` trains the n = ∞ limit of the resnet of ``theory/algorithms.md`` §1
+(any φ; SGD or Adam; block depth 1 or 2; post- or pre-nonlin block; optional pre-LN) at a
+finite depth ``L``, by evolving particles: i.i.d. samples of the limiting coordinate
+distribution of every width-n vector (Tensor Programs VI, Program 1 and Def. 4.1, in the
+general nonlinear form of App. B; ``tp6-notes.md`` §8(b)(ii)).  The machinery lives in
+:mod:`limitsim._particle_system` (hat families, Ż terms by Stein regression, SGD memory,
+Adam on partner particles) and :mod:`limitsim._particle_kernels` (numba).
+
+Monte Carlo error bars come from **independent replicas**: the ``n_particles`` particles are
+split into ``n_replicas`` independent particle systems of ``N_r = n_particles / n_replicas``
+particles, each a complete simulation (its own covariance estimates, regressions, χ and
+training trajectory).  Reported values are the replica means; the standard errors are the
+replica standard deviation / sqrt(n_replicas) (``f``, ``f_eval``, recorded kernels) or the
+jackknife over replicas (``loss``, a nonlinear function of the mean ``f``).  With ``R``
+replicas, z-scores follow Student's t with ``R - 1`` degrees of freedom (s.d.
+sqrt((R-1)/(R-3)) = 1.18 for R = 8).  The bars are statistical only: each replica also has a
+bias of order ``K/N_r`` (``K`` hats per matrix; nonlinear functions of estimated covariances
+and regressions), which the replica mean does not remove.  Measured on a linear task against
+the exact limit (L = 3, T·B = 8): with N_r = 2048 the z-scores have s.d. 1.21 and no
+detectable mean (calibrated, ``tests/test_particles.py``); with N_r = 512 the s.d. is 1.37
+with mean |z| up to 0.6 (the bias is a visible fraction of the bar).  ``N_r ≥ 4 K`` is
+required; use ``N_r`` of a few hundred ``K`` or more when the bars must be calibrated.
+
+Variance reduction: the base variables are moment-matched (|U⟩, |nV⟩ exactly centred and
+orthonormal over each replica's particles; every innovation exactly centred, orthogonal to
+|U⟩ and |nV⟩ and orthonormal to its family's earlier innovations), so the particle covariance
+of the hats equals the particle inner products exactly.  On a linear task (L = 4, T = 5,
+B = 2, N = 1024, 30 seeds) the mean absolute error against the exact limit went from 0.033
+(i.i.d. sampling) to 0.017 (moment-matched |U⟩, |nV⟩ and family innovations) to 0.008
+(innovations also orthogonal to the constant, |U⟩ and |nV⟩).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from limitsim._particle_system import ParticleSystem, SystemSpec
+from limitsim.nonlinearities import Nonlinearity, nonlinearity
+from limitsim.parametrization import Parametrization, check_depth
+from limitsim.run import Record, Recorded, Run
+from limitsim.task import Task
+
+__all__ = ["MIN_PARTICLES_PER_HAT", "simulate_limit"]
+
+#: Particles per replica needed per hat of one matrix family (least squares needs N_r > K;
+#: 4 keeps the variance inflation of the Stein regression, N_r/(N_r - K), below 4/3).
+MIN_PARTICLES_PER_HAT = 4
+BLOCKS = ("post", "pre")
+
+
+def simulate_limit(
+    task: Task,
+    param: Parametrization,
+    *,
+    depth: int,
+    phi: str | Nonlinearity = "relu",
+    n_particles: int = 4096,
+    seed: int | np.random.Generator | None = 0,
+    block_depth: int = 1,
+    block: str = "post",
+    pre_ln: bool = False,
+    record: Record | None = None,
+    progress: bool = True,
+    n_replicas: int = 8,
+    n_partners: int | None = None,
+    divergence_bound: float = 1e8,
+) -> Run:
+    """Train the infinite-width limit of the resnet at depth ``L`` by particles (route R3).
+
+    Parameters
+    ----------
+    task : Task
+        Batches ``X`` (T, B, d), targets ``Y`` (T, B, e), loss.
+    param : Parametrization
+        Every scaling comes from its methods: ``branch_multiplier``, ``learning_rate``,
+        ``gradient_scale`` (Adam).  α ≥ 1/2 is required (Claim 7.1: no limit otherwise).
+    depth : int
+        Number of blocks L.
+    phi : str or Nonlinearity
+        The nonlinearity (any spec of :func:`limitsim.nonlinearities.nonlinearity`).
+    n_particles : int
+        Total particles, split evenly into ``n_replicas`` independent systems.
+    seed : int, Generator or None
+        Randomness; the same seed gives the same result for any number of numba threads.
+    block_depth : {1, 2}
+        Hidden layers per block (post-nonlin block only for 2).
+    block : {"post", "pre"}
+        ``x + m MS(φ(W x))`` (post) or ``x + m W φ(x)`` (pre-nonlin, no MS).
+    pre_ln : bool
+        Apply a layer norm (particle mean subtraction, division by the particle RMS) to
+        ``x^{l-1}`` before the block.
+    record : Record, optional
+        Probe kernels to record (computed after training, with the weights of each recorded
+        step; their hats are sampled jointly with all training hats).
+    progress : bool
+        Show a tqdm progress bar over the training steps.
+    n_replicas : int
+        Independent replicas (≥ 2) for the standard errors.
+    n_partners : int, optional
+        Adam only: partner particles per particle for ``ΔW x = E_j[...]``; ``None`` uses all
+        ``N_r - 1`` other particles of the replica (exact, O(N_r²)); a number ``M`` samples
+        ``M`` distinct partners afresh at every step and matrix (unbiased for ΔW x; through
+        φ the outputs then carry an extra O(1/M) bias).
+    divergence_bound : float
+        A step whose outputs are not finite or exceed this in absolute value ends the run
+        (``diverged=True``; ``f``, ``loss`` NaN from ``diverged_step`` on).
+
+    Returns
+    -------
+    Run
+        ``route="particles"``; ``f`` (T, B, e), ``loss`` (T,), ``f_se``, ``loss_se``,
+        ``f_eval`` (when ``task.eval_X`` is set; its standard error in
+        ``config["f_eval_se"]``), ``recorded`` (with ``se``).
+
+    Raises
+    ------
+    ValueError
+        For α < 1/2, too few particles for the number of hats (the message says how many are
+        needed), or an unsupported combination of options.
+    """
+    depth = check_depth(depth)
+    act = nonlinearity(phi)
+    options = _check_options(param, block, block_depth, pre_ln, n_replicas, n_partners)
+    if record is not None:
+        record.check_steps(task.steps)
+    T, B = task.steps, task.batch_size
+    n_rec = 0 if record is None else len(record.steps)
+    n_eval = 0 if task.eval_X is None else min(task.eval_X.shape[0], _eval_chunk(B))
+    capacity = T * B + n_rec + n_eval
+    per_rep = check_depth(n_particles, "n_particles") // n_replicas
+    needed = MIN_PARTICLES_PER_HAT * capacity
+    if per_rep < needed:
+        raise ValueError(
+            f"n_particles={n_particles} is too small: each matrix gets up to {capacity} hats "
+            f"(T·B = {T}·{B} training vectors + {n_rec} probe + {n_eval} eval vectors), which "
+            f"needs ≥ {needed} particles per replica, i.e. n_particles ≥ {needed * n_replicas} "
+            f"with n_replicas={n_replicas}"
+        )
+    if n_partners is not None and not 1 <= n_partners <= per_rep - 1:
+        raise ValueError(f"n_partners must lie in [1, {per_rep - 1}] (particles per replica - 1)")
+    spec = _lower(param, depth, act, B, options, n_partners)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    system = ParticleSystem(
+        spec,
+        n_rep=n_replicas,
+        n_particles=per_rep,
+        d_in=task.d_in,
+        d_out=task.d_out,
+        capacity=capacity,
+        rng=rng,
+    )
+    f_rep, t_stop = _train(system, task, progress, divergence_bound)
+    f_eval_rep = None if n_eval == 0 else _evaluate(system, task, t_stop)
+    recorded = None if record is None else _record(system, task, record, t_stop)
+    config = _config(
+        param, depth, act, block, block_depth, pre_ln, n_particles, n_replicas, n_partners, seed
+    )
+    steps = None if record is None else record.steps
+    return _assemble(task, f_rep, f_eval_rep, recorded, steps, t_stop, config=config)
+
+
+# --------------------------------------------------------------------------- checks
+def _check_options(
+    param: Parametrization,
+    block: str,
+    block_depth: int,
+    pre_ln: bool,
+    n_replicas: int,
+    n_partners: int | None,
+) -> dict[str, Any]:
+    if not isinstance(param, Parametrization):
+        raise TypeError(f"param must be a Parametrization, got {type(param).__name__}")
+    if param.alpha < 0.5:
+        raise ValueError(
+            f"alpha = {param.alpha} < 1/2: the network is unstable at initialization and has "
+            "no infinite-width-then-depth limit to simulate (Claim 7.1); use alpha >= 1/2"
+        )
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+    if block_depth not in (1, 2):
+        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
+    if block == "pre" and block_depth != 1:
+        raise ValueError(
+            "unsupported combination: block='pre' with block_depth=2 (the pre-nonlin block "
+            "x + m W φ(x) is defined for block depth 1 only); use block='post' for depth 2"
+        )
+    if not isinstance(pre_ln, bool):
+        raise TypeError(f"pre_ln must be a bool, got {type(pre_ln).__name__}")
+    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 2:
+        raise ValueError(f"n_replicas must be an integer >= 2 (for error bars), got {n_replicas}")
+    if n_partners is not None and param.optimizer != "adam":
+        raise ValueError("unsupported combination: n_partners is an Adam option (optimizer='sgd')")
+    return {"block": block, "block_depth": block_depth, "pre_ln": pre_ln}
+
+
+def _lower(
+    param: Parametrization,
+    depth: int,
+    act: Nonlinearity,
+    batch: int,
+    options: dict[str, Any],
+    n_partners: int | None,
+) -> SystemSpec:
+    """Numbers for the kernels, every scaling from the Parametrization's methods."""
+    m = param.branch_multiplier(depth)
+    adam = param.optimizer == "adam"
+    return SystemSpec(
+        depth=depth,
+        multiplier=m,
+        optimizer=param.optimizer,
+        sgd_scale=0.0 if adam else -param.learning_rate(depth) * m / batch,
+        # Adam: ΔW = -η n^-1 L^-γ Q(n L^α g), so (ΔW x)_i = -learning_rate(depth, 1) E_j[...]
+        # and the rescaled gradient is gradient_scale(depth, 1)·(m/B) Σ_b δh̃_b ⊗ x_b.
+        adam_lr=param.learning_rate(depth, 1) if adam else 0.0,
+        adam_grad_scale=param.gradient_scale(depth, 1) * m / batch if adam else 0.0,
+        beta1=param.beta1,
+        beta2=param.beta2,
+        eps=param.eps,
+        n_partners=n_partners,
+        phi=act.phi,
+        dphi=act.dphi,
+        batch=batch,
+        **options,
+    )
+
+
+def _config(param: Parametrization, depth: int, act: Nonlinearity, *rest: Any) -> dict[str, Any]:
+    keys = ("block", "block_depth", "pre_ln", "n_particles", "n_replicas", "n_partners", "seed")
+    config: dict[str, Any] = {"depth": depth, "phi": act.name, "parametrization": param.name}
+    config.update({f: getattr(param, f) for f in param.__dataclass_fields__})
+    config.update(dict(zip(keys, rest, strict=True)))
+    if not isinstance(config["seed"], int | None):
+        config["seed"] = "generator"
+    return config
+
+
+def _particle_init_kernels(
+    X: NDArray[np.float64],
+    phi: str | Nonlinearity,
+    *,
+    depth: int,
+    param: Parametrization,
+    n_particles: int,
+    seed: int = 0,
+    n_replicas: int = 8,
+    **options: Any,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-replica kernels at t = 0 (route R3 at initialization), to compare with R1.
+
+    Returns ``K`` and ``G``, shape (R, L+1, P, P): ``⟨x^l_i|x^l_j⟩`` and ``⟨δx̃^l_i|δx̃^l_j⟩``
+    with ``δx̃^L = nV`` (one output), the quantities of :func:`limitsim.init_kernels`.
+    """
+    act = nonlinearity(phi)
+    opts = _check_options(
+        param,
+        options.get("block", "post"),
+        options.get("block_depth", 1),
+        options.get("pre_ln", False),
+        n_replicas,
+        None,
+    )
+    spec = _lower(param, depth, act, X.shape[0], opts, None)
+    system = ParticleSystem(
+        spec,
+        n_rep=n_replicas,
+        n_particles=n_particles // n_replicas,
+        d_in=X.shape[1],
+        d_out=1,
+        capacity=X.shape[0],
+        rng=np.random.default_rng(seed),
+    )
+    xs, _, caches = system.forward(X, 0)
+    _, gs = system.backward(np.repeat(system.nV, X.shape[0], axis=1), caches, 0)
+    N = system.N
+    K = np.einsum("lrin,lrjn->rlij", np.stack(xs), np.stack(xs)) / N
+    G = np.einsum("lrin,lrjn->rlij", np.stack(gs), np.stack(gs)) / N
+    return K, G
+
+
+# ------------------------------------------------------------------------- training
+def _train(
+    system: ParticleSystem, task: Task, progress: bool, bound: float
+) -> tuple[NDArray[Any], int]:
+    """Run the T training steps; return per-replica outputs (R, T, B, e) and the stop step."""
+    from tqdm.auto import tqdm
+
+    T, B = task.steps, task.batch_size
+    f_rep = np.full((system.n_rep, T, B, task.d_out), np.nan)
+    steps = tqdm(range(T), desc="particles", disable=not progress, leave=False)
+    for t in steps:
+        state = system.state()
+        xs, _, caches = system.forward(task.X[t], t * B)
+        f = system.readout(xs[-1])
+        if not np.all(np.isfinite(f)) or np.max(np.abs(f)) > bound:
+            system.restore(state)  # side passes then see only the finite steps
+            return f_rep, t
+        f_rep[:, t] = f
+        chi = task.chi(f, task.Y[t])
+        system.backward(system.output_gradient(chi), caches, t * B)
+        system.end_training_step()
+    return f_rep, T
+
+
+def _evaluate(system: ParticleSystem, task: Task, t_stop: int) -> NDArray[Any]:
+    """Outputs on ``task.eval_X`` before each step's update (R, T, P, e), side passes.
+
+    Each step's evaluation hats (in chunks of :func:`_eval_chunk` inputs) are sampled
+    conditionally on all training hats and then discarded, so every ``f_eval[t, p]`` has the
+    right law (not the joint law across steps or chunks).
+    """
+    assert task.eval_X is not None
+    P, chunk = task.eval_X.shape[0], _eval_chunk(task.batch_size)
+    out = np.full((system.n_rep, task.steps, P, task.d_out), np.nan)
+    for t in range(t_stop):
+        for start in range(0, P, chunk):
+            state = system.state()
+            xs, _, _ = system.forward(task.eval_X[start : start + chunk], t * task.batch_size)
+            out[:, t, start : start + chunk] = system.readout(xs[-1])
+            system.restore(state)
+    return out
+
+
+def _eval_chunk(batch: int) -> int:
+    """Evaluation inputs per side pass (each pass adds that many hats per matrix)."""
+    return max(batch, 16)
+
+
+def _record(
+    system: ParticleSystem, task: Task, record: Record, t_stop: int
+) -> dict[str, NDArray[Any]]:
+    """Probe kernels per replica (leading axis R) at the recorded steps ≤ ``t_stop``."""
+    probe = record.probe_for(task.X)[None, :]
+    L = system.spec.depth
+    n_rec = len(record.steps)
+    xs_all = np.full((n_rec, system.n_rep, L + 1, system.N), np.nan)
+    hs_all = np.full((n_rec, system.n_rep, L, system.N), np.nan)
+    dh = np.full((system.n_rep, n_rec, L, L), np.nan)
+    seed_grad = system.nV.sum(axis=1)[:, None, :]  # δx̃^L = nV·1: gradient of Σ_e f_e
+    for i, t in enumerate(record.steps):
+        if t > t_stop:
+            continue
+        xs, hs, caches = system.forward(probe, t * task.batch_size)
+        xs_all[i] = np.stack(xs, axis=1)[:, :, 0]
+        hs_all[i] = np.stack(hs, axis=1)[:, :, 0]
+        if record.backward:
+            dhs = np.stack(system.backward(seed_grad, caches, t * task.batch_size)[0], axis=1)
+            dh[:, i] = np.einsum("rln,rmn->rlm", dhs[:, :, 0], dhs[:, :, 0]) / system.N
+    N = system.N
+    return {
+        "x_layers": np.einsum("irln,irmn->rilm", xs_all, xs_all) / N,
+        "x_steps": np.einsum("irln,jrln->rijl", xs_all, xs_all) / N,
+        "h_steps": np.einsum("irln,jrln->rijl", hs_all, hs_all) / N,
+        **({"dh_layers": dh} if record.backward else {}),
+    }
+
+
+# ------------------------------------------------------------------------- results
+def _mean_se(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Replica mean and its standard error (leading axis = replicas)."""
+    R = values.shape[0]
+    return values.mean(axis=0), values.std(axis=0, ddof=1) / math.sqrt(R)
+
+
+def _assemble(
+    task: Task,
+    f_rep: NDArray[Any],
+    f_eval_rep: NDArray[Any] | None,
+    recorded: dict[str, NDArray[Any]] | None,
+    record_steps: tuple[int, ...] | None,
+    t_stop: int,
+    *,
+    config: dict[str, Any],
+) -> Run:
+    R = f_rep.shape[0]
+    f, f_se = _mean_se(f_rep)
+    loss = task.value(f, task.Y)
+    loo = (f_rep.sum(axis=0)[None] - f_rep) / (R - 1)  # leave-one-replica-out means
+    loss_loo = task.value(loo, task.Y[None])
+    loss_se = np.sqrt((R - 1) / R * np.sum((loss_loo - loss_loo.mean(axis=0)) ** 2, axis=0))
+    f_eval = None
+    if f_eval_rep is not None:
+        f_eval, config["f_eval_se"] = _mean_se(f_eval_rep)
+    rec = None
+    if recorded is not None:
+        stats = {key: _mean_se(value) for key, value in recorded.items()}
+        rec = Recorded(
+            steps=np.asarray(record_steps, dtype=np.int64),
+            x_layers=stats["x_layers"][0],
+            x_steps=stats["x_steps"][0],
+            h_steps=stats["h_steps"][0],
+            dh_layers=stats["dh_layers"][0] if "dh_layers" in stats else None,
+            se={key: value[1] for key, value in stats.items()},
+        )
+    diverged = t_stop < task.steps
+    return Run(
+        f=f,
+        loss=loss,
+        route="particles",
+        config=config,
+        diverged=diverged,
+        diverged_step=t_stop if diverged else None,
+        f_se=f_se,
+        loss_se=loss_se,
+        f_eval=f_eval,
+        recorded=rec,
+    )

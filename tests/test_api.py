@@ -1,0 +1,35 @@
+"""The public API is a visible list: any change to it shows up as a diff here."""
+
+import limitsim
+
+
+def test_public_names():
+    assert sorted(limitsim.__all__) == sorted(
+        [
+            "Classification",
+            "Grid",
+            "Nonlinearity",
+            "Parametrization",
+            "Record",
+            "Recorded",
+            "Run",
+            "Task",
+            "__version__",
+            "classify",
+            "depth_limit",
+            "depth_limit_kernels",
+            "init_kernels",
+            "linear_depth_limit",
+            "linear_limit",
+            "nonlinearities",
+            "nonlinearity",
+            "open_store",
+            "point_seed",
+            "run_sweep",
+            "simulate_limit",
+            "train_finite",
+            "train_finite_batch",
+        ]
+    )
+    for name in limitsim.__all__:
+        assert getattr(limitsim, name) is not None
