@@ -70,7 +70,9 @@ class Claim:
 
 
 def _fmt(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{x:.4g}"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return "n/a" if math.isnan(x) else f"{x:.4g}"
 
 
 def render_report(claims: Sequence[Claim], *, profile: str, notes: Sequence[str] = ()) -> str:

@@ -69,9 +69,9 @@ def _exponents(label: str) -> tuple[float, float]:
 def predicted(label: str) -> dict[str, float]:
     """Predicted exponents of Δf and Δh for the (α, γ) written as ``"α,γ"``."""
     alpha, gamma = _exponents(label)
-    return {
-        "delta_f": float(exponents.drift_exponent(alpha, gamma)),
-        "delta_h": float(exponents.preactivation_update_exponent(alpha, gamma)),
+    return {  # + 0.0 turns a -0.0 into 0.0 for printing
+        "delta_f": float(exponents.drift_exponent(alpha, gamma)) + 0.0,
+        "delta_h": float(exponents.preactivation_update_exponent(alpha, gamma)) + 0.0,
     }
 
 
