@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from limitsim._generated import activations as act
-from limitsim._numba import jit
+from limitsim._numba import SCALAR_FUNCTION, jit, types
 
 #: Codes of the built-in nonlinearities for :func:`activation_forward` (no per-call dispatch).
 BUILTIN_CODES = {"linear": 0, "relu": 1, "abs": 2, "erf": 3, "tanh": 4, "gelu": 5, "silu": 6}
@@ -115,9 +115,24 @@ def activation_forward(code, g, u_out, dphi_out):  # type: ignore[no-untyped-def
         _map_pair(act.phi_linear, act.dphi_linear, g, u_out, dphi_out)
 
 
-@jit
+_A32 = types.float32[:, :, :]
+_A64 = types.float64[:, :, :]
+
+
+@jit(
+    signatures=[
+        types.void(SCALAR_FUNCTION, SCALAR_FUNCTION, _A32, _A32, _A32),
+        types.void(SCALAR_FUNCTION, SCALAR_FUNCTION, _A64, _A64, _A64),
+    ]
+)
 def activation_forward_user(phi, dphi, g, u_out, dphi_out):  # type: ignore[no-untyped-def]
-    """As :func:`activation_forward` for any jitted scalar ``phi``, ``dphi``.
+    """As :func:`activation_forward` for any jitted scalar ``phi``, ``dphi`` (float64 → float64).
+
+    Compiled eagerly with first-class function arguments (see :func:`limitsim._numba.jit`): a
+    dispatcher passed lazily would be typed by its identity, so every process and every user
+    nonlinearity would add a new, never reusable entry to the cache index (and a stale index
+    whose weak references are gone made numba fail on save).  float32 arrays are evaluated in
+    float64 and stored back in float32.
 
     Notes
     -----

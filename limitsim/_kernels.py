@@ -18,7 +18,7 @@ from limitsim._generated.gaussian import (
     homogeneous_second_moment,
     homogeneous_vprime,
 )
-from limitsim._numba import SCALAR_FUNCTION, SCALAR_FUNCTION_32, jit, types
+from limitsim._numba import SCALAR_FUNCTION, jit, types
 
 _F64 = types.float64[::1]
 _F32 = types.float32[::1]
@@ -28,11 +28,11 @@ _M64 = types.float64[:, ::1]
 @jit(
     signatures=[
         types.void(SCALAR_FUNCTION, _F64, _F64),
-        types.void(SCALAR_FUNCTION_32, _F32, _F32),
+        types.void(SCALAR_FUNCTION, _F32, _F32),
     ]
 )
 def map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
-    """``out[i] = fn(x[i])`` over flat arrays.
+    """``out[i] = fn(x[i])`` over flat arrays (float32 arrays are evaluated in float64).
 
     Notes: jit-compiled; writes into ``out``.
     """

@@ -16,7 +16,6 @@ import numba as nb
 
 __all__ = [
     "SCALAR_FUNCTION",
-    "SCALAR_FUNCTION_32",
     "get_num_threads",
     "jit",
     "prange",
@@ -57,5 +56,3 @@ def jit(
 
 #: First-class type of a jitted scalar function float64 -> float64 (a nonlinearity φ, φ′).
 SCALAR_FUNCTION = nb.types.FunctionType(nb.types.float64(nb.types.float64))
-#: The same for float32 arrays (finite networks in single precision).
-SCALAR_FUNCTION_32 = nb.types.FunctionType(nb.types.float32(nb.types.float32))

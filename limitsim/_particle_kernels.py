@@ -27,7 +27,11 @@ import math
 
 import numpy as np
 
-from limitsim._numba import jit
+from limitsim._numba import SCALAR_FUNCTION, jit, types
+
+# Kernels taking φ are compiled eagerly with first-class function arguments, so their cache is
+# reused across processes and nonlinearities (see limitsim._numba.jit).
+_A3 = types.float64[:, :, :]
 
 __all__ = [
     "append_vectors",
@@ -255,7 +259,7 @@ def readout(x, nV, out):  # type: ignore[no-untyped-def]
             out[r, b, e] = _dot1(nV[r, e], x[r, b]) / N
 
 
-@jit
+@jit(signatures=[types.void(SCALAR_FUNCTION, _A3, _A3, types.float64, _A3, _A3)])
 def residual_post(phi, h, x, m, out, act):  # type: ignore[no-untyped-def]
     """Post-nonlin block output: ``out = x + m·MS(φ(h))``, MS = particle mean subtraction.
 
@@ -275,7 +279,7 @@ def residual_post(phi, h, x, m, out, act):  # type: ignore[no-untyped-def]
             out[r, b, i] = x[r, b, i] + m * (act[r, b, i] - mean)
 
 
-@jit
+@jit(signatures=[types.void(SCALAR_FUNCTION, _A3, _A3, _A3)])
 def grad_post(dphi, h, g, out):  # type: ignore[no-untyped-def]
     """Backward through a post-nonlin block: ``out = φ'(h) ⊙ MS(g)`` (δh̃ of §1).
 
@@ -293,7 +297,7 @@ def grad_post(dphi, h, g, out):  # type: ignore[no-untyped-def]
             out[r, b, i] = dphi(h[r, b, i]) * (g[r, b, i] - mean)
 
 
-@jit
+@jit(signatures=[types.void(SCALAR_FUNCTION, _A3, _A3)])
 def apply_phi(phi, h, out):  # type: ignore[no-untyped-def]
     """``out = φ(h)`` elementwise.  Notes: jit-compiled; writes into ``out``."""
     R, B, N = h.shape
@@ -304,7 +308,7 @@ def apply_phi(phi, h, out):  # type: ignore[no-untyped-def]
             out[r, b, i] = phi(h[r, b, i])
 
 
-@jit
+@jit(signatures=[types.void(SCALAR_FUNCTION, _A3, _A3, _A3)])
 def mul_dphi(dphi, h, v, out):  # type: ignore[no-untyped-def]
     """``out = φ'(h) ⊙ v``.  Notes: jit-compiled; writes into ``out``."""
     R, B, N = h.shape

@@ -17,10 +17,10 @@ COORDS = {
     "block_depth": {"phi", "block_depth", "depth", "log2_eta", "seed"},
     "block_heatmap": {"depth", "log2_a", "log2_eta", "seed"},
     "convergence": {"phi", "width", "seed", "depth", "particle_depth", "step"},
-    "diversity": set(),
-    "nonlinearity": set(),
-    "prenonlin": set(),
-    "multiplier": set(),
+    "diversity": {"parametrization", "depth", "seed", "step", "limit_depth", "limit_step"},
+    "nonlinearity": {"phi", "depth", "log2_eta", "seed", "step", "theta"},
+    "prenonlin": {"block", "depth", "log2_eta", "seed"},
+    "multiplier": {"depth", "multiplier", "seed"},
 }
 
 

@@ -1,0 +1,196 @@
+"""Finite resnets on digits: the point function and summaries shared by four experiments.
+
+:mod:`~limitsim.experiments.multiplier`, :mod:`~limitsim.experiments.prenonlin`,
+:mod:`~limitsim.experiments.nonlinearity` and :mod:`~limitsim.experiments.diversity` train
+finite resnets (Depth-µP by default, SGD, float32, frozen input/output layers, base depth 8)
+on the bundled digits data and compare the paper's "LogLoss": the natural log of the training
+loss averaged over the last ``window`` steps (``tp6-notes.md`` §6).  A grid point is the full
+configuration; the keys read here are
+
+- per point: ``log2_eta`` (η = ``base_eta`` · 2^log2_eta), ``log2_a`` (a = 2^log2_a),
+  ``seed`` and optionally ``parametrization`` (a preset name, default ``depth_mup``);
+- per architecture (shared by the points of one batch): ``depth``, ``width``, ``phi``,
+  optionally ``block`` (``post``/``pre``), ``task``, ``steps``, ``batch``, ``window``,
+  ``base_eta``, optionally ``record_steps`` (steps at which the probe kernels are recorded)
+  and ``record_backward`` (default True; False skips the (L, L) δh̃ kernels, ``lag1`` is NaN).
+
+With ``record_steps`` the probe is the first held-out digit (``task.eval_X[0]``), and each
+point also returns, per recorded step, the lag-1 correlation of ``δh̃`` across blocks
+(:func:`limitsim.measures.lag_correlation`), the diversity exponent κ̂
+(:func:`limitsim.measures.diversity_exponent`, λ ∈ {1/4, 1/2, 3/4}, ε ∈ [1/256, 1/16]; NaN when
+the depth resolves fewer than three ε) and the diversity ``d(ε = k/L)`` for k = 1..⌊L/16⌋.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from limitsim.experiments._common import make_task, preset
+
+__all__ = [
+    "BASE_DEPTH",
+    "DIVERSITY_LAMBDAS",
+    "EPS_MAX",
+    "at_best_eta",
+    "best_over",
+    "check_failures",
+    "diversity_measures",
+    "mean_se",
+    "tidy",
+    "train_points",
+]
+
+BASE_DEPTH = 8
+#: Depth fractions λ over which d² is averaged, and the largest ε (the paper's Figs. 17–19).
+DIVERSITY_LAMBDAS = (0.25, 0.5, 0.75)
+EPS_MAX = 1 / 16
+
+
+def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Train the points of one architecture together (sweep function; module docstring)."""
+    from limitsim.finite import train_finite_batch
+    from limitsim.run import Record
+
+    first = points[0]
+    task = make_task(first)
+    params = [
+        preset(
+            str(p.get("parametrization", "depth_mup")),
+            eta=float(p["base_eta"]) * 2.0 ** float(p["log2_eta"]),
+            a=2.0 ** float(p["log2_a"]),
+            base_depth=BASE_DEPTH,
+        )
+        for p in points
+    ]
+    steps = tuple(int(s) for s in first.get("record_steps", ()))
+    record = None
+    if steps:
+        assert task.eval_X is not None
+        backward = bool(first.get("record_backward", True))
+        record = Record(steps=steps, probe=task.eval_X[0], backward=backward)
+    runs = train_finite_batch(
+        task,
+        params,
+        depth=int(first["depth"]),
+        width=int(first["width"]),
+        phi=str(first["phi"]),
+        block=str(first.get("block", "post")),  # type: ignore[arg-type]
+        seeds=[int(p["seed"]) for p in points],
+        dtype="float32",
+        record=record,
+        eval_every=0,
+    )
+    return [_summary(run, int(first["window"]), steps) for run in runs]
+
+
+def _summary(run: Any, window: int, steps: tuple[int, ...]) -> dict[str, Any]:
+    """Log of the window-averaged training loss and, when recorded, the diversity measures."""
+    if run.diverged:
+        return {"log_loss": math.nan, "diverged": True}
+    out: dict[str, Any] = {"log_loss": math.log(float(np.mean(run.loss[-window:])))}
+    if steps:
+        out.update(diversity_measures(run, steps))
+    return out
+
+
+def diversity_measures(run: Any, steps: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """``lag1`` (R,), ``kappa`` (R,) and ``d`` (R, ⌊L/16⌋) of a recorded run (module doc)."""
+    from limitsim.measures import diversity_exponent, feature_diversity, lag_correlation
+
+    L = run.recorded.depth
+    ks = np.arange(1, math.floor(EPS_MAX * L + 1e-9) + 1)
+    lag1 = np.full(len(steps), np.nan)
+    kappa = np.full(len(steps), np.nan)
+    d = np.full((len(steps), ks.size), np.nan)
+    for r, t in enumerate(steps):
+        if L >= 2 and run.recorded.dh_layers is not None:
+            lag1[r] = lag_correlation(run, [1], step=t)[0]
+        if ks.size:
+            d[r] = feature_diversity(run, ks / L, lam=DIVERSITY_LAMBDAS, step=t)
+        if ks.size >= 3 and np.all(d[r] > 0):
+            kappa[r] = diversity_exponent(run, lam=DIVERSITY_LAMBDAS, step=t).kappa
+    return {"lag1": lag1, "kappa": kappa, "d": d}
+
+
+def best_over(values: xr.DataArray, dims: tuple[str, ...]) -> tuple[xr.DataArray, xr.DataArray]:
+    """Minimum over ``dims`` of the seed-mean of ``values`` and its standard error.
+
+    A configuration counts only if every seed finished (a NaN, i.e. a diverged seed, makes the
+    seed mean +inf); the standard error is that of the seed mean at the minimising
+    configuration, ``std / sqrt(S)`` over the S seeds.  All-diverged slices give NaN.
+
+    Returns
+    -------
+    best, se : xarray.DataArray
+        ``values`` reduced over ``dims`` and ``seed``.
+    """
+    seeds = values.sizes["seed"]
+    mean = values.mean("seed", skipna=False)
+    se = values.std("seed", ddof=1) / math.sqrt(seeds) if seeds > 1 else mean * np.nan
+    flat_mean = mean.stack(_config=dims)
+    flat_se = se.stack(_config=dims)
+    filled = flat_mean.fillna(np.inf)
+    index = filled.argmin("_config")
+    best = flat_mean.isel(_config=index).drop_vars(["_config", *dims], errors="ignore")
+    best_se = flat_se.isel(_config=index).drop_vars(["_config", *dims], errors="ignore")
+    return best, best_se
+
+
+def at_best_eta(ds: xr.Dataset, var: str, prefix: str = "") -> xr.DataArray:
+    """``ds[prefix + var]`` at the η minimising the seed-mean ``prefix + log_loss`` per curve.
+
+    Keeps the ``seed`` (and ``step``) dimensions; a curve with a diverged seed at some η does
+    not select that η.
+    """
+    mean = ds[f"{prefix}log_loss"].mean("seed", skipna=False).fillna(np.inf)
+    index = mean.argmin("log2_eta")
+    return ds[f"{prefix}{var}"].isel(log2_eta=index).drop_vars("log2_eta", errors="ignore")
+
+
+def mean_se(values: xr.DataArray) -> tuple[float, float]:
+    """Mean of the finite entries and its standard error (NaN for fewer than two)."""
+    finite = values.values[np.isfinite(values.values)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    se = finite.std(ddof=1) / math.sqrt(finite.size) if finite.size > 1 else math.nan
+    return float(finite.mean()), float(se)
+
+
+def check_failures(ds: xr.Dataset) -> None:
+    """Raise RuntimeError with the first error text if a sweep point failed (an exception).
+
+    Diverged points are results (NaN); failed points are bugs or lost workers and would
+    otherwise silently become NaN.
+    """
+    failed = ds.status.values == "failed"
+    if failed.any():
+        first = str(ds.error.values[failed].ravel()[0]).strip().splitlines()
+        raise RuntimeError(
+            f"{int(failed.sum())} sweep point(s) failed; first error: "
+            f"{first[-1] if first else '?'} (delete the store to rerun them)"
+        )
+
+
+def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset:
+    """Name the extra dimensions of the sweep's diversity results: ``step`` and ``k``.
+
+    ``lag1``/``kappa`` (…, R) and ``d`` (…, R, K) come back with dimensions ``<name>_dim0``
+    (the recorded steps) and ``d_dim1`` (ε = k/L, k = 1..K); variables get ``prefix``.
+    """
+    check_failures(ds)
+    names = {"lag1_dim0": "step", "kappa_dim0": "step", "d_dim0": "step", "d_dim1": "k"}
+    out = {}
+    for var in ("log_loss", "lag1", "kappa", "d", "status"):
+        if var in ds:
+            da = ds[var]
+            out[f"{prefix}{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
+    tidied = xr.Dataset(out)
+    if "step" in tidied.dims:
+        tidied = tidied.assign_coords(step=list(steps))
+    if "k" in tidied.dims:
+        tidied = tidied.assign_coords(k=np.arange(1, tidied.sizes["k"] + 1))
+    return tidied
