@@ -44,11 +44,11 @@ SIZES: dict[str, dict[str, Any]] = {
         "window": 2,
         "a": 1.0,
         "base_eta_sgd": 0.25,
-        "base_eta_adam": 0.01,
+        "base_eta_adam": 0.1,
     },
     "quick": {
-        "optimizers": ("sgd",),
-        "params": ("depth_mup", "block_only", "standard"),
+        "optimizers": ("sgd", "adam"),
+        "params": ("depth_mup", "block_only", "ode", "standard"),
         "depths": (8, 16, 32, 64, 128),
         "log2_etas": (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0),
         "seeds": 2,
@@ -60,7 +60,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "window": 20,
         "a": 1.0,
         "base_eta_sgd": 0.25,
-        "base_eta_adam": 0.01,
+        "base_eta_adam": 0.1,
     },
     "paper": {
         "optimizers": ("sgd", "adam"),
@@ -98,7 +98,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "window": 200,
         "a": 1.0,
         "base_eta_sgd": 0.25,
-        "base_eta_adam": 0.01,
+        "base_eta_adam": 0.1,
     },
 }
 BASE_DEPTH = 8
