@@ -1,53 +1,65 @@
 """limitsim: infinite-width-then-depth limits of deep residual networks.
 
 Implements the theory of *Tensor Programs VI: Feature Learning in Infinite-Depth Neural
-Networks* (Yang, Yu, Zhu, Hayou 2023): depthwise parametrizations and their classification,
-kernels at initialization (route R1), and training routes compared in ``theory/algorithms.md``.
+Networks* (Yang, Yu, Zhu, Hayou 2023) by four routes that check each other
+(``theory/algorithms.md``): kernels at initialization (R1, :func:`init_kernels`), the exact
+limit of linear resnets (R2, :func:`linear_limit`), the Tensor-Program Monte Carlo simulator
+(R3, :func:`simulate_limit`) and finite networks (R4, :func:`train_finite`).
+
+The public names are imported lazily (PEP 562): ``import limitsim`` is cheap, and a sweep
+worker that needs only the finite networks does not load numba kernels it never calls.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from limitsim.classification import Classification, classify
-from limitsim.depth import depth_limit
-from limitsim.finite import train_finite, train_finite_batch
-from limitsim.kernels import depth_limit_kernels, init_kernels
-from limitsim.linear_depth import linear_depth_limit
-from limitsim.linear_limit import linear_limit
-from limitsim.nonlinearities import Nonlinearity, nonlinearities, nonlinearity
-from limitsim.parametrization import Parametrization
-from limitsim.particles import simulate_limit
-from limitsim.run import Record, Recorded, Run
-from limitsim.store import open_store
-from limitsim.sweep import Grid, point_seed, run_sweep
-from limitsim.task import Task
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("limitsim")
 except PackageNotFoundError:  # pragma: no cover - source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "Classification",
-    "Grid",
-    "Nonlinearity",
-    "Parametrization",
-    "Record",
-    "Recorded",
-    "Run",
-    "Task",
-    "__version__",
-    "classify",
-    "depth_limit",
-    "depth_limit_kernels",
-    "init_kernels",
-    "linear_depth_limit",
-    "linear_limit",
-    "nonlinearities",
-    "nonlinearity",
-    "open_store",
-    "point_seed",
-    "run_sweep",
-    "simulate_limit",
-    "train_finite",
-    "train_finite_batch",
-]
+#: Public name -> the module that defines it.
+_SOURCES = {
+    "Classification": "limitsim.classification",
+    "classify": "limitsim.classification",
+    "depth_limit": "limitsim.depth",
+    "train_finite": "limitsim.finite",
+    "train_finite_batch": "limitsim.finite",
+    "depth_limit_kernels": "limitsim.kernels",
+    "init_kernels": "limitsim.kernels",
+    "linear_depth_limit": "limitsim.linear_depth",
+    "linear_limit": "limitsim.linear_limit",
+    "Nonlinearity": "limitsim.nonlinearities",
+    "nonlinearities": "limitsim.nonlinearities",
+    "nonlinearity": "limitsim.nonlinearities",
+    "Parametrization": "limitsim.parametrization",
+    "simulate_limit": "limitsim.particles",
+    "Record": "limitsim.run",
+    "Recorded": "limitsim.run",
+    "Run": "limitsim.run",
+    "open_store": "limitsim.store",
+    "Grid": "limitsim.sweep",
+    "point_seed": "limitsim.sweep",
+    "run_sweep": "limitsim.sweep",
+    "Task": "limitsim.task",
+}
+
+__all__ = sorted([*_SOURCES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (module docstring)."""
+    try:
+        module = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'limitsim' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
