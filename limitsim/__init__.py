@@ -6,8 +6,8 @@ Networks* (Yang, Yu, Zhu, Hayou 2023) by four routes that check each other
 limit of linear resnets (R2, :func:`linear_limit`), the Tensor-Program Monte Carlo simulator
 (R3, :func:`simulate_limit`) and finite networks (R4, :func:`train_finite`).
 
-The public names are imported lazily (PEP 562), except the nonlinearities (see below), so a
-sweep worker loads only the routes it calls.
+The public names are imported lazily (PEP 562), except those that share a submodule's name
+(see the end of this file), so a sweep worker loads only the routes it calls.
 """
 
 from __future__ import annotations
@@ -15,14 +15,6 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-# ``nonlinearities`` names both a submodule and a public function. Importing a submodule
-# binds it as an attribute of the package, so a lazy function of the same name would be
-# shadowed by the module as soon as anything imports ``limitsim.nonlinearities``; import it
-# eagerly and bind the function after the module.
-from limitsim.nonlinearities import Nonlinearity as Nonlinearity
-from limitsim.nonlinearities import nonlinearities as nonlinearities
-from limitsim.nonlinearities import nonlinearity as nonlinearity
 
 try:
     __version__ = version("limitsim")
@@ -40,6 +32,9 @@ _SOURCES = {
     "init_kernels": "limitsim.kernels",
     "linear_depth_limit": "limitsim.linear_depth",
     "linear_limit": "limitsim.linear_limit",
+    "Nonlinearity": "limitsim.nonlinearities",
+    "nonlinearities": "limitsim.nonlinearities",
+    "nonlinearity": "limitsim.nonlinearities",
     "Parametrization": "limitsim.parametrization",
     "simulate_limit": "limitsim.particles",
     "Record": "limitsim.run",
@@ -52,7 +47,7 @@ _SOURCES = {
     "Task": "limitsim.task",
 }
 
-__all__ = sorted([*_SOURCES, "Nonlinearity", "__version__", "nonlinearities", "nonlinearity"])
+__all__ = sorted([*_SOURCES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
@@ -68,3 +63,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# A public name that is also a submodule's name (``linear_limit``, ``nonlinearities``) cannot
+# be lazy: importing the submodule binds it as an attribute of the package, which would then
+# shadow the function.  Bind those functions now, after their modules.
+for _name, _module in _SOURCES.items():
+    if _module == f"{__name__}.{_name}":
+        globals()[_name] = __getattr__(_name)

@@ -33,3 +33,14 @@ def test_public_names():
     )
     for name in limitsim.__all__:
         assert getattr(limitsim, name) is not None
+
+
+def test_public_functions_survive_submodule_imports():
+    """Names shared with a submodule stay the functions after the submodule is imported."""
+    import importlib
+
+    for name in limitsim.__all__:
+        if name != "__version__" and importlib.util.find_spec(f"limitsim.{name}") is not None:
+            importlib.import_module(f"limitsim.{name}")
+            assert callable(getattr(limitsim, name)), name
+    assert limitsim.nonlinearities()[0] == "linear"
