@@ -23,11 +23,10 @@ Exponents are compared with 0 up to ``TOLERANCE`` (floating-point α, γ such as
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 from limitsim._generated import exponents
+from limitsim.parametrization import check_real
 
 __all__ = ["Classification", "classify"]
 
@@ -97,12 +96,7 @@ def classify(alpha: float, gamma: float) -> Classification:
     >>> str(classify(0.5, 0.5))
     '(alpha, gamma) = (0.5, 0.5): Depth-muP (kappa 0.5)'
     """
-    for name, value in (("alpha", alpha), ("gamma", gamma)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-    alpha, gamma = float(alpha), float(gamma)
+    alpha, gamma = check_real("alpha", alpha), check_real("gamma", gamma)
     stable_init = _sign(exponents.init_exponent(alpha)) <= 0
     drift = _sign(exponents.drift_exponent(alpha, gamma))
     stable_training = stable_init and drift <= 0

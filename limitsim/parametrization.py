@@ -23,12 +23,19 @@ import numbers
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["OPTIMIZERS", "PRESETS", "Parametrization", "check_depth"]
+__all__ = ["OPTIMIZERS", "PRESETS", "Parametrization", "check_depth", "check_real"]
 
 OPTIMIZERS = ("sgd", "adam")
 
 
-def _check_finite(name: str, value: object) -> float:
+def check_real(name: str, value: object) -> float:
+    """Return ``value`` as a float after checking it is a finite real number (not a bool).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``name``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     if not math.isfinite(value):
@@ -93,7 +100,7 @@ class Parametrization:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "gamma", "a", "eta", "base_depth", "beta1", "beta2", "eps"):
-            object.__setattr__(self, name, _check_finite(name, getattr(self, name)))
+            object.__setattr__(self, name, check_real(name, getattr(self, name)))
         if self.a <= 0:
             raise ValueError(f"a (branch multiplier) must be > 0, got {self.a}")
         if self.eta <= 0:
