@@ -6,10 +6,13 @@ parent process alone writes the store.  The interface is ``submit(fn, task, batc
 future, ``wait(futures)`` → the finished ones, ``result(future)`` → results or
 :class:`WorkerLost`, ``close(cancel)``, and ``window`` (how many tasks to keep in flight).
 
-- :class:`LocalBackend`: ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
-  method (safe with threads, same behaviour on every OS), ``workers`` processes (default: all
-  cores), each limited to ``cores // workers`` BLAS and numba threads.  A worker that dies
-  breaks the pool: the pool is replaced and the tasks in flight are re-submitted.
+- :class:`LocalBackend`: ``concurrent.futures.ProcessPoolExecutor`` with ``workers``
+  processes (default: all cores), each limited to ``cores // workers`` BLAS and numba threads.
+  The start method is ``fork`` where it is safe (see :func:`start_method`): the workers
+  inherit the parent's imports and compiled kernels and start in milliseconds instead of about
+  a second each (spawn re-imports numpy, numba and limitsim and reloads the kernels), which
+  matters for sweeps of a few seconds.  Elsewhere it is ``spawn``.  A worker that dies breaks
+  the pool: the pool is replaced and the tasks in flight are re-submitted.
 - :class:`DaskBackend`: a ``distributed.Client`` on a scheduler address, or on a
   ``LocalCluster`` bound to 127.0.0.1.  The scheduler re-runs the task of a worker that dies;
   after ``distributed.scheduler.allowed-failures`` deaths (default 3) the future raises
@@ -23,6 +26,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import queue
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -137,8 +142,29 @@ def _init_worker(threads: int) -> None:
     _THREAD_LIMITS.append(threadpool_limits(limits=threads))
 
 
+def start_method() -> str:
+    """``"fork"`` where forking is safe and available, else ``"spawn"``.
+
+    Forking is safe when the parent runs no other Python thread (a thread holding a lock at
+    the fork leaves it locked forever in the child; Python 3.12+ warns) and numba's threading
+    layer is either not loaded yet or fork-safe (``tbb``, ``workqueue``; GNU OpenMP, numba's
+    ``omp`` layer on Linux, aborts a child that runs a parallel kernel).  limitsim's own
+    kernels load the layer only in the parallel particle Adam kernels.  macOS is excluded
+    (system libraries are not fork-safe there), and Windows has no fork.
+    """
+    if sys.platform == "darwin" or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    if threading.active_count() > 1:
+        return "spawn"
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is not None and getattr(parallel, "_is_initialized", True):
+        if parallel.threading_layer() not in ("tbb", "workqueue"):
+            return "spawn"
+    return "fork"
+
+
 class LocalBackend:
-    """Local worker processes (``spawn``); see the module docstring."""
+    """Local worker processes (``fork`` where safe, else ``spawn``); see the module docstring."""
 
     def __init__(self, workers: int | None) -> None:
         cores = os.cpu_count() or 1
@@ -148,14 +174,21 @@ class LocalBackend:
         self._pool: cf.ProcessPoolExecutor | None = None
         self._owner: dict[cf.Future[Any], cf.ProcessPoolExecutor] = {}
 
-    def submit(self, fn: Callable[..., Any], task: Task, batched: bool) -> cf.Future[Any]:
+    def start(self) -> None:
+        """Start the worker processes now (before the caller starts threads such as tqdm's)."""
         if self._pool is None:
+            method = start_method()
             self._pool = cf.ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=multiprocessing.get_context(method),
                 initializer=_init_worker,
                 initargs=(self._threads,),
             )
+            if method == "fork":  # a fork pool launches every process at its first submit
+                self._pool.submit(int).result()
+
+    def submit(self, fn: Callable[..., Any], task: Task, batched: bool) -> cf.Future[Any]:
+        self.start()
         try:
             future = self._pool.submit(execute_task, fn, task, batched)
         except BrokenProcessPool:  # broke before one of its futures told us: replace it

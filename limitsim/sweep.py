@@ -61,6 +61,17 @@ EXECUTORS = ("processes", "dask", "inline")
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 
 
+class _Bar(tqdm):  # type: ignore[misc]
+    """The sweep's progress bar, without tqdm's monitor thread.
+
+    A thread left running in the parent makes local workers start with ``spawn`` instead of
+    ``fork`` (:func:`limitsim._sweep_exec.start_method`); bars updated once per point need no
+    monitor.
+    """
+
+    monitor_interval = 0
+
+
 def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., Any], str]:
     """The point function and its dotted name ``"module:qualname"``.
 
@@ -238,8 +249,12 @@ def run_sweep(
                 backend: Any = DaskBackend(scheduler, workers, connect_timeout)
             else:
                 n = min(workers or os.cpu_count() or 1, len(tasks))  # no idle processes
-                backend = LocalBackend(n) if executor == "processes" else InlineBackend()
-            bar = tqdm(
+                if executor == "processes":
+                    backend = LocalBackend(n)
+                    backend.start()
+                else:
+                    backend = InlineBackend()
+            bar = _Bar(
                 total=len(points),
                 initial=len(points) - len(todo),
                 unit="pt",

@@ -140,6 +140,49 @@ def test_local_processes_and_dask_give_identical_datasets(tmp_path):
     xr.testing.assert_identical(local, inline)
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_forked_and_spawned_workers_give_identical_datasets(tmp_path, monkeypatch, method):
+    import limitsim._sweep_exec as sweep_exec
+
+    monkeypatch.setattr(sweep_exec, "start_method", lambda: method)
+    local = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "local", workers=2)
+    inline = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "inline", executor="inline")
+    xr.testing.assert_identical(local, inline)
+
+
+START_METHOD = """
+import sys, threading
+import numba, numpy as np
+from limitsim._sweep_exec import start_method
+print(start_method())
+stop = threading.Event()
+thread = threading.Thread(target=stop.wait)
+thread.start()
+print(start_method())
+stop.set()
+thread.join()
+@numba.njit(parallel=True)
+def total(x):
+    s = 0.0
+    for i in numba.prange(x.size):
+        s += x[i]
+    return s
+total(np.ones(8))
+print(numba.threading_layer(), start_method())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is used on Linux only")
+def test_start_method_forks_only_where_safe():
+    """fork in a clean process; spawn with a second thread or with numba's GNU OpenMP layer."""
+    out = subprocess.run(
+        [sys.executable, "-c", START_METHOD], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[:2] == ["fork", "spawn"]
+    layer, method = out[2:]
+    assert method == ("fork" if layer in ("tbb", "workqueue") else "spawn")
+
+
 def test_batch_axes_group_points_and_give_the_same_numbers(tmp_path):
     grid = Grid(axes={"x": [0, 1, 2], "z": [0.5, 1.0, 2.0, 4.0]})
     single = run_sweep(sweep_funcs.noisy, grid, store=tmp_path / "a", executor="inline")
