@@ -7,9 +7,12 @@ Baselines, each measured in the same run:
   trainer's achieved rate counts the three products per layer and step, ``6 B n² L`` flops.
   ``extra_info["efficiency"]`` = achieved GFLOP/s / matmul GFLOP/s.
 - ``test_eight_learning_rates_batched``: eight sequential ``train_finite`` calls with the same
-  eight learning rates; ``extra_info["ratio"]`` = sequential time / batched time.
-- ``test_pytorch_baseline``: the same network in PyTorch on the CPU, only where ``import
-  torch`` works (it is not a dependency; the test is skipped otherwise).
+  eight learning rates; ``extra_info["ratio"]`` = sequential time / batched time (one
+  thread), ``ratio_two_threads`` with ``threads=2`` (two groups of four on two threads).
+- ``test_pytorch_baseline``: the same network in PyTorch on the CPU at the same thread count
+  (1 and 2; limitsim's ``blas_threads``), only where ``import torch`` works (it is not a
+  dependency; the test is skipped otherwise: ``pip install torch==2.13.0`` in a venv with
+  ``--system-site-packages`` to run it).  ``extra_info["ratio"]`` = PyTorch time / ours.
 """
 
 from __future__ import annotations
@@ -82,29 +85,50 @@ def test_eight_learning_rates_batched(benchmark):
     params = [Parametrization.depth_mup(eta=0.01 * 2**k) for k in range(8)]
     train_finite_batch(task.with_steps(2), params, depth=DEPTH, width=width, dtype="float32")
 
-    def batched():
-        return train_finite_batch(task, params, depth=DEPTH, width=width, dtype="float32")
+    def batched(threads):
+        return train_finite_batch(
+            task, params, depth=DEPTH, width=width, dtype="float32", threads=threads
+        )
 
-    runs = benchmark.pedantic(batched, rounds=3, iterations=1)
+    runs = benchmark.pedantic(lambda: batched(1), rounds=3, iterations=1)
     assert len(runs) == 8
-    sequential = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        for p in params:
-            train_finite(task, p, depth=DEPTH, width=width, dtype="float32")
-        sequential = min(sequential, time.perf_counter() - start)
+    sequential = _best(lambda: [_fit(task, p, width) for p in params])
+    two_threads = _best(lambda: batched(2))
     batched_time = benchmark.stats.stats.min
     benchmark.extra_info.update(
         sequential_seconds=sequential,
         batched_seconds=batched_time,
         ratio=sequential / batched_time,
+        batched_two_threads_seconds=two_threads,
+        ratio_two_threads=sequential / two_threads,
         config_steps_per_second=8 * STEPS / batched_time,
         gflops=8 * _flops_per_step(width) * STEPS / batched_time / 1e9,
     )
+    print(
+        f"\n8 learning rates, width {width}: sequential {sequential:.3f} s, batched "
+        f"{batched_time:.3f} s ({sequential / batched_time:.2f}x), batched on 2 threads "
+        f"{two_threads:.3f} s ({sequential / two_threads:.2f}x)"
+    )
 
 
+def _fit(task, param, width, blas_threads=1):
+    return train_finite(
+        task, param, depth=DEPTH, width=width, dtype="float32", blas_threads=blas_threads
+    )
+
+
+def _best(fn, rounds=3):
+    best = np.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("width", [128, 512])
-def test_pytorch_baseline(benchmark, width):
+def test_pytorch_baseline(benchmark, width, threads):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional baseline)")
     torch.manual_seed(0)
     task = _task()
@@ -129,10 +153,21 @@ def test_pytorch_baseline(benchmark, width):
                 for w, g in zip(Ws, grads, strict=True):
                     w -= lr * g
 
-    benchmark.pedantic(fit, rounds=3, iterations=1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        benchmark.pedantic(fit, rounds=3, iterations=1)
+    finally:
+        torch.set_num_threads(previous)
     torch_seconds = benchmark.stats.stats.min
-    param_task = _task()
-    start = time.perf_counter()
-    train_finite(param_task, param, depth=DEPTH, width=width, dtype="float32", eval_every=0)
-    ours = time.perf_counter() - start
-    benchmark.extra_info.update(ratio=torch_seconds / ours)
+    _fit(task.with_steps(2), param, width, threads)
+    ours = _best(lambda: _fit(task, param, width, threads))
+    benchmark.extra_info.update(
+        baseline=f"PyTorch {torch.__version__} on the CPU, {threads} thread(s)",
+        limitsim_seconds=ours,
+        ratio=torch_seconds / ours,
+    )
+    print(
+        f"\nwidth {width}, {threads} thread(s): PyTorch {torch_seconds:.3f} s, limitsim "
+        f"{ours:.3f} s: limitsim is {torch_seconds / ours:.2f}x as fast"
+    )

@@ -1,8 +1,9 @@
 """The single numba policy point: every jitted function in limitsim goes through :func:`jit`.
 
 Policy (``shared/style.md`` §4): ``cache=True`` (compiled code is reused across processes),
-``error_model="numpy"`` (division by zero gives inf/NaN like numpy, no exception), and no
-``fastmath`` (NaN/inf semantics and bit-reproducibility over a few percent of speed).
+``error_model="numpy"`` (division by zero gives inf/NaN like numpy, no exception), ``nogil``
+(kernels run concurrently on Python threads, e.g. ``train_finite_batch(threads=...)``), and
+no ``fastmath`` (NaN/inf semantics and bit-reproducibility over a few percent of speed).
 ``parallel=True`` is for top-level kernels whose ``prange`` loop runs over independent
 items; their results must not depend on the thread count (tested).
 """
@@ -38,7 +39,7 @@ def jit(
     inline: str = "never",
     signatures: list[Any] | None = None,
 ) -> Any:
-    """``numba.njit`` with the project policy: cache, numpy error model, no fastmath.
+    """``numba.njit`` with the project policy: cache, numpy error model, nogil, no fastmath.
 
     Use as ``@jit`` or ``@jit(parallel=True)``.  Kernels that take a nonlinearity as an
     argument are compiled eagerly for ``signatures`` built with :data:`SCALAR_FUNCTION`:
@@ -46,7 +47,7 @@ def jit(
     its compiled kernel would never be found in the cache again (measured: ~1 s of
     recompilation per process and nonlinearity).
     """
-    options = dict(cache=True, error_model="numpy", parallel=parallel, inline=inline)
+    options = dict(cache=True, error_model="numpy", nogil=True, parallel=parallel, inline=inline)
     if signatures is not None:
         deco = nb.njit(signatures, **options)
     else:

@@ -303,6 +303,26 @@ def test_batched_equals_separate_runs(rng):
         assert run.config == single.config
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_threads_give_bit_identical_runs(rng, optimizer):
+    """Groups of configurations on threads: same bits, divergence and recording included."""
+    X = rng.standard_normal((5, 8, 5)) / math.sqrt(5)
+    task = Task.from_batches(X, np.sin(X[..., :2] * 3), eval_X=X[0, :4])
+    etas = (0.1, 0.3, 1e6, 0.03, 0.2) if optimizer == "sgd" else (0.01, 0.03, 1e3, 0.1, 0.3)
+    params = [Parametrization.depth_mup(eta=e, optimizer=optimizer) for e in etas]
+    kw = dict(depth=6, width=32, phi="relu", record=Record(steps=(0, 5)), seeds=range(5))
+    one = train_finite_batch(task, params, **kw)
+    assert one[2].diverged and not one[0].diverged
+    for threads in (2, 3, 8):
+        for a, b in zip(one, train_finite_batch(task, params, threads=threads, **kw), strict=True):
+            np.testing.assert_array_equal(a.f, b.f)
+            np.testing.assert_array_equal(a.f_eval, b.f_eval)
+            np.testing.assert_array_equal(a.recorded.x_layers, b.recorded.x_layers)
+            assert (a.diverged_step, a.config) == (b.diverged_step, b.config)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        train_finite_batch(task, params, threads=0, **kw)
+
+
 def test_batched_adam_float32_equals_separate(rng):
     task = Task.full_batch(rng.standard_normal((4, 6)), rng.standard_normal((4, 1)), 5)
     params = [Parametrization.depth_mup(optimizer="adam", eta=e) for e in (0.01, 0.03, 0.1)]
