@@ -44,9 +44,9 @@ class Trainer:
             eval_X = np.ascontiguousarray(task.eval_X, dtype=dt)
         steps: Any = range(task.steps)
         if progress:
-            from tqdm.auto import tqdm
+            from limitsim._progress import Bar
 
-            steps = tqdm(steps, desc="train", unit="step")
+            steps = Bar(steps, desc="train", unit="step")
         with np.errstate(all="ignore"):
             for t in steps:
                 if self.recorder is not None and t in self.recorder.steps:

@@ -288,11 +288,11 @@ def _train(
     system: ParticleSystem, task: Task, progress: bool, bound: float
 ) -> tuple[NDArray[Any], int]:
     """Run the T training steps; return per-replica outputs (R, T, B, e) and the stop step."""
-    from tqdm.auto import tqdm
+    from limitsim._progress import Bar
 
     T, B = task.steps, task.batch_size
     f_rep = np.full((system.n_rep, T, B, task.d_out), np.nan)
-    steps = tqdm(range(T), desc="particles", disable=not progress, leave=False)
+    steps = Bar(range(T), desc="particles", disable=not progress, leave=False)
     for t in steps:
         state = system.state()
         xs, _, caches = system.forward(task.X[t], t * B)

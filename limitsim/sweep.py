@@ -31,8 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from limitsim._progress import Bar
 from limitsim._sweep_exec import (
     DaskBackend,
     InlineBackend,
@@ -59,17 +58,6 @@ __all__ = [
 
 EXECUTORS = ("processes", "dask", "inline")
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
-
-
-class _Bar(tqdm):  # type: ignore[misc]
-    """The sweep's progress bar, without tqdm's monitor thread.
-
-    A thread left running in the parent makes local workers start with ``spawn`` instead of
-    ``fork`` (:func:`limitsim._sweep_exec.start_method`); bars updated once per point need no
-    monitor.
-    """
-
-    monitor_interval = 0
 
 
 def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., Any], str]:
@@ -254,7 +242,7 @@ def run_sweep(
                     backend.start()
                 else:
                     backend = InlineBackend()
-            bar = _Bar(
+            bar = Bar(
                 total=len(points),
                 initial=len(points) - len(todo),
                 unit="pt",

@@ -172,6 +172,26 @@ print(numba.threading_layer(), start_method())
 """
 
 
+NO_THREAD_LEFT = """
+import threading
+import numpy as np
+from limitsim import Parametrization, Task, simulate_limit, train_finite
+task = Task.full_batch(np.eye(2, 3), np.ones((2, 1)), 2)
+for progress in (False, True):
+    simulate_limit(task, Parametrization.depth_mup(), depth=2, n_particles=256, progress=progress)
+    train_finite(task, Parametrization.depth_mup(), depth=2, width=8, progress=progress)
+print(threading.active_count())
+"""
+
+
+def test_progress_bars_leave_no_thread_behind():
+    """tqdm's monitor thread would make every later sweep spawn its workers."""
+    out = subprocess.run(
+        [sys.executable, "-c", NO_THREAD_LEFT], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["1"]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="fork is used on Linux only")
 def test_start_method_forks_only_where_safe():
     """fork in a clean process; spawn with a second thread or with numba's GNU OpenMP layer."""
