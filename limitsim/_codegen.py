@@ -89,9 +89,10 @@ def render_function(fn: ScalarFunction, *, decorate: bool = True) -> str:
         text: str = printer.doprint(sp.sympify(e))
         return text
 
-    args = ", ".join(str(a) for a in fn.args)
+    args = ", ".join(f"{a}: float" for a in fn.args)
+    returns = "float" if len(exprs) == 1 else f"tuple[{', '.join(['float'] * len(exprs))}]"
     lines = ['@jit(inline="always")'] if decorate else []
-    lines += [f"def {fn.name}({args}):", f'    r"""{fn.doc}"""']
+    lines += [f"def {fn.name}({args}) -> {returns}:", f'    r"""{fn.doc}"""']
     if replacements:
         lines.append(f"    # Intermediate terms ({len(replacements)})")
     for symbol, value in replacements:

@@ -11,7 +11,7 @@ items; their results must not depend on the thread count (tested).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, overload
 
 import numba as nb
 
@@ -24,19 +24,37 @@ __all__ = [
     "types",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 prange = nb.prange
 types = nb.types
 set_num_threads = nb.set_num_threads
 get_num_threads = nb.get_num_threads
 
 
+@overload
 def jit(
-    fn: F | None = None,
+    fn: Callable[..., Any],
     *,
     parallel: bool = False,
-    inline: str = "never",
+    inline: Literal["never", "always"] = "never",
+    signatures: list[Any] | None = None,
+) -> Any: ...
+
+
+@overload
+def jit(
+    fn: None = None,
+    *,
+    parallel: bool = False,
+    inline: Literal["never", "always"] = "never",
+    signatures: list[Any] | None = None,
+) -> Callable[[Callable[..., Any]], Any]: ...
+
+
+def jit(
+    fn: Callable[..., Any] | None = None,
+    *,
+    parallel: bool = False,
+    inline: Literal["never", "always"] = "never",
     signatures: list[Any] | None = None,
 ) -> Any:
     """``numba.njit`` with the project policy: cache, numpy error model, nogil, no fastmath.
@@ -47,11 +65,14 @@ def jit(
     its compiled kernel would never be found in the cache again (measured: ~1 s of
     recompilation per process and nonlinearity).
     """
-    options = dict(cache=True, error_model="numpy", nogil=True, parallel=parallel, inline=inline)
-    if signatures is not None:
-        deco = nb.njit(signatures, **options)
-    else:
-        deco = nb.njit(**options)
+    deco: Any = nb.njit(
+        signatures,
+        cache=True,
+        error_model="numpy",
+        nogil=True,
+        parallel=parallel,
+        inline=inline,
+    )
     return deco if fn is None else deco(fn)
 
 

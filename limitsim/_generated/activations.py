@@ -30,91 +30,91 @@ __all__ = [
 
 
 @jit(inline="always")
-def phi_linear(x):
+def phi_linear(x: float) -> float:
     r"""phi of linear: x."""
     # Output
     return x
 
 
 @jit(inline="always")
-def dphi_linear(x):
+def dphi_linear(x: float) -> float:
     r"""dphi of linear: 1."""
     # Output
     return float(1)
 
 
 @jit(inline="always")
-def d2phi_linear(x):
+def d2phi_linear(x: float) -> float:
     r"""d2phi of linear: 0."""
     # Output
     return float(0)
 
 
 @jit(inline="always")
-def phi_relu(x):
+def phi_relu(x: float) -> float:
     r"""phi of relu: \begin{cases} x & \text{for}\: x > 0 \\0 & \text{otherwise} \end{cases}."""
     # Output
     return ((x) if (x > 0) else (0))
 
 
 @jit(inline="always")
-def dphi_relu(x):
+def dphi_relu(x: float) -> float:
     r"""dphi of relu: \begin{cases} 1 & \text{for}\: x > 0 \\0 & \text{otherwise} \end{cases}."""
     # Output
     return ((1) if (x > 0) else (0))
 
 
 @jit(inline="always")
-def phi_abs(x):
+def phi_abs(x: float) -> float:
     r"""phi of abs: \left|{x}\right|."""
     # Output
     return abs(x)
 
 
 @jit(inline="always")
-def dphi_abs(x):
+def dphi_abs(x: float) -> float:
     r"""dphi of abs: \operatorname{sign}{\left(x \right)}."""
     # Output
     return (0.0 if x == 0 else math.copysign(1, x))
 
 
 @jit(inline="always")
-def phi_erf(x):
+def phi_erf(x: float) -> float:
     r"""phi of erf: \operatorname{erf}{\left(x \right)}."""
     # Output
     return math.erf(x)
 
 
 @jit(inline="always")
-def dphi_erf(x):
+def dphi_erf(x: float) -> float:
     r"""dphi of erf: \frac{2 e^{- x^{2}}}{\sqrt{\pi}}."""
     # Output
     return 2*math.exp(-x**2)/math.sqrt(math.pi)
 
 
 @jit(inline="always")
-def d2phi_erf(x):
+def d2phi_erf(x: float) -> float:
     r"""d2phi of erf: - \frac{4 x e^{- x^{2}}}{\sqrt{\pi}}."""
     # Output
     return -4*x*math.exp(-x**2)/math.sqrt(math.pi)
 
 
 @jit(inline="always")
-def phi_tanh(x):
+def phi_tanh(x: float) -> float:
     r"""phi of tanh: \tanh{\left(x \right)}."""
     # Output
     return math.tanh(x)
 
 
 @jit(inline="always")
-def dphi_tanh(x):
+def dphi_tanh(x: float) -> float:
     r"""dphi of tanh: 1 - \tanh^{2}{\left(x \right)}."""
     # Output
     return 1 - math.tanh(x)**2
 
 
 @jit(inline="always")
-def d2phi_tanh(x):
+def d2phi_tanh(x: float) -> float:
     r"""d2phi of tanh: - \left(2 - 2 \tanh^{2}{\left(x \right)}\right) \tanh{\left(x \right)}."""
     # Intermediate terms (1)
     _t0 = math.tanh(x)
@@ -123,7 +123,7 @@ def d2phi_tanh(x):
 
 
 @jit(inline="always")
-def phi_gelu(x):
+def phi_gelu(x: float) -> float:
     r"""phi of gelu: \frac{x \left(\operatorname{erf}{\left(\frac{\sqrt{2} x}{2} \right)} + 1\right)}{2}."""
     # Intermediate terms (1)
     _t0 = (1/2)*x
@@ -132,7 +132,7 @@ def phi_gelu(x):
 
 
 @jit(inline="always")
-def dphi_gelu(x):
+def dphi_gelu(x: float) -> float:
     r"""dphi of gelu: \frac{\sqrt{2} x e^{- \frac{x^{2}}{2}}}{2 \sqrt{\pi}} + \frac{\operatorname{erf}{\left(\frac{\sqrt{2} x}{2} \right)}}{2} + \frac{1}{2}."""
     # Intermediate terms (1)
     _t0 = (1/2)*math.sqrt(2)*x
@@ -141,7 +141,7 @@ def dphi_gelu(x):
 
 
 @jit(inline="always")
-def d2phi_gelu(x):
+def d2phi_gelu(x: float) -> float:
     r"""d2phi of gelu: - \frac{\sqrt{2} x^{2} e^{- \frac{x^{2}}{2}}}{2 \sqrt{\pi}} + \frac{\sqrt{2} e^{- \frac{x^{2}}{2}}}{\sqrt{\pi}}."""
     # Intermediate terms (4)
     _t0 = math.sqrt(2)
@@ -153,14 +153,14 @@ def d2phi_gelu(x):
 
 
 @jit(inline="always")
-def phi_silu(x):
+def phi_silu(x: float) -> float:
     r"""phi of silu: \frac{x}{1 + e^{- x}}."""
     # Output
     return x/(1 + math.exp(-x))
 
 
 @jit(inline="always")
-def dphi_silu(x):
+def dphi_silu(x: float) -> float:
     r"""dphi of silu: \frac{x e^{- x}}{\left(1 + e^{- x}\right)^{2}} + \frac{1}{1 + e^{- x}}."""
     # Intermediate terms (2)
     _t0 = math.exp(-x)
@@ -170,7 +170,7 @@ def dphi_silu(x):
 
 
 @jit(inline="always")
-def d2phi_silu(x):
+def d2phi_silu(x: float) -> float:
     r"""d2phi of silu: - \frac{x e^{- x}}{\left(1 + e^{- x}\right)^{2}} + \frac{2 x e^{- 2 x}}{\left(1 + e^{- x}\right)^{3}} + \frac{2 e^{- x}}{\left(1 + e^{- x}\right)^{2}}."""
     # Intermediate terms (4)
     _t0 = math.exp(-x)

@@ -13,43 +13,43 @@ __all__ = [
 ]
 
 
-def init_exponent(alpha):
+def init_exponent(alpha: float) -> float:
     r"""Size of x^L - x^0 at init: L**e."""
     # Output
     return 1/2 - alpha
 
 
-def drift_exponent(alpha, gamma):
+def drift_exponent(alpha: float, gamma: float) -> float:
     r"""Size of Δx^L and Δf after a step."""
     # Output
     return -alpha - gamma + 1
 
 
-def preactivation_update_exponent(alpha, gamma):
+def preactivation_update_exponent(alpha: float, gamma: float) -> float:
     r"""Size of Δh^l after a step."""
     # Output
     return max(-gamma, -alpha - gamma + 1)
 
 
-def preactivation_exponent(alpha, gamma):
+def preactivation_exponent(alpha: float, gamma: float) -> float:
     r"""Size of h_t^l during training."""
     # Output
     return max(0, -gamma, -alpha - gamma + 1)
 
 
-def linearization_exponent(alpha, gamma):
+def linearization_exponent(alpha: float, gamma: float) -> float:
     r"""Block remainder times L (Def. 7.7)."""
     # Output
     return -alpha - 2*gamma + 1
 
 
-def noise_exponent(alpha):
+def noise_exponent(alpha: float) -> float:
     r"""Init noise over a depth fraction."""
     # Output
     return 1/2 - alpha
 
 
-def diversity_exponent(noise):
+def diversity_exponent(noise: float) -> float:
     r"""κ on the stable nontrivial line, from noise_exponent (Def. 7.6)."""
     # Output
     return 1 - ((1/2) if (noise == 0) else (1))

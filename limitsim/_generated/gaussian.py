@@ -16,7 +16,7 @@ __all__ = [
 
 
 @jit(inline="always")
-def homogeneous_second_moment(s_i, s_j, rho, c_plus, c_minus):
+def homogeneous_second_moment(s_i: float, s_j: float, rho: float, c_plus: float, c_minus: float) -> float:
     r"""E φ(z_i)φ(z_j) for φ = c₊relu − c₋relu(−·); |ρ| ≤ 1: s_{i} s_{j} \left(- \frac{c_{minus} c_{plus} \left(2 \rho \operatorname{asin}{\left(\rho \right)} - \pi \rho + 2 \sqrt{1 - \rho^{2}}\right)}{2 \pi} + \frac{\left(c_{minus}^{2} + c_{plus}^{2}\right) \left(2 \rho \operatorname{asin}{\left(\rho \right)} + \pi \rho + 2 \sqrt{1 - \rho^{2}}\right)}{4 \pi}\right)."""
     # Intermediate terms (2)
     _t0 = math.pi*rho
@@ -26,14 +26,14 @@ def homogeneous_second_moment(s_i, s_j, rho, c_plus, c_minus):
 
 
 @jit(inline="always")
-def homogeneous_mean(s_i, c_plus, c_minus):
+def homogeneous_mean(s_i: float, c_plus: float, c_minus: float) -> float:
     r"""E φ(z) for z ~ N(0, s_i²): \frac{\sqrt{2} s_{i} \left(- c_{minus} + c_{plus}\right)}{2 \sqrt{\pi}}."""
     # Output
     return (1/2)*math.sqrt(2)*s_i*(-c_minus + c_plus)/math.sqrt(math.pi)
 
 
 @jit(inline="always")
-def homogeneous_vprime(s_i, s_j, rho, c_plus, c_minus):
+def homogeneous_vprime(s_i: float, s_j: float, rho: float, c_plus: float, c_minus: float) -> float:
     r"""E φ′(z_i)φ′(z_j); |ρ| ≤ 1: 2 c_{minus} c_{plus} \left(- \frac{\operatorname{asin}{\left(\rho \right)}}{2 \pi} + \frac{1}{4}\right) + \left(c_{minus}^{2} + c_{plus}^{2}\right) \left(\frac{\operatorname{asin}{\left(\rho \right)}}{2 \pi} + \frac{1}{4}\right)."""
     # Intermediate terms (1)
     _t0 = 2*math.asin(rho)
@@ -42,14 +42,14 @@ def homogeneous_vprime(s_i, s_j, rho, c_plus, c_minus):
 
 
 @jit(inline="always")
-def erf_second_moment(k_ii, k_jj, k_ij):
+def erf_second_moment(k_ii: float, k_jj: float, k_ij: float) -> float:
     r"""E erf(z_i) erf(z_j) (mean 0): \frac{2 \operatorname{asin}{\left(\frac{2 k_{ij}}{\sqrt{2 k_{ii} + 1} \sqrt{2 k_{jj} + 1}} \right)}}{\pi}."""
     # Output
     return 2*math.asin(2*k_ij/(math.sqrt(2*k_ii + 1)*math.sqrt(2*k_jj + 1)))/math.pi
 
 
 @jit(inline="always")
-def erf_vprime(k_ii, k_jj, k_ij):
+def erf_vprime(k_ii: float, k_jj: float, k_ij: float) -> float:
     r"""E erf′(z_i) erf′(z_j): \frac{4}{\pi \sqrt{4 k_{ii} k_{jj} + 2 k_{ii} - 4 k_{ij}^{2} + 2 k_{jj} + 1}}."""
     # Output
     return 4/(math.pi*math.sqrt(4*k_ii*k_jj + 2*k_ii - 4*k_ij**2 + 2*k_jj + 1))
