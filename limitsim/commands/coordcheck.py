@@ -151,7 +151,8 @@ def _as_json(table: Any, fraction: float) -> dict[str, Any]:
 
     def clean(values: Any) -> Any:
         array = np.asarray(values, dtype=np.float64)
-        return np.where(np.isfinite(array), array, None).tolist()
+        null: Any = None  # numpy's stubs do not accept a bare None here
+        return np.where(np.isfinite(array), array, null).tolist()
 
     out: dict[str, Any] = {k: table[k].values.tolist() for k in ("width", "depth", "step")}
     for name in ("x_rms", "x_delta", "h_rms", "h_delta"):

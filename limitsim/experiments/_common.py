@@ -10,13 +10,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from limitsim.parametrization import Parametrization
 from limitsim.task import Task
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["Context", "argmin_log2", "make_task", "preset", "sweep"]
 
@@ -51,7 +54,7 @@ def sweep(
     *,
     batch_axes: Sequence[str] = (),
     batch_size: int | None = None,
-) -> Any:
+) -> xr.Dataset:
     """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable)."""
     from limitsim.sweep import run_sweep
 
@@ -59,7 +62,7 @@ def sweep(
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            return run_sweep(
+            ds: xr.Dataset = run_sweep(
                 function,
                 grid,
                 store=Path(tmp) / name,
@@ -67,8 +70,9 @@ def sweep(
                 executor="inline",
                 progress=False,
             )
+            return ds
     executor = "dask" if context.scheduler else "processes"
-    return run_sweep(
+    result: xr.Dataset = run_sweep(
         function,
         grid,
         store=context.store_root / name,
@@ -79,6 +83,7 @@ def sweep(
         workers=context.workers,
         progress=context.progress,
     )
+    return result
 
 
 def make_task(spec: dict[str, Any]) -> Task:

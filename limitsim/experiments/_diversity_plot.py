@@ -111,7 +111,7 @@ def plot_routes(
                 for L in depths:
                     plot_normalized(
                         ax,
-                        data.sel(parametrization=param, **{depth_dim: L}),
+                        data.sel({"parametrization": param, depth_dim: L}),
                         L,
                         color=colors[L],
                         style=styles.get(str(param), ":"),

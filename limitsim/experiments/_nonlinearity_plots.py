@@ -103,12 +103,12 @@ def plot_pair(
     ax = axes[1, 1]
     kappa = at_best_eta(ds, "kappa")
     for k, phi in enumerate(phis):
-        values = kappa.sel(phi=phi, depth=deep).isel(step=-1) if deep else None
-        if values is not None:
+        kappa_values = kappa.sel(phi=phi, depth=deep).isel(step=-1) if deep else None
+        if kappa_values is not None:
             ax.errorbar(
                 np.log2(deep),
-                values.mean("seed"),
-                yerr=values.std("seed") / math.sqrt(values.sizes["seed"]),
+                kappa_values.mean("seed"),
+                yerr=kappa_values.std("seed") / math.sqrt(kappa_values.sizes["seed"]),
                 marker="o",
                 capsize=2,
                 color=f"C{k}",

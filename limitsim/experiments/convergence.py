@@ -237,7 +237,8 @@ def linear_reference(ds: xr.Dataset) -> np.ndarray:
 def linear_depth_errors(ds: xr.Dataset) -> np.ndarray:
     """RMS_{t,b}(f_t^L − f_t^∞) for each depth of the linear ladder."""
     diff = ds.f_linear.values - linear_reference(ds)[None]
-    return np.sqrt(np.mean(diff**2, axis=(1, 2)))
+    rms: np.ndarray = np.sqrt(np.mean(diff**2, axis=(1, 2)))
+    return rms
 
 
 def particle_differences(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

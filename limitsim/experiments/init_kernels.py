@@ -43,7 +43,8 @@ LIMIT_GRID = np.linspace(0.0, 1.0, 65)
 
 
 def _correlation(K: np.ndarray) -> np.ndarray:
-    return K[..., 0, 1] / np.sqrt(K[..., 0, 0] * K[..., 1, 1])
+    rho: np.ndarray = K[..., 0, 1] / np.sqrt(K[..., 0, 0] * K[..., 1, 1])
+    return rho
 
 
 def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:

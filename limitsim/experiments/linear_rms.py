@@ -79,7 +79,8 @@ def make_task(*, steps: int, batch: int, d_in: int, seed: int = 0) -> tuple[Task
 
     def prepare(x: np.ndarray) -> np.ndarray:
         z = x @ project
-        return z / np.linalg.norm(z, axis=-1, keepdims=True)
+        out: np.ndarray = z / np.linalg.norm(z, axis=-1, keepdims=True)
+        return out
 
     labels = np.argmax(base.Y, axis=-1)
     Y = np.where(labels % 2 == 0, 1.0, -1.0)[..., None]

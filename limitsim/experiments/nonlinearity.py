@@ -27,6 +27,7 @@ and bootstrapped over seeds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,20 +104,28 @@ def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
 
     steps = (0, int(sizes["steps"]))
     fixed = {key: sizes[key] for key in FIXED} | {"record_steps": steps}
-    axes = {
+    axes: dict[str, Sequence[float]] = {
         "log2_eta": [float(v) for v in sizes["log2_etas"]],
         "seed": list(range(int(sizes["seeds"]))),
     }
     grid = Grid(
         axes={"phi": list(sizes["phis"]), "depth": list(sizes["depths"]), **axes}, fixed=fixed
     )
-    batching = {"batch_axes": ("log2_eta", "seed"), "batch_size": int(sizes.get("batch_size", 8))}
-    main = sweep(context, NAME, train_points, grid, **batching)
+    batch_axes = ("log2_eta", "seed")
+    batch_size = int(sizes.get("batch_size", 8))
+    main = sweep(context, NAME, train_points, grid, batch_axes=batch_axes, batch_size=batch_size)
     family_grid = Grid(
         axes={"theta": [float(v) for v in sizes["thetas"]], **axes},
         fixed=fixed | {"depth": int(sizes["family_depth"])},
     )
-    family = sweep(context, f"{NAME}_family", train_family_points, family_grid, **batching)
+    family = sweep(
+        context,
+        f"{NAME}_family",
+        train_family_points,
+        family_grid,
+        batch_axes=batch_axes,
+        batch_size=batch_size,
+    )
     ds = xr.merge([tidy(main, steps), tidy(family, steps, prefix="family_")], join="outer")
     ds.theta.attrs["units"] = "degrees"
     ds.attrs = {key: fixed[key] for key in FIXED} | {"family_depth": int(sizes["family_depth"])}

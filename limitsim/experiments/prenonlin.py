@@ -159,7 +159,9 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, NAME)
 
 
-def _gain(best: xr.DataArray, se: xr.DataArray, block: str, ref: int, top: int) -> tuple:
+def _gain(
+    best: xr.DataArray, se: xr.DataArray, block: str, ref: int, top: int
+) -> tuple[float, float]:
     """Decrease of the minimal LogLoss of ``block`` from depth ``ref`` to ``top`` and its SE."""
     value = float(best.sel(block=block, depth=ref) - best.sel(block=block, depth=top))
     error = math.hypot(float(se.sel(block=block, depth=ref)), float(se.sel(block=block, depth=top)))
