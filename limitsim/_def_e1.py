@@ -81,7 +81,14 @@ def solve_def_e1(
     Vp, Vx, S = np.zeros((L, K, K)), np.zeros((L, K, K)), np.zeros((L, K, K))
     f_out = np.zeros((T, B, e))
 
-    def inner(aG, aF, aB, bG, bF, bB):  # type: ignore[no-untyped-def]
+    def inner(
+        aG: NDArray[np.float64],
+        aF: NDArray[np.float64],
+        aB: NDArray[np.float64],
+        bG: NDArray[np.float64],
+        bF: NDArray[np.float64],
+        bB: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
         out = aG @ bG.T
         out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", aF, V0), bF)
         out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", aB, V1), bB)
@@ -183,14 +190,16 @@ def _dphi_mean(act: Nonlinearity, var: NDArray[np.float64]) -> NDArray[np.float6
         return np.full(var.shape, 0.5 * sum(act.homogeneous))
     g, w = _rule()
     s = np.sqrt(var)[:, None]
-    return np.sum(w * g * act(s * g), axis=1) / s[:, 0]
+    mean: NDArray[np.float64] = np.sum(w * g * act(s * g), axis=1) / s[:, 0]
+    return mean
 
 
 def _zdphi_mean(act: Nonlinearity, var: NDArray[np.float64]) -> NDArray[np.float64]:
     """E[z φ'(z)], z ~ N(0, var) (Gauss–Hermite)."""
     g, w = _rule()
     s = np.sqrt(var)[:, None]
-    return np.sum(w * s * g * act.derivative(s * g), axis=1)
+    mean: NDArray[np.float64] = np.sum(w * s * g * act.derivative(s * g), axis=1)
+    return mean
 
 
 def _zdphi_phi(act: Nonlinearity, C: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -204,4 +213,5 @@ def _zdphi_phi(act: Nonlinearity, C: NDArray[np.float64]) -> NDArray[np.float64]
         + np.sqrt(1 - rho**2)[:, :, None, None] * g[None, None, None, :]
     )  # (P, P, a, b)
     integrand = zi * act.derivative(zi) * act(zj)
-    return np.einsum("ijab,a,b->ij", integrand, w, w)
+    moments: NDArray[np.float64] = np.einsum("ijab,a,b->ij", integrand, w, w)
+    return moments

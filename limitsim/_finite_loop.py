@@ -8,7 +8,7 @@ turns them into the kernels of :class:`limitsim.Recorded` (``⟨u|v⟩ = u·v/n`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,7 +62,8 @@ class Trainer:
                     fe = net.forward(eval_X, net.buffers(eval_X.shape[0], store=False))
                     fe = fe.astype(np.float64)
                     ok &= _bounded(fe, self.bound)
-                    self.f_eval[self.active, t] = fe  # type: ignore[index]
+                    assert self.f_eval is not None  # allocated whenever eval_X is
+                    self.f_eval[self.active, t] = fe
                 if not ok.all():
                     self._drop(~ok, t)
                     if net.size == 0:
@@ -137,4 +138,4 @@ class Recorder:
 def _bounded(f: NDArray[np.float64], bound: float) -> NDArray[np.bool_]:
     """Per configuration (leading axis): all entries finite and ``|f| <= bound``."""
     flat = np.abs(f.reshape(f.shape[0], -1))
-    return np.isfinite(flat).all(axis=1) & (flat <= bound).all(axis=1)
+    return cast(NDArray[np.bool_], np.isfinite(flat).all(axis=1) & (flat <= bound).all(axis=1))

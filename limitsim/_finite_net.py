@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -127,7 +127,8 @@ class _Buffers:
         return layer if self.store else 0
 
     def x(self, layer: int) -> NDArray[Any]:
-        return self.xs[layer if self.store else layer % 2]
+        view: NDArray[Any] = self.xs[layer if self.store else layer % 2]
+        return view
 
 
 class BatchedResnet:
@@ -198,7 +199,10 @@ class BatchedResnet:
     def all_finite(self) -> NDArray[np.bool_]:
         """Per configuration: are all weights finite? Shape (K,)."""
         ok = np.isfinite(self.Wt).all(axis=(0, 1, 3, 4))
-        return ok & np.isfinite(self.Ut).all(axis=(1, 2)) & np.isfinite(self.V).all(axis=(1, 2))
+        return cast(
+            NDArray[np.bool_],
+            ok & np.isfinite(self.Ut).all(axis=(1, 2)) & np.isfinite(self.V).all(axis=(1, 2)),
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(self, X: NDArray[Any], buf: _Buffers) -> NDArray[Any]:
@@ -215,6 +219,7 @@ class BatchedResnet:
             x_prev, x_next, W = buf.x(layer), buf.x(layer + 1), self.Wt[layer]
             z = x_prev
             if spec.pre_ln:
+                assert buf.zs is not None and buf.rms is not None
                 fk.layer_norm_forward(x_prev, buf.zs[s], buf.rms[s])
                 z = buf.zs[s]
             if spec.block == "post":
@@ -233,7 +238,8 @@ class BatchedResnet:
                     inp = buf.hs[s] if j == last else buf.scratch
                     np.matmul(buf.acts[s, j], W[j], out=inp)
                 fk.residual_add(x_prev, buf.hs[s], m, x_next)
-        return np.matmul(buf.x(spec.depth), self.V)
+        f: NDArray[Any] = np.matmul(buf.x(spec.depth), self.V)
+        return f
 
     # ----------------------------------------------------------------- backward
     def backward(
@@ -264,7 +270,7 @@ class BatchedResnet:
         dx[...] = dx_top
         for layer in reversed(range(spec.depth)):
             W = self.Wt[layer]
-            z = buf.zs[layer] if spec.pre_ln else buf.x(layer)
+            z = cast(NDArray[Any], buf.zs)[layer] if spec.pre_ln else buf.x(layer)
             q = buf.q[0]
             if spec.block == "post":
                 fk.post_block_backward(dx, buf.dacts[layer, bd - 1], m, q)
@@ -285,6 +291,7 @@ class BatchedResnet:
                     self._update("Wt", W[j], buf.grad, step, (layer, j), grad_factor)
                 q = target
             if spec.pre_ln:
+                assert buf.zs is not None and buf.rms is not None
                 fk.layer_norm_backward(buf.dz, buf.zs[layer], buf.rms[layer], dx)
             else:
                 np.add(dx, buf.dz, out=dx)

@@ -62,7 +62,17 @@ def record_probe(state: Any, record: Record, task: Task, done: int) -> Recorded:
     )
 
 
-def _record(state, record, task, steps, ok, x_layers, x_steps, h_steps, dh_layers):  # type: ignore[no-untyped-def]
+def _record(
+    state: Any,
+    record: Record,
+    task: Task,
+    steps: NDArray[np.int64],
+    ok: NDArray[np.intp],
+    x_layers: NDArray[np.float64],
+    x_steps: NDArray[np.float64],
+    h_steps: NDArray[np.float64],
+    dh_layers: NDArray[np.float64] | None,
+) -> None:
     """Fill the recorded kernels of the probes at ``steps[ok]`` (module docstring)."""
     L = state.L
     S = int(steps[ok].max())
@@ -113,7 +123,10 @@ def _backward_gram(
     tail = np.cumsum(K[::-1])[::-1]  # Σ_{i ≥ k} ⟨δ^i|δ^i⟩
     own = np.append(tail[1:], 0.0)  # own[k] = Σ_{m ≥ k} Var(B_m) = Σ_{i > k} ⟨δ^i|δ^i⟩
     idx = np.arange(1, L + 1)
-    return Y[1:] @ A[1:].T + beta * (cE + cE.T) + beta**2 * own[np.maximum.outer(idx, idx)]
+    gram: NDArray[np.float64] = (
+        Y[1:] @ A[1:].T + beta * (cE + cE.T) + beta**2 * own[np.maximum.outer(idx, idx)]
+    )
+    return gram
 
 
 def _covariance_rows(
@@ -145,4 +158,5 @@ def _hat_index(state: Any, S: int, *, backward: bool) -> NDArray[np.intp]:
     s = state.off[:S, None, None]
     m = np.arange(L)[None, :, None]
     j = np.arange(r)[None, None, :]
-    return (s + m * r + j + (L * r if backward else 0)).astype(np.intp)
+    index: NDArray[np.intp] = (s + m * r + j + (L * r if backward else 0)).astype(np.intp)
+    return index

@@ -293,7 +293,8 @@ class ParticleSystem:
 
     def output_gradient(self, chi: NDArray[np.float64]) -> NDArray[np.float64]:
         """``δx̃^L_b = Σ_e χ_{b,e} |nV_e⟩`` (Program 1), χ (R, B, e) → (R, B, N)."""
-        return np.einsum("rbe,ren->rbn", chi, self.nV)
+        grad: NDArray[np.float64] = np.einsum("rbe,ren->rbn", chi, self.nV)
+        return grad
 
     def end_training_step(self) -> None:
         """Mark the end of a training step (for the prefix regressions of later side passes)."""

@@ -189,6 +189,7 @@ class LocalBackend:
 
     def submit(self, fn: Callable[..., Any], task: Task, batched: bool) -> cf.Future[Any]:
         self.start()
+        assert self._pool is not None
         try:
             future = self._pool.submit(execute_task, fn, task, batched)
         except BrokenProcessPool:  # broke before one of its futures told us: replace it
@@ -223,9 +224,12 @@ class DaskBackend:
     def __init__(self, scheduler: str | None, workers: int | None, connect_timeout: float) -> None:
         from distributed import Client, LocalCluster
 
-        self._cluster = None
+        # distributed's constructors are unannotated: call them as Callable[..., Any]
+        make_cluster: Callable[..., Any] = LocalCluster
+        make_client: Callable[..., Any] = Client
+        self._cluster: Any = None
         if scheduler is None:
-            self._cluster = LocalCluster(
+            self._cluster = make_cluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
@@ -234,7 +238,9 @@ class DaskBackend:
             )
             scheduler = self._cluster.scheduler_address
         try:
-            self._client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+            self._client: Any = make_client(
+                scheduler, timeout=connect_timeout, set_as_default=False
+            )
         except Exception as exc:
             if self._cluster is not None:
                 self._cluster.close()

@@ -23,7 +23,7 @@ import math
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -211,7 +211,9 @@ def cifar10(
         loss=loss,
         eval_fraction=0.0,
         unit_norm=unit_norm,
-        eval_set=None if eval_data is None else (eval_data.astype(np.float64), eval_labels),
+        eval_set=None
+        if eval_data is None
+        else (eval_data.astype(np.float64), cast(NDArray[np.int64], eval_labels)),
     )
 
 
@@ -238,10 +240,10 @@ def load_dataset(name: str, **kwargs: Any) -> Task:
 
 
 # ----------------------------------------------------------------------- helpers
-def _check_loss(loss: str) -> str:
+def _check_loss(loss: str) -> Literal["mse", "xent"]:
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    return loss
+    return cast(Literal["mse", "xent"], loss)
 
 
 def _batch_indices(
@@ -283,7 +285,8 @@ def _classification_task(
         scale /= math.sqrt(data.shape[1])
 
     def prepare(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return (x - mean) * scale
+        prepared: NDArray[np.float64] = (x - mean) * scale
+        return prepared
 
     onehot = np.eye(classes)
     index = _batch_indices(data.shape[0], steps, batch_size, rng)
@@ -291,7 +294,7 @@ def _classification_task(
     return Task(
         X=inputs[index],
         Y=onehot[labels[index]],
-        loss=loss,  # type: ignore[arg-type]
+        loss=loss,
         eval_X=None if eval_set is None else prepare(eval_set[0]),
         eval_Y=None if eval_set is None else onehot[eval_set[1]],
         name=name,

@@ -26,7 +26,7 @@ measured result, not a tuned agreement.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,16 +116,16 @@ def depth_limit(
         for L, child in zip(depths, children, strict=True)
     ]
     f_all = np.stack([r.f for r in runs])
-    f_se_all = np.stack([r.f_se for r in runs])
+    f_se_all = np.stack([cast(NDArray[np.float64], r.f_se) for r in runs])
     loss_all = np.stack([r.loss for r in runs])
-    loss_se_all = np.stack([r.loss_se for r in runs])
+    loss_se_all = np.stack([cast(NDArray[np.float64], r.loss_se) for r in runs])
     f, f_mc, f_ex = richardson(f_all, f_se_all, depths)
     loss, loss_mc, loss_ex = richardson(loss_all, loss_se_all, depths)
     f_eval = None
     config: dict[str, Any] = dict(runs[-1].config)
     config.pop("depth")
     if runs[-1].f_eval is not None:
-        ev = np.stack([r.f_eval for r in runs])
+        ev = np.stack([cast(NDArray[np.float64], r.f_eval) for r in runs])
         ev_se = np.stack([r.config["f_eval_se"] for r in runs])
         f_eval, ev_mc, ev_ex = richardson(ev, ev_se, depths)
         config["f_eval_se"] = np.hypot(ev_mc, ev_ex)
@@ -148,7 +148,7 @@ def depth_limit(
         route="depth_limit",
         config=config,
         diverged=bool(stops),
-        diverged_step=min(stops) if stops else None,
+        diverged_step=min(cast(list[int], stops)) if stops else None,
         f_se=np.hypot(f_mc, f_ex),
         loss_se=np.hypot(loss_mc, loss_ex),
         f_eval=f_eval,
@@ -255,5 +255,5 @@ def compare_def_e1(
         diff = np.abs(f - sim.f)
         distance[variant] = float(diff.max())
         relative[variant] = distance[variant] / moved if moved > 0 else float("inf")
-        z[variant] = float(np.max(diff / np.hypot(sim.f_se, err)))
+        z[variant] = float(np.max(diff / np.hypot(cast(NDArray[np.float64], sim.f_se), err)))
     return E1Comparison(simulator=sim, e1=e1, distance=distance, relative=relative, z=z)

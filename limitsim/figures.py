@@ -13,8 +13,10 @@ import importlib
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import cast
 
 import xarray as xr
 
@@ -26,7 +28,13 @@ from limitsim.report import Claim, render_report
 __all__ = ["make_figures"]
 
 
-def _load_or_run(module, profile: str, data_dir: Path, context: Context, log) -> xr.Dataset:  # type: ignore[no-untyped-def]
+def _load_or_run(
+    module: ModuleType,
+    profile: str,
+    data_dir: Path,
+    context: Context,
+    log: Callable[[str], object],
+) -> xr.Dataset:
     path = data_dir / f"{module.NAME}.nc"
     if path.exists():
         with xr.open_dataset(path) as ds:
@@ -34,7 +42,7 @@ def _load_or_run(module, profile: str, data_dir: Path, context: Context, log) ->
                 log(f"  {module.NAME}: reusing {path}")
                 return ds.load()
     start = time.perf_counter()
-    ds = module.run(sizes_for(profile, module.NAME), context)
+    ds = cast(xr.Dataset, module.run(sizes_for(profile, module.NAME), context))
     ds.attrs["profile"] = profile
     ds.attrs["seconds"] = time.perf_counter() - start
     fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".nc.tmp")
@@ -53,7 +61,7 @@ def make_figures(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool = True,
-    log=print,  # type: ignore[no-untyped-def]
+    log: Callable[[str], object] = print,
 ) -> Path:
     """Run the experiments of ``profile`` and write ``OUT/*.png|pdf``, data and ``report.md``.
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -221,7 +221,7 @@ def train_finite_batch(
     ):
         raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
     param_list, seed_list = _broadcast(params, seeds)
-    architecture = dict(
+    architecture: dict[str, Any] = dict(
         depth=depth,
         width=width,
         phi=phi,
@@ -283,7 +283,7 @@ def _broadcast(
     if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
         seed_list = [int(seeds)]
     else:
-        seed_list = list(seeds)  # type: ignore[arg-type]
+        seed_list = list(cast(Sequence[int], seeds))
     if not param_list or not seed_list:
         raise ValueError("params and seeds must not be empty")
     for p in param_list:

@@ -33,6 +33,7 @@ Claim 7.1).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,7 +67,7 @@ class InitKernels:
     K: NDArray[np.float64]
     G: NDArray[np.float64]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[NDArray[np.float64]]:
         return iter((self.K, self.G))
 
     @property
@@ -90,7 +91,7 @@ class DepthLimitKernels:
     K: NDArray[np.float64]
     G: NDArray[np.float64]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[NDArray[np.float64]]:
         return iter((self.K, self.G))
 
 

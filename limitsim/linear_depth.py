@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,9 +85,9 @@ def linear_depth_limit(
     loss_se = np.abs(loss - np.asarray(task.value(lower, task.Y), dtype=np.float64))
     f_eval = None
     if task.eval_X is not None:
-        f_eval, _ = richardson(h, np.stack([run.f_eval for run in runs]))
+        f_eval, _ = richardson(h, np.stack([cast(NDArray[np.float64], run.f_eval) for run in runs]))
     steps = [run.diverged_step for run in runs if run.diverged]
-    diverged_step = min(steps) if steps else None  # type: ignore[type-var]
+    diverged_step = min(cast(list[int], steps)) if steps else None
     config: dict[str, Any] = {
         "grid": ",".join(str(L) for L in depths),
         "method": "richardson in 1/L",

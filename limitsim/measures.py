@@ -307,7 +307,9 @@ def coordinate_check(
     return xr.Dataset(data, coords=coords)
 
 
-def _coordinate_row(run: Run, steps: NDArray[np.int64], fr: NDArray[np.float64]) -> dict:
+def _coordinate_row(
+    run: Run, steps: NDArray[np.int64], fr: NDArray[np.float64]
+) -> dict[str, NDArray[np.float64]]:
     rec = run.recorded
     assert rec is not None
     L, r0 = rec.depth, rec.step_index(0)
@@ -357,7 +359,8 @@ def _at_blocks(values: NDArray[np.float64], fractions: ArrayLike | None) -> NDAr
     if np.any(fr < 0) or np.any(fr > 1):
         raise ValueError(f"depth fractions must lie in [0, 1], got {fr}")
     L = values.shape[0]
-    return values[np.maximum(1, np.ceil(fr * L - 1e-9).astype(int)) - 1]
+    at: NDArray[np.float64] = values[np.maximum(1, np.ceil(fr * L - 1e-9).astype(int)) - 1]
+    return at
 
 
 def _common_steps(runs: Sequence[Run]) -> NDArray[np.int64]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, SupportsInt, cast
 
 __all__ = ["OPTIMIZERS", "PRESETS", "Parametrization", "check_depth", "check_real"]
 
@@ -57,7 +57,7 @@ def check_depth(depth: object, name: str = "depth") -> int:
         raise ValueError(f"{name} must be a positive integer, got {depth}")
     if depth < 1:
         raise ValueError(f"{name} must be a positive integer (>= 1), got {depth}")
-    return int(depth)
+    return int(cast(SupportsInt, depth))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,11 +154,13 @@ class Parametrization:
 
     def branch_multiplier(self, depth: int) -> float:
         """Actual multiplier of every residual branch, ``a (L/L0)^-α``."""
-        return self.a * self.relative_depth(depth) ** (-self.alpha)
+        multiplier: float = self.a * self.relative_depth(depth) ** (-self.alpha)
+        return multiplier
 
     def update_scale(self, depth: int) -> float:
         """``η (L/L0)^-γ``: the depth part of the step, common to SGD and Adam (eq. 4)."""
-        return self.eta * self.relative_depth(depth) ** (-self.gamma)
+        scale: float = self.eta * self.relative_depth(depth) ** (-self.gamma)
+        return scale
 
     def learning_rate(self, depth: int, width: int | None = None) -> float:
         """Raw per-layer learning rate of the hidden weights ``W^l``.
@@ -168,14 +170,16 @@ class Parametrization:
         from the rescaled gradients ``gradient_scale(depth, width) · g`` (needs ``width``).
         """
         if self.optimizer == "sgd":
-            return self.eta * self.relative_depth(depth) ** (self.alpha - self.gamma)
+            rate: float = self.eta * self.relative_depth(depth) ** (self.alpha - self.gamma)
+            return rate
         if width is None:
             raise ValueError("width is required for the Adam learning rate (η n^-1 L^-γ)")
         return self.update_scale(depth) / check_depth(width, "width")
 
     def gradient_scale(self, depth: int, width: int) -> float:
         """``n (L/L0)^α``: the factor that makes Adam's input Θ(1) (Def. 6.2, δ = α)."""
-        return check_depth(width, "width") * self.relative_depth(depth) ** self.alpha
+        scale: float = check_depth(width, "width") * self.relative_depth(depth) ** self.alpha
+        return scale
 
     def io_learning_rate(self, layer: Literal["input", "output"], width: int) -> float:
         """Learning rate of a trainable input (U) or output (V) layer, µP (Table 2).

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 
 __all__ = ["depth_colors", "new_figure", "save_figure"]
 
-RC = {
+# Keys typed Any: matplotlib >= 3.10 types rc_context keys as a Literal of all rc names.
+RC: dict[Any, Any] = {
     "figure.dpi": 110,
     "savefig.dpi": 160,
     "font.size": 10,

@@ -76,6 +76,7 @@ def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., 
     ValueError
         For a name that does not import.
     """
+    module: str | None
     if isinstance(function, str):
         module, sep, qualname = function.partition(":")
         if not sep:
