@@ -1,8 +1,8 @@
 """Point functions for tests/test_sweep.py and tests/test_store.py.
 
-They live in a module of their own so that worker processes (spawned local workers, dask
-workers, subprocesses of the kill test) import them by name.  Each is deterministic given the
-point: randomness comes from ``limitsim.point_seed``.
+They live in a module of their own so that worker processes (local workers started by
+spawn, dask workers, subprocesses of the kill test) import them by name.  Each is
+deterministic given the point: randomness comes from ``limitsim.point_seed``.
 """
 
 from __future__ import annotations
