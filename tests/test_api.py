@@ -1,4 +1,4 @@
-"""The public API is a visible list: any change to it shows up as a diff here."""
+"""The public API: its list of names (any change shows up as a diff here) and the README example."""
 
 import limitsim
 
@@ -44,3 +44,16 @@ def test_public_functions_survive_submodule_imports():
             importlib.import_module(f"limitsim.{name}")
             assert callable(getattr(limitsim, name)), name
     assert limitsim.nonlinearities()[0] == "linear"
+
+
+def test_readme_python_example_runs():
+    """The README's Python example is code users copy: it must run as printed."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert not namespace["exact"].diverged
+    assert len(namespace["runs"]) == 2
