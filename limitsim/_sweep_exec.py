@@ -224,12 +224,9 @@ class DaskBackend:
     def __init__(self, scheduler: str | None, workers: int | None, connect_timeout: float) -> None:
         from distributed import Client, LocalCluster
 
-        # distributed's constructors are unannotated: call them as Callable[..., Any]
-        make_cluster: Callable[..., Any] = LocalCluster
-        make_client: Callable[..., Any] = Client
         self._cluster: Any = None
         if scheduler is None:
-            self._cluster = make_cluster(
+            self._cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
@@ -238,9 +235,7 @@ class DaskBackend:
             )
             scheduler = self._cluster.scheduler_address
         try:
-            self._client: Any = make_client(
-                scheduler, timeout=connect_timeout, set_as_default=False
-            )
+            self._client: Any = Client(scheduler, timeout=connect_timeout, set_as_default=False)
         except Exception as exc:
             if self._cluster is not None:
                 self._cluster.close()
