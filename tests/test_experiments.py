@@ -42,3 +42,10 @@ def test_every_profile_covers_every_experiment():
             assert isinstance(sizes_for(profile, name), dict)
     with pytest.raises(ValueError, match="valid profiles"):
         sizes_for("huge", "init_kernels")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_profiles_set_the_same_sizes(name):
+    """quick and paper (never run in CI) set exactly the keys the tiny run exercises."""
+    keys = {profile: set(sizes_for(profile, name)) for profile in PROFILES}
+    assert keys["quick"] == keys["tiny"] == keys["paper"]
