@@ -425,3 +425,20 @@ def test_cli_simulate_and_compare(capsys, tmp_path):
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["route"] == "linear_limit" and len(out["rms_error"]) == 2 and plot.exists()
+
+
+def test_state_larger_than_memory_is_refused_before_allocating():
+    task = small_task(steps=4)
+    with pytest.raises(ValueError, match=r"n_particles=.*GiB of particle state.*reduce"):
+        simulate_limit(task, SGD, depth=64, phi="linear", n_particles=2**34, progress=False)
+
+
+def test_memory_estimate_matches_the_allocated_families():
+    from limitsim._particle_system import Family
+    from limitsim.particles import _lower, memory_bytes
+
+    act = nonlinearity("relu")
+    spec = _lower(SGD, 3, act, 2, {"block": "post", "block_depth": 1, "pre_ln": False}, None)
+    families = [Family(8, 9, 64) for _ in range(2 * spec.n_matrices)]
+    allocated = sum(f.Y.nbytes + f.Q.nbytes + f.E.nbytes for f in families)
+    assert memory_bytes(spec, 9, 8 * 64, 64) == allocated
