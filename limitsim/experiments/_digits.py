@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import make_task, preset
+from limitsim.experiments._common import Context, make_task, preset, sweep
 
 __all__ = [
     "BASE_DEPTH",
@@ -40,6 +40,7 @@ __all__ = [
     "check_failures",
     "diversity_measures",
     "mean_se",
+    "sweep_digits",
     "tidy",
     "train_points",
 ]
@@ -85,6 +86,36 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         eval_every=0,
     )
     return [_summary(run, int(first["window"]), steps) for run in runs]
+
+
+def sweep_digits(
+    context: Context | None,
+    name: str,
+    sizes: dict[str, Any],
+    axes: dict[str, list[Any]],
+    fixed: tuple[str, ...],
+    batch_axes: tuple[str, ...],
+) -> xr.Dataset:
+    """:func:`train_points` over ``axes`` in the store ``name``, without recorded steps.
+
+    The fixed keys ``fixed`` are taken from ``sizes`` and become the Dataset's attrs; points
+    that differ only along ``batch_axes`` train together, at most ``sizes["batch_size"]``
+    (default 8) at once.
+    """
+    from limitsim.grid import Grid
+
+    grid = Grid(axes=axes, fixed={key: sizes[key] for key in fixed})
+    ds = sweep(
+        context,
+        name,
+        train_points,
+        grid,
+        batch_axes=batch_axes,
+        batch_size=int(sizes.get("batch_size", 8)),
+    )
+    ds = tidy(ds, ())
+    ds.attrs = dict(grid.fixed)
+    return ds
 
 
 def _summary(run: Any, window: int, steps: tuple[int, ...]) -> dict[str, Any]:

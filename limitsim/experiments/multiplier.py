@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, bootstrap_argmin, sweep
-from limitsim.experiments._digits import BASE_DEPTH, tidy, train_points
+from limitsim.experiments._common import Context, bootstrap_argmin
+from limitsim.experiments._digits import BASE_DEPTH, sweep_digits
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
 
@@ -79,27 +79,14 @@ FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_eta", "base_e
 
 def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
     """The depth × log2 a × seed grid (one batched training per depth)."""
-    from limitsim.grid import Grid
-
-    grid = Grid(
-        axes={
-            "depth": list(sizes["depths"]),
-            "log2_a": [float(v) for v in sizes["log2_as"]],
-            "seed": list(range(int(sizes["seeds"]))),
-        },
-        fixed={key: sizes[key] for key in FIXED},
-    )
-    ds = sweep(
-        context,
-        NAME,
-        train_points,
-        grid,
-        batch_axes=("log2_a", "seed"),
-        batch_size=int(sizes.get("batch_size", 8)),
-    )
-    ds = tidy(ds, ()).rename(log2_a="multiplier")
+    axes = {
+        "depth": list(sizes["depths"]),
+        "log2_a": [float(v) for v in sizes["log2_as"]],
+        "seed": list(range(int(sizes["seeds"]))),
+    }
+    ds = sweep_digits(context, NAME, sizes, axes, FIXED, batch_axes=("log2_a", "seed"))
+    ds = ds.rename(log2_a="multiplier")
     ds.multiplier.attrs["long_name"] = "log2 a"
-    ds.attrs = {key: grid.fixed[key] for key in FIXED}
     return ds
 
 

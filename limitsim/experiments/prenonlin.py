@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, sweep
-from limitsim.experiments._digits import BASE_DEPTH, best_over, tidy, train_points
+from limitsim.experiments._common import Context
+from limitsim.experiments._digits import BASE_DEPTH, best_over, sweep_digits
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
 
@@ -87,28 +87,13 @@ BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
 def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
     """The block × depth × log2 η × seed grid (one batched training per block and depth)."""
-    from limitsim.grid import Grid
-
-    grid = Grid(
-        axes={
-            "block": list(sizes["blocks"]),
-            "depth": list(sizes["depths"]),
-            "log2_eta": [float(v) for v in sizes["log2_etas"]],
-            "seed": list(range(int(sizes["seeds"]))),
-        },
-        fixed={key: sizes[key] for key in FIXED},
-    )
-    ds = sweep(
-        context,
-        NAME,
-        train_points,
-        grid,
-        batch_axes=("log2_eta", "seed"),
-        batch_size=int(sizes.get("batch_size", 8)),
-    )
-    ds = tidy(ds, ())
-    ds.attrs = {key: grid.fixed[key] for key in FIXED}
-    return ds
+    axes = {
+        "block": list(sizes["blocks"]),
+        "depth": list(sizes["depths"]),
+        "log2_eta": [float(v) for v in sizes["log2_etas"]],
+        "seed": list(range(int(sizes["seeds"]))),
+    }
+    return sweep_digits(context, NAME, sizes, axes, FIXED, batch_axes=("log2_eta", "seed"))
 
 
 def min_loss(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
