@@ -38,12 +38,13 @@ def _load_or_run(
     path = data_dir / f"{module.NAME}.nc"
     if path.exists():
         with xr.open_dataset(path) as ds:
-            if ds.attrs.get("profile") == profile:
+            if ds.attrs.get("profile") == profile and ds.attrs.get("seed") == context.seed:
                 log(f"  {module.NAME}: reusing {path}")
                 return ds.load()
     start = time.perf_counter()
     ds = cast(xr.Dataset, module.run(sizes_for(profile, module.NAME), context))
     ds.attrs["profile"] = profile
+    ds.attrs["seed"] = context.seed
     ds.attrs["seconds"] = time.perf_counter() - start
     fd, tmp = tempfile.mkstemp(dir=data_dir, suffix=".nc.tmp")
     os.close(fd)
@@ -61,6 +62,7 @@ def make_figures(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    seed: int = 0,
     log: Callable[[str], object] = print,
 ) -> Path:
     """Run the experiments of ``profile`` and write ``OUT/*.png|pdf``, data and ``report.md``.
@@ -78,6 +80,10 @@ def make_figures(
         Local worker processes (default: all cores).
     progress : bool
         Progress bars over each sweep's points.
+    seed : int
+        Base seed of every experiment (:func:`limitsim.experiments._common.seed_axis`): the
+        seeds of different base seeds are disjoint, so reports with different ``seed`` are
+        independent replications.  Recorded in the report's header and each dataset's attrs.
 
     Returns
     -------
@@ -93,7 +99,11 @@ def make_figures(
     out = Path(out)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(out / "stores", scheduler=scheduler, workers=workers, progress=progress)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    context = Context(
+        out / "stores", scheduler=scheduler, workers=workers, progress=progress, seed=seed
+    )
     claims: list[Claim] = []
     notes = []
     for name in names:
@@ -105,6 +115,6 @@ def make_figures(
         claims.extend(module.claims(ds))
         notes.append(f"`{name}` ({module.TITLE}): {ds.attrs.get('seconds', 0):.1f} s")
     report = out / "report.md"
-    report.write_text(render_report(claims, profile=profile, notes=notes))
+    report.write_text(render_report(claims, profile=profile, seed=seed, notes=notes))
     log(f"wrote {report}")
     return report

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import xarray as xr
 
 from limitsim.cli import COMMANDS, build_parser, main
 
@@ -48,6 +49,21 @@ def test_figures_tiny(tmp_path, capsys):
     # resumable: a second run reuses the stored datasets
     assert main(["figures", "--profile", "tiny", "--out", str(tmp_path)]) == 0
     assert "reusing" in capsys.readouterr().out
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# limitsim claims report (profile `tiny`, seed 0)")
+    assert report.splitlines()[2].startswith("Paper claims: ")
+
+
+def test_figures_seed_is_recorded_and_not_reused(tmp_path, capsys):
+    args = ["figures", "--profile", "tiny", "--out", str(tmp_path), "--only", "multiplier"]
+    assert main([*args, "--seed", "0"]) == 0
+    assert main([*args, "--seed", "1"]) == 0
+    assert "reusing" not in capsys.readouterr().out  # another seed is another experiment
+    assert "(profile `tiny`, seed 1)" in (tmp_path / "report.md").read_text()
+    with xr.open_dataset(tmp_path / "data" / "multiplier.nc") as ds:
+        assert ds.attrs["seed"] == 1 and list(ds.seed.values) == [1000, 1001]
+    assert main([*args, "--seed", "-1"]) == 2
+    assert "seed" in capsys.readouterr().err
 
 
 def test_console_script_entry_point():

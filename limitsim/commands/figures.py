@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="dask.distributed scheduler (tcp://HOST:PORT) for the sweeps",
     )
     parser.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="base seed of every experiment (default 0); different seeds give disjoint, "
+        "independent seed sets",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -46,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         progress=not args.no_progress,
+        seed=args.seed,
     )
     return 0
