@@ -7,13 +7,13 @@ prints the summary as JSON, ``--out run.nc`` saves the whole run (netCDF via xar
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from typing import Any
 
 import numpy as np
 
+from limitsim.commands._output import output_file, print_json
 from limitsim.data import DATASETS
 from limitsim.finite import BLOCKS, DTYPES, train_finite
 from limitsim.parametrization import OPTIMIZERS, PRESETS, Parametrization
@@ -126,6 +126,8 @@ def summary(run: Run, seconds: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the summary, optionally save the run."""
+    if args.out:
+        output_file(args.out, "--out")
     task = make_task(args, args.seed)
     record = None
     if args.record:
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         result.save(args.out)
         info["out"] = args.out
     if args.json:
-        print(json.dumps(info))
+        print_json(info)
         return 0
     cfg = info["config"]
     print(
