@@ -196,6 +196,19 @@ def test_finite_networks_larger_than_memory_are_refused_before_any_work(capsys, 
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["figures", "--workers", "0"], "--workers must be a positive integer, got 0"),
+        (["simulate", "--depth-limit", "8", "4", "16"], "depths must be >= 3 increasing"),
+    ],
+)
+def test_bad_options_fail_before_any_work(argv, message, tmp_path, capsys, no_computation):
+    assert main([*argv, *(["--out", str(tmp_path)] if argv[0] == "figures" else [])]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("error", "code", "message"),
     [
         (ConnectionError("scheduler gone"), 2, "limitsim classify: error: scheduler gone"),

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     """Make the figures (after checking ``--out`` and ``--scheduler``)."""
     from limitsim.figures import make_figures
 
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
     output_directory(args.out, "--out")
     if args.scheduler is not None:
         check_scheduler(args.scheduler, CONNECT_TIMEOUT)

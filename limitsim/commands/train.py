@@ -86,6 +86,8 @@ def make_param(args: argparse.Namespace) -> Parametrization:
 
 def make_task(args: argparse.Namespace, seed: int) -> Task:
     """The Task described by the command-line options."""
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}")
     options: dict[str, Any] = {"steps": args.steps, "seed": seed}
     if args.task == "few_point":
         if args.batch_size != 64:
