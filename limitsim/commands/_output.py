@@ -111,6 +111,9 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def print_json(value: Any) -> None:
-    """Print ``value`` as strict JSON on one line (:func:`jsonable`; never NaN or Infinity)."""
-    print(json.dumps(jsonable(value), allow_nan=False))
+def print_json(value: Any, *, indent: int | None = None) -> None:
+    """Print ``value`` as strict JSON (:func:`jsonable`; never NaN or Infinity).
+
+    One line by default; ``indent`` as in :func:`json.dumps`.
+    """
+    print(json.dumps(jsonable(value), allow_nan=False, indent=indent))
