@@ -71,6 +71,52 @@ def test_grid_bad_input(kwargs, match):
         Grid(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("expression", "match"),
+    [
+        ("x ** 10 ** 10", r"2 \*\* 10000000000 has more than 1024 bits"),
+        ("x / 0", "ZeroDivisionError"),
+        ("x // (x - x) > 0", "ZeroDivisionError"),
+        ("2.0 ** (x * 10000) > 0", "OverflowError"),
+        ("log(x - 1) > 0", "math domain error"),
+        ("(-x) ** 0.5 > 1", "is not real"),
+        ("round(x, -10 ** 7) > 0", "ndigits must lie in"),
+        ("x * 'ab' * 10 ** 9 == ''", "repetition of 2000000000 items"),
+        ("'%099999999d' % x == ''", "string formatting"),
+        ("x < 'a'", "TypeError"),
+        ("min(x) > 0", "TypeError"),
+    ],
+)
+def test_filters_are_evaluated_when_the_grid_is_built(expression, match):
+    """Every filter runs on every cell at construction, within bounds: failures are fast
+    ValueErrors naming the filter and the cell, before any store or sweep exists."""
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as error:
+        Grid(axes={"x": [1, 2, 3], "z": [0.5]}, filters=["z > 0", expression])
+    assert time.perf_counter() - start < 1.0
+    assert f"filter {expression!r} cannot be evaluated at {{'x': " in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "match"),
+    [
+        ("+".join(["x"] * 120), "syntax nodes; at most 200"),
+        ("x" + " + x" * 300, "characters; at most 1000"),
+        ("(" * 300 + "x" + ")" * 300, "not a valid expression: too many nested parentheses"),
+    ],
+)
+def test_filters_are_bounded_in_size(expression, match):
+    with pytest.raises(ValueError, match=match):
+        Grid(axes={"x": [1, 2, 3]}, filters=[expression])
+
+
+def test_filters_within_the_bounds_are_exact():
+    # 3 ** 640 (1015 bits) > 2 ** 1000: big integers stay exact up to MAX_INT_BITS
+    grid = Grid(axes={"x": [1, 2, 3]}, filters=["x ** 640 < 2 ** 1000 and round(x / 3, 2) < 1"])
+    assert [p["x"] for p in grid.points()] == [1, 2]
+    assert Grid(axes={"x": [2]}, filters=["(-x) ** 3 == -8"]).points() == [{"x": 2}]
+
+
 def test_bad_arguments(tmp_path):
     store = tmp_path / "s"
     with pytest.raises(ValueError, match="unknown axis"):
