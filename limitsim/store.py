@@ -7,6 +7,11 @@ Layout of a store directory::
                                      attempts, file, sha256, finished) and table ``meta`` (grid)
     STORE/points/ab/<key>-<sha>.npz  the arrays of a done or diverged point (content-addressed)
     STORE/tmp/                       temporary files of writes in progress
+    STORE/quarantine/                damaged result files, moved aside (kept for inspection)
+
+Creation is atomic: the store is built in a hidden sibling directory and renamed into place
+(:func:`limitsim._store_files.create_dir_atomic`), so a kill leaves no store or a complete one,
+and of two processes creating it at once one creates it and the other opens it.
 
 Crash safety (a kill at any moment leaves no half-written result): the arrays are written
 atomically first (:mod:`limitsim._store_files`: temporary file, ``fsync``, ``os.replace``,
@@ -17,6 +22,13 @@ counted, rewritten identically when the point is re-run) or a temporary file (de
 writer next opens the store).  ``synchronous=NORMAL`` makes commits survive a killed process;
 a power cut may lose the last commits (never corrupt the ledger): those points are re-run.
 
+Verification (the store never returns wrong data): every :meth:`Store.load` checks the file
+against the SHA-256 its row records; a missing, changed, truncated or swapped file raises
+:class:`DamagedResultError`, and :meth:`Store.quarantine` moves it to ``quarantine/`` and
+deletes its row, so the next sweep run recomputes the point.  Opening the store runs SQLite's
+``PRAGMA integrity_check`` on the ledger and every read checks the rows it gets: a damaged
+ledger raises :class:`StoreError` naming the store and how to recover.
+
 Writers: :func:`limitsim.run_sweep` writes only from the calling (parent) process; workers
 return results in memory, so the store needs no shared file system on a cluster.  Several
 processes may still write the same store at once: each row is an upsert in a ``BEGIN
@@ -26,12 +38,16 @@ wins), and file names are content-addressed, so concurrent writers never corrupt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import shutil
 import sqlite3
 import time
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,11 +56,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from limitsim._store_files import file_intact, npz_bytes, remove_stale_temp_files, write_atomic
+from limitsim._store_files import (
+    create_dir_atomic,
+    file_intact,
+    npz_bytes,
+    remove_stale_temp_files,
+    write_atomic,
+)
 from limitsim.grid import SCHEMA, Grid, canonical_json
 
 __all__ = [
     "STATUSES",
+    "DamagedResultError",
+    "DamagedResultWarning",
     "IncompatibleStoreError",
     "IntegrityReport",
     "PointResult",
@@ -98,6 +122,31 @@ class IncompatibleStoreError(StoreError):
     """The store was written by another schema, limitsim version or point function."""
 
 
+class DamagedResultError(StoreError):
+    """Result files that are missing or do not match their recorded SHA-256.
+
+    Attributes
+    ----------
+    damaged : dict
+        Point key → what is wrong with its file.
+    """
+
+    def __init__(self, store: Path, damaged: Mapping[str, str]) -> None:
+        self.damaged = dict(damaged)
+        shown = "; ".join(f"point {k[:12]}…: {why}" for k, why in list(self.damaged.items())[:5])
+        more = f" (and {len(self.damaged) - 5} more)" if len(self.damaged) > 5 else ""
+        #: "store S: N damaged result file(s): point …: why; …"
+        self.summary = f"store {store}: {len(self.damaged)} damaged result file(s): {shown}{more}"
+        super().__init__(
+            f"{self.summary}. No damaged result was used; run the sweep again "
+            "(`limitsim sweep run`) to move them to quarantine/ and recompute their points."
+        )
+
+
+class DamagedResultWarning(UserWarning):
+    """Damaged result files were moved to ``quarantine/`` and their points recomputed."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PointResult:
     """Outcome of one grid point, as returned by a worker and recorded by :meth:`Store.record`.
@@ -143,6 +192,8 @@ class IntegrityReport:
         Partial temporary files (left by a kill during a write; not counted).
     sqlite : str
         ``PRAGMA quick_check`` of the ledger ("ok" when sound).
+    quarantined : tuple of str
+        Damaged files moved to ``quarantine/`` (their points were or will be recomputed).
     """
 
     rows: int
@@ -151,11 +202,21 @@ class IntegrityReport:
     orphans: tuple[str, ...]
     temp_files: tuple[str, ...]
     sqlite: str
+    quarantined: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when the ledger is sound and every finished row has its intact file."""
         return self.sqlite == "ok" and not self.missing and not self.corrupt
+
+
+def _recovery(path: Path) -> str:
+    ledger = path / "ledger.sqlite"
+    return (
+        f"To recover, move the ledger aside (`mv {ledger} {ledger}.damaged`, with any "
+        "ledger.sqlite-wal and -shm files) and run the sweep again: its points are recomputed "
+        "and their result files rewritten identically."
+    )
 
 
 class Store:
@@ -178,6 +239,8 @@ class Store:
         self.readonly = readonly
         self._tmp = path / "tmp"
         db = path / "ledger.sqlite"
+        if readonly and not db.is_file():
+            raise StoreError(f"store {path} has no ledger ({db} is missing)")
         try:
             if readonly:
                 self._db = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
@@ -185,12 +248,27 @@ class Store:
                 for sub in ("points", "tmp"):
                     (path / sub).mkdir(exist_ok=True)
                 self._db = sqlite3.connect(db, timeout=60, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_LEDGER)
-                remove_stale_temp_files(self._tmp)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StoreError(f"cannot open the ledger of store {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._ledger_error(exc) from None
+        try:
+            with self._reading():
+                if not readonly:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    self._db.executescript(_LEDGER)
+                problems = [row[0] for row in self._db.execute("PRAGMA integrity_check(5)")]
+                if problems != ["ok"]:
+                    raise StoreError(
+                        f"the ledger of store {path} is damaged (SQLite integrity check: "
+                        f"{'; '.join(problems)}). {_recovery(path)}"
+                    )
+            if not readonly:
+                remove_stale_temp_files(self._tmp)
+        except BaseException:
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -203,34 +281,110 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _ledger_error(self, exc: sqlite3.Error) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return StoreError(
+                f"the ledger of store {self.path} is locked by another process ({exc}); "
+                "try again when it has finished"
+            )
+        return StoreError(
+            f"the ledger of store {self.path} is damaged or unreadable "
+            f"({type(exc).__name__}: {exc}). {_recovery(self.path)}"
+        )
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn SQLite errors of a ledger read into a :class:`StoreError` saying how to recover."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._ledger_error(exc) from None
+
+    def _bad_row(self, key: object, what: str) -> StoreError:
+        return StoreError(
+            f"the ledger of store {self.path} is damaged (row {key!r}: {what}). "
+            f"{_recovery(self.path)}"
+        )
+
     # ------------------------------------------------------------------ reading
     @property
     def grid(self) -> Grid | None:
         """The grid of the latest sweep run on this store (None before the first)."""
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'grid'").fetchone()
-        return None if row is None else Grid.from_dict(json.loads(row[0]))
+        with self._reading():
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'grid'").fetchone()
+        if row is None:
+            return None
+        try:
+            return Grid.from_dict(json.loads(row[0]))
+        except (TypeError, ValueError) as exc:
+            raise self._bad_row("grid", f"unreadable grid: {exc}") from None
 
     def entries(self) -> dict[str, tuple[str, str, float]]:
         """Key → (status, error text, seconds) of every ledger row."""
-        rows = self._db.execute("SELECT key, status, error, seconds FROM points")
-        return {key: (status, error, seconds) for key, status, error, seconds in rows}
+        with self._reading():
+            rows = self._db.execute("SELECT key, status, error, seconds FROM points").fetchall()
+        out = {}
+        for key, status, error, seconds in rows:
+            if not (isinstance(key, str) and len(key) == 64 and status in STATUSES):
+                raise self._bad_row(key, f"invalid key or status {status!r}")
+            if not isinstance(error, str) or not isinstance(seconds, int | float):
+                raise self._bad_row(key, "invalid error text or time")
+            out[key] = (status, error, float(seconds))
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """Every ledger row as a dict (``config`` parsed), in order of completion."""
-        cursor = self._db.execute("SELECT * FROM points ORDER BY finished")
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor]
+        with self._reading():
+            cursor = self._db.execute("SELECT * FROM points ORDER BY finished")
+            names = [c[0] for c in cursor.description]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor]
         for row in rows:
-            row["config"] = json.loads(row["config"])
+            try:
+                row["config"] = json.loads(row["config"])
+            except (TypeError, ValueError) as exc:
+                raise self._bad_row(row["key"], f"unreadable config: {exc}") from None
         return rows
 
-    def load(self, key: str) -> dict[str, NDArray[Any]]:
-        """The arrays of a done or diverged point (KeyError if it has none)."""
-        row = self._db.execute("SELECT file FROM points WHERE key = ?", (key,)).fetchone()
+    def _verified_bytes(self, key: str) -> bytes:
+        """The bytes of a finished point's file, checked against its SHA-256."""
+        with self._reading():
+            row = self._db.execute(
+                "SELECT file, sha256 FROM points WHERE key = ?", (key,)
+            ).fetchone()
         if row is None or row[0] is None:
             raise KeyError(f"no stored arrays for point {key}")
-        with np.load(self.path / row[0], allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        file, sha = str(row[0]), row[1]
+        try:
+            data = (self.path / file).read_bytes()
+        except FileNotFoundError:
+            raise DamagedResultError(self.path, {key: f"file {file} is missing"}) from None
+        except OSError as exc:
+            raise DamagedResultError(self.path, {key: f"cannot read {file}: {exc}"}) from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            why = f"file {file} does not match its SHA-256 (changed, truncated or swapped)"
+            raise DamagedResultError(self.path, {key: why})
+        return data
+
+    def load(self, key: str) -> dict[str, NDArray[Any]]:
+        """The arrays of a done or diverged point, verified against the recorded SHA-256.
+
+        Raises
+        ------
+        KeyError
+            The point has no arrays (not finished, or failed).
+        DamagedResultError
+            Its file is missing or damaged (:meth:`quarantine` it; the point is then re-run).
+        """
+        data = self._verified_bytes(key)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # written damaged
+            raise DamagedResultError(self.path, {key: f"does not load: {exc}"}) from None
+
+    def verify(self, key: str) -> None:
+        """Check a finished point's file against its SHA-256 (DamagedResultError if not)."""
+        self._verified_bytes(key)
 
     # ------------------------------------------------------------------ writing
     def set_grid(self, grid: Grid) -> None:
@@ -281,6 +435,40 @@ class Store:
         )
         return self._execute_write(_UPSERT, params, what=f"point {result.key}") > 0
 
+    def quarantine(self, keys: Iterable[str]) -> int:
+        """Move the files of ``keys`` to ``quarantine/`` and delete their rows.
+
+        The points become pending, so the next sweep run recomputes them.  Used for the keys of
+        a :class:`DamagedResultError`.
+
+        Returns
+        -------
+        int
+            Number of rows deleted.
+        """
+        if self.readonly:
+            raise StoreError(f"store {self.path} is open read-only")
+        deleted = 0
+        for key in keys:
+            with self._reading():
+                row = self._db.execute("SELECT file FROM points WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                continue
+            file = row[0]
+            if file is not None and (self.path / file).exists():
+                target = self.path / "quarantine" / Path(file).name
+                try:
+                    target.parent.mkdir(exist_ok=True)
+                    os.replace(self.path / file, target)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot move the damaged file {file} of store {self.path} to "
+                        f"quarantine/: {exc}"
+                    ) from exc
+            sql = "DELETE FROM points WHERE key = ? AND file IS ?"
+            deleted += self._execute_write(sql, (key, file), what=f"point {key}")
+        return deleted
+
     def _execute_write(self, sql: str, params: tuple[Any, ...], *, what: str) -> int:
         if self.readonly:
             raise StoreError(f"store {self.path} is open read-only")
@@ -292,7 +480,9 @@ class Store:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, sqlite3.OperationalError):  # malformed, not a database
+                raise self._ledger_error(exc) from None
             raise StoreError(
                 f"cannot record {what} in the ledger of store {self.path}: {exc}. "
                 "Finished points are intact; fix the cause and run the sweep again to resume."
@@ -308,19 +498,20 @@ class Store:
         deep : bool
             Also re-hash every file against the ledger's SHA-256 and load it.
         """
-        rows = self._db.execute("SELECT key, status, file, sha256 FROM points").fetchall()
+        with self._reading():
+            rows = self._db.execute("SELECT key, status, file, sha256 FROM points").fetchall()
+            (quick,) = self._db.execute("PRAGMA quick_check").fetchone()
         missing, corrupt, referenced = [], [], set()
         for key, status, file, sha in rows:
             if status == "failed":
                 continue
             referenced.add(file)
-            path = self.path / file
+            path = self.path / str(file)
             if not path.is_file():
                 missing.append(key)
             elif deep and not file_intact(path, sha):
                 corrupt.append(key)
         files = {p.relative_to(self.path).as_posix() for p in self.path.glob("points/*/*.npz")}
-        (quick,) = self._db.execute("PRAGMA quick_check").fetchone()
         return IntegrityReport(
             rows=len(rows),
             missing=tuple(missing),
@@ -328,6 +519,7 @@ class Store:
             orphans=tuple(sorted(files - referenced)),
             temp_files=tuple(sorted(p.name for p in self._tmp.glob("*"))),
             sqlite=quick,
+            quarantined=tuple(sorted(p.name for p in self.path.glob("quarantine/*"))),
         )
 
     def clean(self) -> int:
@@ -342,6 +534,11 @@ class Store:
         """The results of ``grid`` (default: the store's grid) as an ``xarray.Dataset``.
 
         See :func:`limitsim.sweep_dataset.build_dataset` for the layout.
+
+        Raises
+        ------
+        DamagedResultError
+            Some result files of the grid are missing or damaged (none is used).
         """
         from limitsim.sweep_dataset import build_dataset
 
@@ -349,6 +546,80 @@ class Store:
         if grid is None:
             raise StoreError(f"store {self.path} has no grid yet: run a sweep on it first")
         return build_dataset(self, grid)
+
+
+def _read_identity(path: Path) -> dict[str, Any] | None:
+    identity = path / "store.json"
+    if not identity.is_file():
+        return None
+    try:
+        info = json.loads(identity.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {identity}: {exc}") from exc
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(name), str) for name in ("format", "function", "limitsim_version")
+    ):
+        raise StoreError(
+            f"cannot read {identity}: it must be a JSON object with the strings 'format', "
+            "'function' and 'limitsim_version' (it was written by limitsim when the store was "
+            "created; restore it from a copy or use a new store path)"
+        )
+    return info
+
+
+def _is_empty(path: Path) -> bool:
+    """Whether ``path`` is absent, an empty directory, or the ``tmp/`` an older limitsim left.
+
+    limitsim 0.1.0 created ``tmp/`` before ``store.json``; a kill in between left a directory
+    holding only ``tmp/`` (with at most a partial ``store.json`` temporary file), which is
+    cleared here so that the store can be created.
+    """
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    if [e.name for e in entries] == ["tmp"] and entries[0].is_dir():
+        if all(f.name.startswith("store.") and f.suffix == ".tmp" for f in entries[0].iterdir()):
+            shutil.rmtree(entries[0], ignore_errors=True)
+            entries = list(path.iterdir())
+    return not entries
+
+
+def _create(path: Path, function: str) -> None:
+    """Create a complete store at ``path`` atomically (or find one a concurrent caller made)."""
+    info = {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "limitsim_version": limitsim_version(),
+        "function": function,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+    def populate(staging: Path) -> None:
+        for sub in ("points", "tmp"):
+            (staging / sub).mkdir()
+        db = sqlite3.connect(staging / "ledger.sqlite", isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_LEDGER)
+        finally:
+            db.close()
+        write_atomic(staging / "store.json", json.dumps(info, indent=1).encode(), staging / "tmp")
+
+    try:
+        if not _is_empty(path):
+            raise StoreError(
+                f"{path} exists and is not a limitsim sweep store (no store.json); "
+                "give a new or empty directory"
+            )
+        if not create_dir_atomic(path, populate) and not (path / "store.json").is_file():
+            raise StoreError(
+                f"{path} was filled by another process while this one created a store there, "
+                "and it is not a limitsim sweep store; give a new or empty directory"
+            )
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
 
 
 def open_store(
@@ -376,55 +647,39 @@ def open_store(
         Other schema or point function, or (unless ``readonly``) other limitsim version; the
         store is not modified (only ``store.json`` is read).
     StoreError
-        ``path`` is not a store, or cannot be created.
+        ``path`` is not a store, cannot be created, or its ledger is damaged (the message says
+        how to recover).
     FileNotFoundError
         ``readonly`` and there is no store at ``path``.
     """
     path = Path(path)
     current = limitsim_version()
-    identity = path / "store.json"
-    if identity.is_file():
-        try:
-            info = json.loads(identity.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {identity}: {exc}") from exc
-        if info.get("format") != FORMAT or info.get("schema") != SCHEMA:
-            raise IncompatibleStoreError(
-                f"store {path} has format {info.get('format')!r} schema {info.get('schema')!r}; "
-                f"this limitsim {current} reads {FORMAT!r} schema {SCHEMA}. "
-                "Nothing was changed; use a new store path."
-            )
-        if not readonly and info.get("limitsim_version") != current:
-            raise IncompatibleStoreError(
-                f"store {path} was written by limitsim {info.get('limitsim_version')}, this is "
-                f"limitsim {current}: results (keyed by version) cannot be mixed. Nothing was "
-                "changed; export it with this version's `sweep export`, or use a new store path."
-            )
-        if function is not None and info.get("function") != function:
-            raise IncompatibleStoreError(
-                f"store {path} holds results of {info.get('function')!r}, not {function!r}. "
-                "Nothing was changed; use a new store path."
-            )
-        return Store(path, info, readonly=readonly)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise StoreError(
-            f"{path} exists and is not a limitsim sweep store (no store.json); "
-            "give a new or empty directory"
+    info = _read_identity(path)
+    if info is None:
+        if readonly:
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise StoreError(f"{path} is not a limitsim sweep store (no store.json)")
+            raise FileNotFoundError(f"no sweep store at {path}")
+        if function is None:
+            raise ValueError("function is required to create a new store")
+        _create(path, function)
+        info = _read_identity(path)
+        assert info is not None  # _create leaves a store.json or raises
+    if info.get("format") != FORMAT or info.get("schema") != SCHEMA:
+        raise IncompatibleStoreError(
+            f"store {path} has format {info.get('format')!r} schema {info.get('schema')!r}; "
+            f"this limitsim {current} reads {FORMAT!r} schema {SCHEMA}. "
+            "Nothing was changed; use a new store path."
         )
-    if readonly:
-        raise FileNotFoundError(f"no sweep store at {path}")
-    if function is None:
-        raise ValueError("function is required to create a new store")
-    info = {
-        "format": FORMAT,
-        "schema": SCHEMA,
-        "limitsim_version": current,
-        "function": function,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    try:
-        (path / "tmp").mkdir(parents=True, exist_ok=True)
-        write_atomic(identity, json.dumps(info, indent=1).encode(), path / "tmp")
-    except OSError as exc:
-        raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
-    return Store(path, info, readonly=False)
+    if not readonly and info.get("limitsim_version") != current:
+        raise IncompatibleStoreError(
+            f"store {path} was written by limitsim {info.get('limitsim_version')}, this is "
+            f"limitsim {current}: results (keyed by version) cannot be mixed. Nothing was "
+            "changed; export it with this version's `sweep export`, or use a new store path."
+        )
+    if function is not None and info.get("function") != function:
+        raise IncompatibleStoreError(
+            f"store {path} holds results of {info.get('function')!r}, not {function!r}. "
+            "Nothing was changed; use a new store path."
+        )
+    return Store(path, info, readonly=readonly)

@@ -17,7 +17,7 @@ import pytest
 import sweep_funcs
 import xarray as xr
 
-from limitsim import Grid, open_store, point_seed, run_sweep
+from limitsim import Grid, open_store, point_seed, register_point_function, run_sweep
 from limitsim.commands import sweep as sweep_command
 from limitsim.grid import point_key
 from limitsim.store import limitsim_version
@@ -364,7 +364,7 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
 # ----------------------------------------------------------------------------- specs and CLI
 SPEC = """
 description = "test sweep"
-function = "sweep_funcs:flaky"
+function = "flaky"
 batch_axes = []
 filters = ["x != 6"]
 
@@ -376,7 +376,16 @@ k = 1
 """
 
 
-def test_spec_file_and_cli_run_status_export(tmp_path, capsys):
+@pytest.fixture
+def registry(monkeypatch):
+    """An empty registry of user point functions, restored after the test."""
+    from limitsim import sweep_spec
+
+    monkeypatch.setattr(sweep_spec, "_REGISTERED", {})
+
+
+def test_spec_file_and_cli_run_status_export(tmp_path, capsys, registry):
+    register_point_function("flaky", sweep_funcs.flaky)
     spec_path = tmp_path / "spec.toml"
     spec_path.write_text(SPEC)
     spec = load_spec(spec_path)
@@ -419,8 +428,8 @@ def test_cli_errors(tmp_path, capsys):
         cli("run", "--store", str(tmp_path / "s"))
     with pytest.raises(ValueError, match="unknown preset"):
         cli("run", "--preset", "nope", "--store", str(tmp_path / "s"))
-    with pytest.raises(FileNotFoundError):
-        cli("status", str(tmp_path / "missing"))
+    assert cli("status", str(tmp_path / "missing")) == 2
+    assert "no sweep store" in capsys.readouterr().err
 
 
 def test_demo_preset(tmp_path, capsys):
