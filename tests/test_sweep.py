@@ -361,6 +361,91 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert report.ok and not report.orphans and not report.temp_files
 
 
+ORPHAN_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import sweep_funcs
+import limitsim._sweep_exec
+from limitsim import Grid, run_sweep
+if __name__ == "__main__":
+    limitsim._sweep_exec.start_method = lambda: {method!r}
+    grid = Grid(axes={{"x": [0, 1]}}, fixed={{"marker_dir": {marker!r}}})
+    run_sweep(sweep_funcs.hangs, grid, store={store!r}, workers=2)
+"""
+
+WATCHED_SCRIPT = """
+import multiprocessing, os, threading, time
+from limitsim._sweep_exec import _watch_parent
+def child(parent):
+    threading.Thread(target=_watch_parent, args=(parent, 0.05), daemon=True).start()
+    time.sleep(60)
+if __name__ == "__main__":
+    process = multiprocessing.get_context("fork").Process(target=child, args=(os.getpid(),))
+    process.start()
+    print(process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def _dead(pid: int) -> bool:
+    """No such process, or a zombie (its parent is gone and nobody reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def _wait_dead(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not all(_dead(pid) for pid in pids):
+        time.sleep(0.05)
+    return [pid for pid in pids if not _dead(pid)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_local_workers_die_with_a_killed_parent(tmp_path, method):
+    marker = tmp_path / "pids"
+    marker.mkdir()
+    script = ORPHAN_SCRIPT.format(
+        tests=str(TESTS), marker=str(marker), store=str(tmp_path / "s"), method=method
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(marker.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p.name.removeprefix("pid-")) for p in marker.iterdir()]
+        assert len(workers) == 2 and proc.poll() is None  # both workers run a point
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_dead(workers, 5.0) == []
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_parent_watchdog_ends_a_child_whose_parent_was_killed():
+    """The fallback where prctl(PR_SET_PDEATHSIG) is unavailable (a child without it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_SCRIPT], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        child = int(proc.stdout.readline())
+        time.sleep(0.3)
+        assert not _dead(child)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_dead([child], 3.0) == []
+    finally:
+        proc.stdout.close()
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 # ----------------------------------------------------------------------------- specs and CLI
 SPEC = """
 description = "test sweep"
