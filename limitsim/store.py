@@ -481,7 +481,10 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            if not isinstance(exc, sqlite3.OperationalError):  # malformed, not a database
+            writable = os.access(self.path / "ledger.sqlite", os.W_OK)
+            if not isinstance(exc, sqlite3.OperationalError) or (
+                "readonly" in str(exc) and writable  # a damaged header's version byte
+            ):
                 raise self._ledger_error(exc) from None
             raise StoreError(
                 f"cannot record {what} in the ledger of store {self.path}: {exc}. "
