@@ -492,6 +492,40 @@ def test_spec_file_and_cli_run_status_export(tmp_path, capsys, registry):
     assert "demo" in capsys.readouterr().out
 
 
+def test_export_refuses_the_store_and_checks_its_output_first(tmp_path, capsys):
+    from limitsim.cli import main
+
+    store = tmp_path / "s"
+    run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    (tmp_path / "link").symlink_to(store)
+    for out in (store / "ledger.sqlite", store, store / "points" / "x.nc", tmp_path / "link/a.nc"):
+        assert main(["sweep", "export", str(store), "--out", str(out)]) == 2
+        assert "is inside the store" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    # output paths are checked before the store is read: here there is no store at all
+    for out, match in ((tmp_path / "nodir" / "a.nc", "does not exist"), (tmp_path, "directory")):
+        assert main(["sweep", "export", str(tmp_path / "none"), "--out", str(out)]) == 2
+        assert match in capsys.readouterr().err
+
+
+def test_run_exits_nonzero_while_points_are_pending(tmp_path, capsys, monkeypatch, registry):
+    from limitsim.cli import main
+    from limitsim.store import Store
+
+    register_point_function("noisy", sweep_funcs.noisy)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('function = "noisy"\n[axes]\nx = [0, 1, 2]\n')
+    argv = ["sweep", "run", str(spec), "--store", str(tmp_path / "s"), "--executor", "inline"]
+    record = Store.record
+    with monkeypatch.context() as m:  # the result of x = 1 never reaches the ledger
+        m.setattr(Store, "record", lambda st, r: r.config["x"] != 1 and record(st, r))
+        assert main(argv) == 1
+    assert "2 done, 0 diverged, 0 failed, 1 pending" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "3 done, 0 diverged, 0 failed, 0 pending" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
