@@ -20,7 +20,9 @@ calling process only, and come back as an ``xarray.Dataset`` (:mod:`limitsim.swe
 the same grid gives identical Datasets whichever executor, worker count or batching ran it.
 
 Sweeps are also described as data (:class:`limitsim.sweep_spec.SweepSpec`, TOML files, the
-:data:`PRESETS`) for ``limitsim sweep run``.
+:data:`PRESETS`) for ``limitsim sweep run``; a spec names its point function from a registry
+(:func:`register_point_function`), never an arbitrary import path unless the user opts in
+(``SECURITY.md``).
 """
 
 from __future__ import annotations

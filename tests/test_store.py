@@ -305,7 +305,7 @@ def test_damaged_result_files_are_refused_quarantined_and_recomputed(tmp_path, h
     assert report.ok and len(report.quarantined) == (0 if how == "missing" else len(damaged))
     assert main(["sweep", "status", str(store)]) == 0
     if how != "missing":
-        assert f"quarantine {len(damaged)} damaged result files" in capsys.readouterr().out
+        assert f"quarantine {len(damaged)} damaged result file(s)" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- damaged ledger

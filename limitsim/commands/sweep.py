@@ -157,7 +157,7 @@ def _status(args: argparse.Namespace) -> int:
     )
     if report.quarantined:
         print(
-            f"quarantine {len(report.quarantined)} damaged result files moved aside "
+            f"quarantine {len(report.quarantined)} damaged result file(s) moved aside "
             f"({args.store}/quarantine; their points are recomputed by `sweep run`)"
         )
     if not report.ok:
