@@ -25,9 +25,9 @@ a power cut may lose the last commits (never corrupt the ledger): those points a
 Verification (the store never returns wrong data): every :meth:`Store.load` checks the file
 against the SHA-256 its row records; a missing, changed, truncated or swapped file raises
 :class:`DamagedResultError`, and :meth:`Store.quarantine` moves it to ``quarantine/`` and
-deletes its row, so the next sweep run recomputes the point.  Opening the store runs SQLite's
-``PRAGMA integrity_check`` on the ledger and every read checks the rows it gets: a damaged
-ledger raises :class:`StoreError` naming the store and how to recover.
+deletes its row, so the next sweep run recomputes the point.  The ledger is checked when opened
+and on every read (:mod:`limitsim._ledger`): a damaged ledger raises :class:`StoreError` naming
+the store and how to recover.
 
 Writers: :func:`limitsim.run_sweep` writes only from the calling (parent) process; workers
 return results in memory, so the store needs no shared file system on a cluster.  Several
@@ -38,7 +38,6 @@ wins), and file names are content-addressed, so concurrent writers never corrupt
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -47,7 +46,7 @@ import shutil
 import sqlite3
 import time
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -56,6 +55,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from limitsim._ledger import STATUSES, Ledger, StoreError, create_ledger
 from limitsim._store_files import (
     create_dir_atomic,
     file_intact,
@@ -78,32 +78,6 @@ __all__ = [
 ]
 
 FORMAT = "limitsim-sweep-store"
-#: Ledger statuses: ``done`` and ``diverged`` points are finished (have a file); ``failed`` ones
-#: are re-run only on request.
-STATUSES = ("done", "diverged", "failed")
-_LEDGER = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS points (
-    key TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'diverged', 'failed')),
-    error TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    attempts INTEGER NOT NULL,
-    file TEXT,
-    sha256 TEXT,
-    finished REAL NOT NULL
-);
-"""
-_UPSERT = """
-INSERT INTO points (key, config, status, error, seconds, attempts, file, sha256, finished)
-VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET
-    status = excluded.status, error = excluded.error, seconds = excluded.seconds,
-    attempts = points.attempts + 1, file = excluded.file, sha256 = excluded.sha256,
-    finished = excluded.finished
-WHERE points.status = 'failed'
-"""
 
 
 def limitsim_version() -> str:
@@ -112,10 +86,6 @@ def limitsim_version() -> str:
         return version("limitsim")
     except PackageNotFoundError:  # pragma: no cover - source tree without installation
         return "0.0.0+unknown"
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used or written (the message says why and what is intact)."""
 
 
 class IncompatibleStoreError(StoreError):
@@ -210,15 +180,6 @@ class IntegrityReport:
         return self.sqlite == "ok" and not self.missing and not self.corrupt
 
 
-def _recovery(path: Path) -> str:
-    ledger = path / "ledger.sqlite"
-    return (
-        f"To recover, move the ledger aside (`mv {ledger} {ledger}.damaged`, with any "
-        "ledger.sqlite-wal and -shm files) and run the sweep again: its points are recomputed "
-        "and their result files rewritten identically."
-    )
-
-
 class Store:
     """An open result store (use :func:`open_store`; a context manager that closes it).
 
@@ -238,42 +199,20 @@ class Store:
         self.version: str = info["limitsim_version"]
         self.readonly = readonly
         self._tmp = path / "tmp"
-        db = path / "ledger.sqlite"
-        if readonly and not db.is_file():
-            raise StoreError(f"store {path} has no ledger ({db} is missing)")
-        try:
-            if readonly:
-                self._db = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-            else:
+        if not readonly:
+            try:
                 for sub in ("points", "tmp"):
                     (path / sub).mkdir(exist_ok=True)
-                self._db = sqlite3.connect(db, timeout=60, isolation_level=None)
-        except OSError as exc:
-            raise StoreError(f"cannot open the ledger of store {path}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise self._ledger_error(exc) from None
-        try:
-            with self._reading():
-                if not readonly:
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                    self._db.executescript(_LEDGER)
-                problems = [row[0] for row in self._db.execute("PRAGMA integrity_check(5)")]
-                if problems != ["ok"]:
-                    raise StoreError(
-                        f"the ledger of store {path} is damaged (SQLite integrity check: "
-                        f"{'; '.join(problems)}). {_recovery(path)}"
-                    )
-            if not readonly:
-                remove_stale_temp_files(self._tmp)
-        except BaseException:
-            self._db.close()
-            raise
+            except OSError as exc:
+                raise StoreError(f"cannot open store {path} for writing: {exc}") from exc
+        self._ledger = Ledger(path, readonly=readonly)
+        if not readonly:
+            remove_stale_temp_files(self._tmp)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Close the ledger connection."""
-        self._db.close()
+        self._ledger.close()
 
     def __enter__(self) -> Store:
         return self
@@ -281,79 +220,32 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ledger_error(self, exc: sqlite3.Error) -> StoreError:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            return StoreError(
-                f"the ledger of store {self.path} is locked by another process ({exc}); "
-                "try again when it has finished"
-            )
-        return StoreError(
-            f"the ledger of store {self.path} is damaged or unreadable "
-            f"({type(exc).__name__}: {exc}). {_recovery(self.path)}"
-        )
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """Turn SQLite errors of a ledger read into a :class:`StoreError` saying how to recover."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self._ledger_error(exc) from None
-
-    def _bad_row(self, key: object, what: str) -> StoreError:
-        return StoreError(
-            f"the ledger of store {self.path} is damaged (row {key!r}: {what}). "
-            f"{_recovery(self.path)}"
-        )
-
     # ------------------------------------------------------------------ reading
     @property
     def grid(self) -> Grid | None:
         """The grid of the latest sweep run on this store (None before the first)."""
-        with self._reading():
-            row = self._db.execute("SELECT value FROM meta WHERE name = 'grid'").fetchone()
-        if row is None:
+        data = self._ledger.grid()
+        if data is None:
             return None
         try:
-            return Grid.from_dict(json.loads(row[0]))
+            return Grid.from_dict(data)
         except (TypeError, ValueError) as exc:
-            raise self._bad_row("grid", f"unreadable grid: {exc}") from None
+            raise StoreError(f"store {self.path} holds an invalid grid: {exc}") from None
 
     def entries(self) -> dict[str, tuple[str, str, float]]:
         """Key → (status, error text, seconds) of every ledger row."""
-        with self._reading():
-            rows = self._db.execute("SELECT key, status, error, seconds FROM points").fetchall()
-        out = {}
-        for key, status, error, seconds in rows:
-            if not (isinstance(key, str) and len(key) == 64 and status in STATUSES):
-                raise self._bad_row(key, f"invalid key or status {status!r}")
-            if not isinstance(error, str) or not isinstance(seconds, int | float):
-                raise self._bad_row(key, "invalid error text or time")
-            out[key] = (status, error, float(seconds))
-        return out
+        return self._ledger.entries()
 
     def rows(self) -> list[dict[str, Any]]:
         """Every ledger row as a dict (``config`` parsed), in order of completion."""
-        with self._reading():
-            cursor = self._db.execute("SELECT * FROM points ORDER BY finished")
-            names = [c[0] for c in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor]
-        for row in rows:
-            try:
-                row["config"] = json.loads(row["config"])
-            except (TypeError, ValueError) as exc:
-                raise self._bad_row(row["key"], f"unreadable config: {exc}") from None
-        return rows
+        return self._ledger.rows()
 
     def _verified_bytes(self, key: str) -> bytes:
         """The bytes of a finished point's file, checked against its SHA-256."""
-        with self._reading():
-            row = self._db.execute(
-                "SELECT file, sha256 FROM points WHERE key = ?", (key,)
-            ).fetchone()
+        row = self._ledger.file(key)
         if row is None or row[0] is None:
             raise KeyError(f"no stored arrays for point {key}")
-        file, sha = str(row[0]), row[1]
+        file, sha = row[0], row[1]
         try:
             data = (self.path / file).read_bytes()
         except FileNotFoundError:
@@ -389,11 +281,7 @@ class Store:
     # ------------------------------------------------------------------ writing
     def set_grid(self, grid: Grid) -> None:
         """Record ``grid`` as the store's current grid (used by ``export`` and ``status``)."""
-        self._execute_write(
-            "INSERT OR REPLACE INTO meta (name, value) VALUES ('grid', ?)",
-            (canonical_json(grid.to_dict()),),
-            what="the grid",
-        )
+        self._ledger.set_grid(canonical_json(grid.to_dict()))
 
     def record(self, result: PointResult) -> bool:
         """Store one point: arrays first (atomically), then the ledger row.
@@ -433,7 +321,7 @@ class Store:
             sha,
             time.time(),
         )
-        return self._execute_write(_UPSERT, params, what=f"point {result.key}") > 0
+        return self._ledger.upsert(params, what=f"point {result.key}")
 
     def quarantine(self, keys: Iterable[str]) -> int:
         """Move the files of ``keys`` to ``quarantine/`` and delete their rows.
@@ -450,8 +338,7 @@ class Store:
             raise StoreError(f"store {self.path} is open read-only")
         deleted = 0
         for key in keys:
-            with self._reading():
-                row = self._db.execute("SELECT file FROM points WHERE key = ?", (key,)).fetchone()
+            row = self._ledger.file(key)
             if row is None:
                 continue
             file = row[0]
@@ -465,32 +352,8 @@ class Store:
                         f"cannot move the damaged file {file} of store {self.path} to "
                         f"quarantine/: {exc}"
                     ) from exc
-            sql = "DELETE FROM points WHERE key = ? AND file IS ?"
-            deleted += self._execute_write(sql, (key, file), what=f"point {key}")
+            deleted += self._ledger.delete(key, file)
         return deleted
-
-    def _execute_write(self, sql: str, params: tuple[Any, ...], *, what: str) -> int:
-        if self.readonly:
-            raise StoreError(f"store {self.path} is open read-only")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                count = self._db.execute(sql, params).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            writable = os.access(self.path / "ledger.sqlite", os.W_OK)
-            if not isinstance(exc, sqlite3.OperationalError) or (
-                "readonly" in str(exc) and writable  # a damaged header's version byte
-            ):
-                raise self._ledger_error(exc) from None
-            raise StoreError(
-                f"cannot record {what} in the ledger of store {self.path}: {exc}. "
-                "Finished points are intact; fix the cause and run the sweep again to resume."
-            ) from exc
-        return int(count)
 
     # ------------------------------------------------------------------ maintenance
     def check_integrity(self, *, deep: bool = False) -> IntegrityReport:
@@ -501,9 +364,8 @@ class Store:
         deep : bool
             Also re-hash every file against the ledger's SHA-256 and load it.
         """
-        with self._reading():
-            rows = self._db.execute("SELECT key, status, file, sha256 FROM points").fetchall()
-            (quick,) = self._db.execute("PRAGMA quick_check").fetchone()
+        rows = self._ledger.files()
+        quick = self._ledger.quick_check()
         missing, corrupt, referenced = [], [], set()
         for key, status, file, sha in rows:
             if status == "failed":
@@ -512,7 +374,7 @@ class Store:
             path = self.path / str(file)
             if not path.is_file():
                 missing.append(key)
-            elif deep and not file_intact(path, sha):
+            elif deep and not file_intact(path, str(sha)):
                 corrupt.append(key)
         files = {p.relative_to(self.path).as_posix() for p in self.path.glob("points/*/*.npz")}
         return IntegrityReport(
@@ -602,12 +464,7 @@ def _create(path: Path, function: str) -> None:
     def populate(staging: Path) -> None:
         for sub in ("points", "tmp"):
             (staging / sub).mkdir()
-        db = sqlite3.connect(staging / "ledger.sqlite", isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_LEDGER)
-        finally:
-            db.close()
+        create_ledger(staging / "ledger.sqlite")
         write_atomic(staging / "store.json", json.dumps(info, indent=1).encode(), staging / "tmp")
 
     try:
@@ -621,7 +478,7 @@ def _create(path: Path, function: str) -> None:
                 f"{path} was filled by another process while this one created a store there, "
                 "and it is not a limitsim sweep store; give a new or empty directory"
             )
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error) as exc:  # sqlite3: creating the ledger
         raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
 
 

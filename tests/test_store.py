@@ -50,7 +50,7 @@ def tree_digest(path: Path) -> dict[str, str]:
 def test_layout_wal_and_round_trip(tmp_path):
     with open_store(tmp_path / "s", function=FUNCTION) as store:
         assert store.record(result(1))
-        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._ledger._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         loaded = store.load(result(1).key)
         assert loaded["y"].shape == () and loaded["y"] == 1.0  # 0-d arrays stay 0-d
         np.testing.assert_array_equal(loaded["v"], [0.0, 1.0, 2.0])
@@ -111,13 +111,13 @@ def test_stale_temp_files_of_dead_writers_are_removed_on_open(tmp_path):
 
 
 def test_kill_between_file_and_commit_leaves_an_orphan_that_resume_adopts(tmp_path, monkeypatch):
-    from limitsim.store import Store
+    from limitsim._ledger import Ledger
 
     def killed(self, *args, **kwargs):
         raise KeyboardInterrupt  # the process dies right after the file is in place
 
     with monkeypatch.context() as m:
-        m.setattr(Store, "_execute_write", killed)
+        m.setattr(Ledger, "upsert", killed)
         with (
             open_store(tmp_path / "s", function=FUNCTION) as store,
             pytest.raises(KeyboardInterrupt),
