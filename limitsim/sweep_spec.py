@@ -189,6 +189,14 @@ def _registered(name: str) -> Callable[..., Any] | None:
     return None
 
 
+def _unregistered(name: str) -> ValueError:
+    return ValueError(
+        f"function {name!r} is not a registered point function. A spec may name "
+        f"{sorted(point_functions())} or a function registered in Python with "
+        f"limitsim.register_point_function. An import path runs code from this file; {_ALLOW_CODE}"
+    )
+
+
 def get_point_function(name: str, *, allow_code: bool = False) -> Callable[..., Any]:
     """The point function a spec names: registered, built in, or (``allow_code``) imported.
 
@@ -211,12 +219,7 @@ def get_point_function(name: str, *, allow_code: bool = False) -> Callable[..., 
     function = _registered(name)
     if function is None:
         if not allow_code:
-            raise ValueError(
-                f"function {name!r} is not a registered point function. A spec may name "
-                f"{sorted(point_functions())} or a function registered in Python with "
-                "limitsim.register_point_function. An import path runs code from this file; "
-                f"{_ALLOW_CODE}"
-            )
+            raise _unregistered(name)
         function = _import_path(name)
     function_name(function)
     return function
@@ -317,13 +320,16 @@ class SweepSpec:
             Naming the refused field and what is allowed.
         """
         _check_requires(self.requires, allow_code)
-        if allow_code:
-            if not re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", self.function):
-                raise ValueError(
-                    f"function must be 'package.module:function', got {self.function!r}"
-                )
-        elif self.function not in point_functions():
-            get_point_function(self.function)  # raises the error listing what is allowed
+        names = point_functions()
+        if self.function in names or self.function in names.values():
+            return
+        if not allow_code:
+            raise _unregistered(self.function)
+        if not re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", self.function):
+            raise ValueError(
+                f"function must be a registered name or 'package.module:function', "
+                f"got {self.function!r}"
+            )
 
     def check_requirements(self, *, allow_code: bool = False) -> None:
         """Raise ImportError naming each ``requires`` entry that cannot be imported.

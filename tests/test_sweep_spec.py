@@ -160,3 +160,13 @@ def test_python_callers_may_still_name_any_function(tmp_path):
     assert resolve_function("sweep_funcs:noisy") == (sweep_funcs.noisy, "sweep_funcs:noisy")
     with pytest.raises(ValueError, match="cannot be imported"):
         get_point_function("sweep_funcs:nope", allow_code=True)
+
+
+def test_check_code_accepts_registered_names_with_or_without_allow_code(registry):
+    register_point_function("my-sweep", sweep_funcs.noisy)
+    grid = Grid(axes={"x": [1]})
+    for function in ("my-sweep", "sweep_funcs:noisy", "limitsim.sweep_spec:demo_point"):
+        for allow_code in (False, True):
+            SweepSpec(function=function, grid=grid).check_code(allow_code=allow_code)
+    with pytest.raises(ValueError, match="registered name or 'package.module:function'"):
+        SweepSpec(function="os:system; rm", grid=grid).check_code(allow_code=True)
