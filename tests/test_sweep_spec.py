@@ -168,5 +168,5 @@ def test_check_code_accepts_registered_names_with_or_without_allow_code(registry
     for function in ("my-sweep", "sweep_funcs:noisy", "limitsim.sweep_spec:demo_point"):
         for allow_code in (False, True):
             SweepSpec(function=function, grid=grid).check_code(allow_code=allow_code)
-    with pytest.raises(ValueError, match="registered name or 'package.module:function'"):
+    with pytest.raises(ValueError, match="registered name or 'package\\.module:function'"):
         SweepSpec(function="os:system; rm", grid=grid).check_code(allow_code=True)
