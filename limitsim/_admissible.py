@@ -15,7 +15,7 @@ their quadratures need φ and φ′ to be finite float64 numbers.  The rule (:da
    for variances up to 10⁷ for all growth of that form; exp(a|x|) itself passes for every a
    that check 3 allows (a ≤ 14).
 3. **Finite in float64** on :data:`GRID` (|x| ≤ 50, with 0 and points near 0), evaluated
-   with the generated Python code of φ and φ′ (the code the kernels run).
+   with the generated Python code of φ and φ′ (the source numba compiles for the kernels).
 
 Checks 1–2 run before anything is compiled, so refused specs fail in milliseconds.
 """

@@ -138,7 +138,7 @@ def parse_expression(text: str, x: Any) -> Any:
             hint = " (write x**2 for a power)" if char == "^" else ""
             _refuse(f"the character {char!r}{hint}")
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"not a parsable expression ({exc.msg}); {GRAMMAR}") from None
     except (RecursionError, MemoryError):
@@ -174,6 +174,7 @@ class _Builder:
         self.sp = sp
         self.names = {"x": x, "pi": sp.pi, "E": sp.E}
         self.functions = {name: getattr(sp, name) for name in FUNCTIONS}
+        self.non_finite = (sp.zoo, sp.oo, -sp.oo, sp.nan, sp.I)
 
     def build(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Constant):
@@ -229,15 +230,17 @@ class _Builder:
         return self._constant(self.functions[name](*args))
 
     def _constant(self, expr: Any) -> Any:
-        """``expr``, after checking that a constant is a finite real float64."""
+        """``expr``, after checking it has no infinity, NaN or i, and a constant is float64."""
+        shown = str(expr) if len(str(expr)) <= 60 else str(expr)[:57] + "..."
+        if expr.has(*self.non_finite):
+            _refuse(f"{shown} (not a finite real number)")
         if expr.free_symbols:
             return expr
         value = expr.evalf(20)
-        shown = str(expr) if len(str(expr)) <= 60 else str(expr)[:57] + "..."
         if not value.is_real:
-            _refuse(f"the constant {shown}", " (not a finite real number)")
+            _refuse(f"the constant {shown} (not a finite real number)")
         if not math.isfinite(_as_float(value)):
-            _refuse(f"the constant {shown}", " (beyond the float64 range)")
+            _refuse(f"the constant {shown} (beyond the float64 range)")
         return expr
 
 

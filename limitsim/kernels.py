@@ -239,8 +239,13 @@ def init_kernels(
 
 
 def kernel_bytes(depth: int, n_inputs: int) -> int:
-    """Bytes :func:`init_kernels` allocates: K and G, shape (L+1, P, P), and L factors."""
-    return 8 * n_inputs * n_inputs * (3 * depth + 2)
+    """Bytes :func:`init_kernels` holds at its peak (L = ``depth``, P = ``n_inputs``).
+
+    K and G, float64 arrays of shape (L+1, P, P), the L backward factors (P, P), and the
+    boolean masks of the finiteness check, shapes (L+1, P, P) and (L+1,):
+    ``P² (25 L + 17) + L + 1`` bytes.
+    """
+    return n_inputs * n_inputs * (8 * (3 * depth + 2) + depth + 1) + depth + 1
 
 
 def _check_finite(
