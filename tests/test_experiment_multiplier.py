@@ -26,7 +26,7 @@ def test_tiny_profile():
     assert ds.log_loss.dims == ("depth", "multiplier", "seed")
     assert np.isfinite(ds.log_loss).all()
     (claim,) = multiplier.claims(ds)
-    assert claim.kind == "extension" and claim.estimate.seeds == ds.sizes["seed"]
+    assert claim.kind == "paper" and claim.estimate.seeds == ds.sizes["seed"]
 
 
 def test_fixed_optimum_is_reproduced():

@@ -6,10 +6,10 @@ seed), with the branch multiplier a (L/8)^-1/2 (:meth:`Parametrization.branch_mu
 The plotted quantity is the paper's "LogLoss": the natural log of the training loss averaged
 over the last ``window`` steps, against log2 a, one curve per depth.
 
-The paper (Adam, CIFAR-10, log2(η/1e-3) = 0) finds the optimal a converging at log2 a ≈ 1.  We
-train with SGD, so the row is an ``extension`` (the SGD version of Fig. 13): under SGD a enters
-the feature update as a²η, so the optimal a depends on the fixed η; ``log2_eta`` is chosen so
-that the optimum lies inside the a grid.  Claim: the slope of the per-seed optimal log2 a
+The paper (Adam, CIFAR-10, log2(η/1e-3) = 0, the learning rate tuned at base depth) finds the
+optimal a converging at log2 a ≈ 1.  We train with Adam at the learning rate that is optimal at
+the base depth in :mod:`~limitsim.experiments.transfer` (log2(η/0.1) = 0), where the optimal a
+at L = 8 is likewise near log2 a = 1.  Claim: the slope of the per-seed optimal log2 a
 against log2 L (:func:`~limitsim.experiments._common.optimum_trend`, t interval over seeds)
 lies in [−0.25, 0.25]: half the ±0.5 per doubling that a multiplier off by L^{±1/2} from the
 right depth scaling would show (the same boundary as the learning-rate transfer rows).
@@ -51,6 +51,7 @@ class Sizes(ExperimentSizes):
     window: int
     log2_eta: float
     base_eta: float
+    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
@@ -64,13 +65,14 @@ TINY = Sizes(
     batch=8,
     task="digits",
     window=2,
-    log2_eta=-3.0,
-    base_eta=0.25,
+    log2_eta=0.0,
+    base_eta=0.1,
+    optimizer="adam",
 )
 QUICK = replace(
     TINY,
     depths=(8, 32, 128),
-    log2_as=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5),
+    log2_as=log2_grid(-1.5, 2.0),
     seeds=8,
     width=64,
     steps=300,
@@ -87,7 +89,7 @@ PAPER = replace(
     window=500,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
-FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_eta", "base_eta")
+FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_eta", "base_eta", "optimizer")
 
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
@@ -139,7 +141,8 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     ax.set_title("optimal multiplier vs depth")
     ax.legend(fontsize=7)
     fig.suptitle(
-        f"Depth-µP, SGD, log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('log2_eta')}, "
+        f"Depth-µP, {ds.attrs.get('optimizer')}, "
+        f"log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('log2_eta')}, "
         f"{ds.attrs.get('task')}, width {ds.attrs.get('width')}, φ = {ds.attrs.get('phi')},\n"
         f"base depth {BASE_DEPTH}, {ds.attrs.get('steps')} steps; bands ±1 SE over seeds",
         fontsize=9,
@@ -155,9 +158,10 @@ def claims(ds: xr.Dataset) -> list[Claim]:
         Claim(
             experiment=NAME,
             claim="Depth-µP: the optimal multiplier a transfers across depth",
-            source="extension: SGD version of Fig. 13 (the paper shows Adam: the optimal a "
-            "converges at log2 a ≈ 1)",
-            quantity=f"slope of optimal log2 a vs log2 L, L = {depths[0]}..{depths[-1]}, sgd, "
+            source="paper: Fig. 13: with Adam the optimal a converges at log2 a ≈ 1",
+            quantity=f"slope of optimal log2 a vs log2 L, L = {depths[0]}..{depths[-1]}, "
+            f"{ds.attrs.get('optimizer')}, "
+            f"log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('log2_eta')}, "
             f"{ds.attrs.get('steps')} steps",
             estimate=result.slope,
             paper="converges",

@@ -1,7 +1,7 @@
 """Post- vs pre-nonlin blocks across depth (the paper's Fig. 2, Sec. 8.2).
 
-Finite Depth-µP resnets (relu, SGD, frozen input/output layers, base depth 8) are trained on
-the bundled digits data with the two block types of :func:`limitsim.train_finite`:
+Finite Depth-µP resnets (relu, Adam as in the paper, frozen input/output layers, base depth 8)
+are trained on the bundled digits data with the two block types of :func:`limitsim.train_finite`:
 
 - post-nonlin: ``x^l = x^{l-1} + a (L/8)^-1/2 MS(φ(W^l x^{l-1}))`` (the paper's main model);
 - pre-nonlin: ``x^l = x^{l-1} + a (L/8)^-1/2 W^l φ(x^{l-1})`` (no MS).
@@ -56,6 +56,7 @@ class Sizes(ExperimentSizes):
     window: int
     log2_a: float
     base_eta: float
+    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
@@ -71,7 +72,8 @@ TINY = Sizes(
     task="digits",
     window=2,
     log2_a=0.0,
-    base_eta=0.25,
+    base_eta=0.1,
+    optimizer="adam",
 )
 QUICK = replace(
     TINY,
@@ -93,7 +95,7 @@ PAPER = replace(
     window=500,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
-FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta")
+FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
