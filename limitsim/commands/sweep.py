@@ -23,12 +23,13 @@ any importable function instead, which runs code from the spec file (``SECURITY.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from limitsim.commands._output import print_json
 
 __all__ = ["register", "run"]
 
@@ -140,7 +141,7 @@ def _status(args: argparse.Namespace) -> int:
         "quarantined": len(report.quarantined),
     }
     if args.json:
-        print(json.dumps(summary, indent=1, default=str))
+        print_json(summary, indent=1)
         return 0 if report.ok else 1
     counts = summary["counts"]
     print(f"store      {args.store}")
