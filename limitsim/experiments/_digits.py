@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, make_task, preset, sweep
+from limitsim.experiments.profiles import ExperimentSizes
 
 __all__ = [
     "BASE_DEPTH",
     "DIVERSITY_LAMBDAS",
     "EPS_MAX",
+    "PAPER_TRAINING",
+    "QUICK_TRAINING",
+    "TINY_TRAINING",
+    "DigitsTraining",
     "check_failures",
     "diversity_measures",
     "per_seed_min",
@@ -52,6 +58,37 @@ BASE_DEPTH = 8
 #: Depth fractions λ over which d² is averaged, and the largest ε (the paper's Figs. 17–19).
 DIVERSITY_LAMBDAS = (0.25, 0.5, 0.75)
 EPS_MAX = 1 / 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsTraining(ExperimentSizes):
+    """Training settings every digits experiment has (read by :func:`train_points`).
+
+    Attributes
+    ----------
+    seeds : int
+        Independent initialisations (and batch orders) per configuration.
+    width, steps, batch : int
+        Width n, optimizer steps and examples per step.
+    window : int
+        Last steps whose training loss is averaged into the LogLoss.
+    task : str
+        Dataset name (:func:`limitsim.data.load_dataset`).
+    """
+
+    seeds: int
+    width: int
+    steps: int
+    batch: int
+    window: int
+    task: str = "digits"
+
+
+#: Training settings shared by every digits experiment in each profile (the experiments set
+#: their own steps and window).
+TINY_TRAINING: dict[str, Any] = {"seeds": 2, "width": 16, "batch": 8, "window": 2}
+QUICK_TRAINING: dict[str, Any] = {"seeds": 8, "width": 64, "batch": 32}
+PAPER_TRAINING: dict[str, Any] = {"width": 256, "batch": 64}
 
 
 def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -51,8 +51,15 @@ from limitsim.experiments._common import (
     seed_axis,
     sweep,
 )
-from limitsim.experiments._digits import BASE_DEPTH, train_points
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    train_points,
+)
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import Estimate, missing, paired_interval, t_interval
@@ -67,61 +74,48 @@ SHIFT = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the block_depth experiment; the fields are read by :func:`run`."""
 
-    task: str
     optimizer: str
     base_eta: float
     phis: tuple[str, ...]
     depths: tuple[int, ...]
     max_layers: int
-    seeds: int
     log2_etas: tuple[float, ...]
-    width: int
-    steps: int
-    batch: int
-    window: int
     batch_size: int
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    task="digits",
+    **TINY_TRAINING,
     optimizer="adam",
     base_eta=0.1,
     phis=("relu",),
     depths=(8, 16),
     max_layers=32,
-    seeds=2,
     log2_etas=(0.0, 1.0, 2.0),
-    width=16,
     steps=4,
-    batch=8,
-    window=2,
     batch_size=6,
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     phis=("relu", "abs"),
     depths=(8, 16, 32),
     max_layers=64,
-    seeds=8,
     log2_etas=log2_grid(-2.0, 7.0, 1.0),
-    width=64,
     steps=200,
-    batch=32,
     window=20,
     batch_size=20,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     max_layers=2048,
     log2_etas=log2_grid(-3.0, 7.0),
-    width=256,
     steps=5000,
-    batch=64,
     window=200,
     batch_size=4,
 )

@@ -44,8 +44,15 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments._digits import BASE_DEPTH, train_points
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    train_points,
+)
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import Estimate, bootstrap_interval
@@ -55,66 +62,53 @@ TITLE = "Block depth 2: (η, a) heatmaps and the optimal sublevel slope (Fig. 7)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the block_heatmap experiment; the fields are read by :func:`run`."""
 
     phi: str
     pre_ln: bool
     optimizer: str
     base_eta: float
-    task: str
     delta: float
     n_boot: int
     depths: tuple[int, ...]
     log2_etas: tuple[float, ...]
     log2_as: tuple[float, ...]
-    seeds: int
-    width: int
-    steps: int
-    batch: int
-    window: int
     batch_size: int
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     phi="abs",
     pre_ln=True,
     optimizer="adam",
     base_eta=0.1,
-    task="digits",
     delta=1.0,
     n_boot=400,
     depths=(2, 4),
     log2_etas=(0.0, 1.0, 2.0),
     log2_as=(-1.0, 0.0, 1.0),
-    seeds=2,
-    width=16,
     steps=4,
-    batch=8,
-    window=2,
     batch_size=18,
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     depths=(2, 16),
     log2_etas=log2_grid(-2.0, 4.0, 1.0),
     log2_as=log2_grid(-4.0, 2.0, 1.0),
-    seeds=8,
-    width=64,
     steps=200,
-    batch=32,
     window=20,
     batch_size=25,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(2, 16, 1024),
     log2_etas=log2_grid(-3.0, 5.0),
     log2_as=log2_grid(-6.0, 4.0),
-    width=256,
     steps=5000,
-    batch=64,
     window=200,
     batch_size=4,
 )

@@ -50,11 +50,14 @@ from limitsim.experiments._digits import (
     BASE_DEPTH,
     DIVERSITY_LAMBDAS,
     EPS_MAX,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
     check_failures,
     tidy,
     train_points,
 )
-from limitsim.experiments.profiles import ExperimentSizes
 from limitsim.report import Claim
 from limitsim.stats import Estimate, fit_slope, missing, paired_interval, t_interval
 
@@ -63,7 +66,7 @@ TITLE = "Feature diversity d(ε), Depth-µP vs ODE (1, 0), limit and finite (Fig
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the diversity experiment; the fields are read by :func:`run`."""
 
     params: tuple[str, ...]
@@ -74,13 +77,7 @@ class Sizes(ExperimentSizes):
     d_in: int
     target_scale: float
     depths: tuple[int, ...]
-    seeds: int
-    width: int
     phi: str
-    steps: int
-    batch: int
-    task: str
-    window: int
     log2_eta: float
     log2_a: float
     base_eta: float
@@ -89,6 +86,7 @@ class Sizes(ExperimentSizes):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     params=("depth_mup", "ode"),
     limit_depths=(32, 48),
     limit_steps=3,
@@ -97,13 +95,8 @@ TINY = Sizes(
     d_in=8,
     target_scale=3.0,
     depths=(16, 48),
-    seeds=2,
-    width=16,
     phi="relu",
     steps=6,
-    batch=8,
-    task="digits",
-    window=2,
     log2_eta=0.0,
     log2_a=0.0,
     base_eta=0.1,
@@ -111,23 +104,20 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
+    **(QUICK_TRAINING | {"width": 128}),
     limit_depths=(64, 128, 256, 512),
     limit_steps=10,
     depths=(64, 128, 256),
-    seeds=8,
-    width=128,
     steps=300,
-    batch=32,
     window=50,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     limit_depths=(128, 256, 512, 1024),
     limit_steps=20,
     depths=(256, 512, 1024, 2048, 4096, 8192),
-    width=256,
     steps=1000,
-    batch=64,
     window=100,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}

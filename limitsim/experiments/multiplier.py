@@ -27,8 +27,15 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
-from limitsim.experiments._digits import BASE_DEPTH, sweep_digits
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    sweep_digits,
+)
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
 
@@ -37,18 +44,12 @@ TITLE = "Multiplier transfer across depth, Depth-µP (Fig. 13)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the multiplier experiment; the fields are read by :func:`run`."""
 
     depths: tuple[int, ...]
     log2_as: tuple[float, ...]
-    seeds: int
-    width: int
     phi: str
-    steps: int
-    batch: int
-    task: str
-    window: int
     log2_eta: float
     base_eta: float
     optimizer: str
@@ -56,36 +57,29 @@ class Sizes(ExperimentSizes):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     depths=(4, 8),
     log2_as=(-0.5, 0.0, 0.5),
-    seeds=2,
-    width=16,
     phi="relu",
     steps=6,
-    batch=8,
-    task="digits",
-    window=2,
     log2_eta=0.0,
     base_eta=0.1,
     optimizer="adam",
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     depths=(8, 32, 128),
     log2_as=log2_grid(-1.5, 2.0),
-    seeds=8,
-    width=64,
     steps=300,
-    batch=32,
     window=50,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_as=log2_grid(-3.0, 3.0),
-    width=256,
     steps=3000,
-    batch=64,
     window=500,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}

@@ -41,9 +41,17 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments._digits import per_seed_min, tidy, train_points
+from limitsim.experiments._digits import (
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    per_seed_min,
+    tidy,
+    train_points,
+)
 from limitsim.experiments._homogeneous import ABS_THETA, family_spec, lag_prediction
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments.profiles import log2_grid
 from limitsim.report import Claim
 from limitsim.stats import Estimate, argmin_fit, paired_interval, t_interval
 
@@ -52,7 +60,7 @@ TITLE = "abs vs relu and the homogeneous family: loss and diversity (Figs. 3, 19
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the nonlinearity experiment; the fields are read by :func:`run`."""
 
     phis: tuple[str, ...]
@@ -63,18 +71,13 @@ class Sizes(ExperimentSizes):
     family_depth: int
     family_log2_eta: float
     record_fractions: tuple[float, ...]
-    seeds: int
-    width: int
-    steps: int
-    batch: int
-    task: str
-    window: int
     log2_a: float
     base_eta: float
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     phis=("relu", "abs"),
     depths=(16, 48),
     log2_etas=(-1.0, 0.0),
@@ -83,37 +86,29 @@ TINY = Sizes(
     family_depth=64,
     family_log2_eta=0.0,
     record_fractions=(0.25, 0.5, 1.0),
-    seeds=2,
-    width=16,
     steps=8,
-    batch=8,
-    task="digits",
-    window=2,
     log2_a=-1.5,
     base_eta=0.1,
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     depths=(16, 32, 64),
     log2_etas=(-2.0, -1.0, 0.0, 1.0),
     thetas=(-90.0, -67.5, -45.0, -22.5, 0.0),
     family_depth=256,
     record_fractions=(0.01, 0.03, 0.1, 1.0),
-    seeds=8,
-    width=64,
     steps=300,
-    batch=32,
     window=50,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-3.0, 2.0),
     thetas=log2_grid(-90.0, 0.0, 11.25),
     family_depth=1024,
-    width=256,
     steps=3000,
-    batch=64,
     window=500,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}

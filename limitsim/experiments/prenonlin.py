@@ -30,8 +30,16 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis
-from limitsim.experiments._digits import BASE_DEPTH, per_seed_min, sweep_digits
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    per_seed_min,
+    sweep_digits,
+)
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import paired_interval, t_interval
@@ -41,19 +49,13 @@ TITLE = "Post- vs pre-nonlin blocks: min LogLoss vs depth (Fig. 2)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the prenonlin experiment; the fields are read by :func:`run`."""
 
     blocks: tuple[str, ...]
     depths: tuple[int, ...]
     log2_etas: tuple[float, ...]
-    seeds: int
-    width: int
     phi: str
-    steps: int
-    batch: int
-    task: str
-    window: int
     log2_a: float
     base_eta: float
     optimizer: str
@@ -61,37 +63,30 @@ class Sizes(ExperimentSizes):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     blocks=("post", "pre"),
     depths=(4, 8, 16),
     log2_etas=(-1.0, 0.0),
-    seeds=2,
-    width=16,
     phi="relu",
     steps=6,
-    batch=8,
-    task="digits",
-    window=2,
     log2_a=0.0,
     base_eta=0.1,
     optimizer="adam",
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     depths=(8, 32, 128),
     log2_etas=(-3.0, -2.0, -1.0, 0.0, 1.0, 2.0),
-    seeds=8,
-    width=64,
     steps=300,
-    batch=32,
     window=50,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-5.0, 3.0),
-    width=256,
     steps=3000,
-    batch=64,
     window=500,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}

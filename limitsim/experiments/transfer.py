@@ -42,8 +42,15 @@ from limitsim.experiments._common import (
     seed_axis,
     sweep,
 )
-from limitsim.experiments._digits import BASE_DEPTH, train_points
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    train_points,
+)
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import missing, proportion_interval
@@ -53,7 +60,7 @@ TITLE = "Learning-rate transfer across depth (Figs. 10, 11, 20, 22-24)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(DigitsTraining):
     """Sizes of the transfer experiment; the fields are read by :func:`run`.
 
     ``log2_etas`` gives each optimizer its own window of log2(η / base_eta_<optimizer>), wide
@@ -64,13 +71,7 @@ class Sizes(ExperimentSizes):
     params: tuple[str, ...]
     depths: tuple[int, ...]
     log2_etas: Mapping[str, tuple[float, ...]]
-    seeds: int
-    width: int
     phi: str
-    steps: int
-    batch: int
-    task: str
-    window: int
     log2_a: float
     base_eta_sgd: float
     base_eta_adam: float
@@ -78,39 +79,32 @@ class Sizes(ExperimentSizes):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
+    **TINY_TRAINING,
     optimizers=("adam", "sgd"),
     params=("depth_mup", "block_only", "standard"),
     depths=(8, 16, 32),
     log2_etas={"adam": (-1.0, 0.0, 1.0), "sgd": (-1.0, 0.0, 1.0)},
-    seeds=2,
-    width=16,
     phi="relu",
     steps=4,
-    batch=8,
-    task="digits",
-    window=2,
     log2_a=0.0,
     base_eta_sgd=0.25,
     base_eta_adam=0.1,
 )
 QUICK = replace(
     TINY,
+    **QUICK_TRAINING,
     params=("depth_mup", "block_only", "ode", "standard"),
     depths=(8, 32, 128),
     log2_etas={"adam": log2_grid(-2.5, 2.0), "sgd": log2_grid(-3.5, 1.0)},
-    seeds=8,
-    width=64,
     steps=200,
-    batch=32,
     window=20,
 )
 PAPER = replace(
     QUICK,
+    **PAPER_TRAINING,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas={"adam": log2_grid(-6.0, 4.0), "sgd": log2_grid(-6.0, 4.0)},
-    width=256,
     steps=3000,
-    batch=64,
     window=200,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
