@@ -105,8 +105,6 @@ QUICK = replace(
     depths=(8, 16, 32),
     max_layers=64,
     log2_etas=log2_grid(-2.0, 7.0, 1.0),
-    steps=200,
-    window=20,
     batch_size=20,
 )
 PAPER = replace(

@@ -98,8 +98,6 @@ QUICK = replace(
     depths=(2, 16),
     log2_etas=log2_grid(-2.0, 4.0, 1.0),
     log2_as=log2_grid(-4.0, 2.0, 1.0),
-    steps=200,
-    window=20,
     batch_size=25,
 )
 PAPER = replace(

@@ -108,8 +108,6 @@ QUICK = replace(
     limit_depths=(64, 128, 256, 512),
     limit_steps=10,
     depths=(64, 128, 256),
-    steps=300,
-    window=50,
 )
 PAPER = replace(
     QUICK,

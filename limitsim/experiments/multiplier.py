@@ -71,8 +71,6 @@ QUICK = replace(
     **QUICK_TRAINING,
     depths=(8, 32, 128),
     log2_as=log2_grid(-1.5, 2.0),
-    steps=300,
-    window=50,
 )
 PAPER = replace(
     QUICK,

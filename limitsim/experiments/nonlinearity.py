@@ -98,8 +98,6 @@ QUICK = replace(
     thetas=(-90.0, -67.5, -45.0, -22.5, 0.0),
     family_depth=256,
     record_fractions=(0.01, 0.03, 0.1, 1.0),
-    steps=300,
-    window=50,
 )
 PAPER = replace(
     QUICK,

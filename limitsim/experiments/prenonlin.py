@@ -78,8 +78,6 @@ QUICK = replace(
     **QUICK_TRAINING,
     depths=(8, 32, 128),
     log2_etas=(-3.0, -2.0, -1.0, 0.0, 1.0, 2.0),
-    steps=300,
-    window=50,
 )
 PAPER = replace(
     QUICK,

@@ -95,9 +95,7 @@ QUICK = replace(
     **QUICK_TRAINING,
     params=("depth_mup", "block_only", "ode", "standard"),
     depths=(8, 32, 128),
-    log2_etas={"adam": log2_grid(-2.5, 2.0), "sgd": log2_grid(-3.5, 1.0)},
-    steps=200,
-    window=20,
+    log2_etas={"adam": log2_grid(-2.5, 1.5), "sgd": log2_grid(-3.5, 1.0)},
 )
 PAPER = replace(
     QUICK,
