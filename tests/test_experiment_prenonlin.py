@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from limitsim.experiments import prenonlin
-from limitsim.experiments._digits import per_seed_min
+from limitsim.experiments._digits import edge_fraction, per_seed_min
 from tests.helpers import tiny_dataset
 
 DEPTHS = [4, 8, 16, 32, 64]
@@ -60,3 +60,13 @@ def test_claims_on_the_opposite_picture_are_not_reproduced():
     post = {L: -3.0 + 0.2 * math.log2(L) for L in DEPTHS}  # deeper is worse
     claims = prenonlin.claims(synthetic(post, pre))
     assert [c.verdict for c in claims] == ["not reproduced"] * 3
+
+
+def test_minimum_at_the_grid_edge_is_undecided():
+    """Losses still falling at the largest η: the minimum over η is only a bound."""
+    post = {L: -0.5 * math.log2(L) for L in DEPTHS}
+    ds = synthetic(post, dict.fromkeys(DEPTHS, -1.5))
+    ds["log_loss"] = ds.log_loss - 2.0 * ds.log2_eta  # monotone in η: minima at log2 η = 1
+    assert edge_fraction(ds.log_loss, "log2_eta") == 1.0
+    claims = prenonlin.claims(ds)
+    assert all("grid's edge" in c.verdict for c in claims)

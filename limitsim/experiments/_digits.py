@@ -48,6 +48,7 @@ __all__ = [
     "DigitsTraining",
     "check_failures",
     "diversity_measures",
+    "edge_fraction",
     "per_seed_min",
     "sweep_digits",
     "tidy",
@@ -203,6 +204,17 @@ def per_seed_min(values: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
     (:func:`limitsim.stats.paired_interval`); a seed that diverged everywhere gives NaN.
     """
     return values.min(dims, skipna=True)
+
+
+def edge_fraction(values: xr.DataArray, dim: str) -> float:
+    """Fraction of the curves along ``dim`` (e.g. one per seed and depth) whose minimum is the
+    first or last grid point: there the minimum over the grid is only a bound on the optimum.
+    """
+    filled = values.fillna(np.inf)
+    index = filled.argmin(dim)
+    ok = values.notnull().any(dim)
+    at_edge = ((index == 0) | (index == values.sizes[dim] - 1)) & ok
+    return float(at_edge.sum() / max(int(ok.sum()), 1))
 
 
 def check_failures(ds: xr.Dataset) -> None:

@@ -46,6 +46,7 @@ from limitsim.experiments._digits import (
     QUICK_TRAINING,
     TINY_TRAINING,
     DigitsTraining,
+    edge_fraction,
     per_seed_min,
     tidy,
     train_points,
@@ -94,7 +95,7 @@ QUICK = replace(
     TINY,
     **QUICK_TRAINING,
     depths=(16, 32, 64),
-    log2_etas=(-2.0, -1.0, 0.0, 1.0),
+    log2_etas=(0.0, 1.0, 2.0, 3.0, 4.0),
     thetas=(-90.0, -67.5, -45.0, -22.5, 0.0),
     family_depth=256,
     record_fractions=(0.01, 0.03, 0.1, 1.0),
@@ -103,7 +104,7 @@ PAPER = replace(
     QUICK,
     **PAPER_TRAINING,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
-    log2_etas=log2_grid(-3.0, 2.0),
+    log2_etas=log2_grid(-1.0, 4.0),
     thetas=log2_grid(-90.0, 0.0, 11.25),
     family_depth=1024,
     steps=3000,
@@ -225,6 +226,8 @@ def _loss_claims(ds: xr.Dataset) -> list[Claim]:
     )
     if optimizer != "adam":
         source += " (the paper trains with Adam)"
+    edge = edge_fraction(ds.log_loss, "log2_eta")
+    undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
     return [
         Claim(
             experiment=NAME,
@@ -239,6 +242,7 @@ def _loss_claims(ds: xr.Dataset) -> list[Claim]:
             low=0.0,
             high=math.inf,
             range_reason="sign only",
+            undecided=undecided,
         )
         for L in ([L for L in depths if L >= 32] or depths[-1:])
     ]

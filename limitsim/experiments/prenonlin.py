@@ -36,6 +36,7 @@ from limitsim.experiments._digits import (
     QUICK_TRAINING,
     TINY_TRAINING,
     DigitsTraining,
+    edge_fraction,
     per_seed_min,
     sweep_digits,
 )
@@ -161,6 +162,8 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     def at(block: str, depth: int) -> np.ndarray:
         return np.asarray(best.sel(block=block, depth=depth).values, dtype=np.float64)
 
+    edge = edge_fraction(ds.log_loss, "log2_eta")
+    undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
     post_gain = at("post", ref) - at("post", top)
     pre_gain = at("pre", ref) - at("pre", top)
     return [
@@ -174,6 +177,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             low=0.0,
             high=math.inf,
             range_reason="sign only",
+            undecided=undecided,
         ),
         Claim(
             experiment=NAME,
@@ -185,6 +189,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             low=0.0,
             high=math.inf,
             range_reason="sign only",
+            undecided=undecided,
         ),
         Claim(
             experiment=NAME,
@@ -196,5 +201,6 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             low=0.0,
             high=math.inf,
             range_reason="sign only",
+            undecided=undecided,
         ),
     ]
