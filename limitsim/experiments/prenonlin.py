@@ -78,7 +78,7 @@ QUICK = replace(
     TINY,
     **QUICK_TRAINING,
     depths=(8, 32, 128),
-    log2_etas=(-3.0, -2.0, -1.0, 0.0, 1.0, 2.0),
+    log2_etas=log2_grid(-3.0, 3.0, 1.0),
 )
 PAPER = replace(
     QUICK,

@@ -95,7 +95,7 @@ QUICK = replace(
     **QUICK_TRAINING,
     params=("depth_mup", "block_only", "ode", "standard"),
     depths=(8, 32, 128),
-    log2_etas={"adam": log2_grid(-2.5, 1.5), "sgd": log2_grid(-3.5, 1.0)},
+    log2_etas={"adam": log2_grid(-3.0, 1.5), "sgd": log2_grid(-3.5, 1.0)},
 )
 PAPER = replace(
     QUICK,
@@ -186,6 +186,10 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     for row, opt in enumerate(optimizers):
         for col, param in enumerate(params):
             ax = axes[row, col]
+            if not np.isfinite(ds.log_loss.sel(optimizer=opt, param=param)).any():
+                ax.set_axis_off()  # not run: no prediction stated for this optimizer
+                ax.set_title(f"{PARAM_LABELS.get(param, param)}, {opt}: not run", fontsize=8)
+                continue
             for L in depths:
                 curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L)
                 mean = curve.mean("seed")
