@@ -59,10 +59,22 @@ def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
 
 @jit(
     signatures=[
-        types.void(SCALAR_FUNCTION, SCALAR_FUNCTION, _M64, _F64, _F64, _M64, _F64, _M64, _M64)
+        types.void(
+            SCALAR_FUNCTION,
+            SCALAR_FUNCTION,
+            _M64,
+            _F64,
+            _F64,
+            _M64,
+            _F64,
+            _M64,
+            _M64,
+            types.float64[:, :, ::1],
+            _M64,
+        )
     ],
 )
-def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vprime):  # type: ignore[no-untyped-def]
+def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vprime, coef, tail):  # type: ignore[no-untyped-def]
     """Gaussian moments of φ for every pair of a kernel by Hermite (Mehler) expansion.
 
     With normalised probabilists' Hermite polynomials h_k = He_k/√k! and the coefficients
@@ -71,12 +83,17 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
 
         E φ(z_i) φ(z_j) = Σ_k c_k(s_i) c_k(s_j) ρ^k,
 
-    and the same with φ′.  The coefficients are computed once per input by a 1-D
-    Gauss–Hermite rule (``nodes``, ``weights``) against ``table[k, a] = h_k(nodes[a])``, so a
-    layer costs O(P·deg·K + P²·K) instead of O(P²·deg²) for a tensor rule.  The series is
-    truncated after K = ``table.shape[0]`` terms; since |ρ|^k ≤ 1 its error is bounded by the
-    tail of the coefficients at every correlation.  The diagonal (ρ = 1, where that tail is
-    largest) is computed directly by the 1-D rule instead.
+    and the same with φ′ (coefficients d_k).  The coefficients are computed once per input by
+    a 1-D Gauss–Hermite rule (``nodes``, ``weights``) against ``table[k, a] = h_k(nodes[a])``,
+    so a layer costs O(P·deg·K + P²·K) instead of O(P²·deg²) for a tensor rule.  The series
+    is truncated after K = ``table.shape[0]`` terms; since |ρ|^k ≤ 1, Cauchy–Schwarz bounds
+    its error by √(T_i T_j) with the tails T_i = Σ_{k≥K} c_k(s_i)² at every correlation.
+    The diagonal (ρ = 1) is computed directly by the 1-D rule.
+
+    The tails are returned relative to Var φ(z_i) = Σ_{k≥1} c_k² (for φ′ relative to
+    E φ′(z_i)² = Σ_{k≥0} d_k²); they are computed from the rule's own (discrete) coefficients,
+    whose Parseval sum is the rule's variance exactly, so the Hermite values of input i are
+    accurate when its tails are small (φ(s_i g) is then resolved by the rule).
 
     Parameters
     ----------
@@ -91,6 +108,11 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
         Out: ``E φ(z_i)``.
     second, vprime : ndarray, shape (P, P)
         Out: ``E φ(z_i)φ(z_j)`` and ``E φ′(z_i)φ′(z_j)``.
+    coef : ndarray, shape (2, P, K_terms)
+        Out: c_k(s_i) (row 0) and d_k(s_i) (row 1).
+    tail : ndarray, shape (P, 2)
+        Out: relative tails of φ's and φ′'s coefficients beyond K terms (0 for a zero
+        variance).
 
     Notes
     -----
@@ -98,8 +120,10 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
     """
     P = K.shape[0]
     n_terms, deg = table.shape
-    coef = np.zeros((P, n_terms))
-    dcoef = np.zeros((P, n_terms))
+    coef[:] = 0.0
+    fcoef = coef[0]
+    dcoef = coef[1]
+    fvals = np.empty(deg)
     for i in range(P):
         s = math.sqrt(max(K[i, i], 0.0))
         diag = 0.0
@@ -107,16 +131,27 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
         for a in range(deg):
             fa = phi(s * nodes[a])
             ga = dphi(s * nodes[a])
+            fvals[a] = fa
             f = weights[a] * fa
             g = weights[a] * ga
             diag += f * fa
             ddiag += g * ga
             for k in range(n_terms):
-                coef[i, k] += f * table[k, a]
+                fcoef[i, k] += f * table[k, a]
                 dcoef[i, k] += g * table[k, a]
-        mean[i] = coef[i, 0]
+        mean[i] = fcoef[i, 0]
         second[i, i] = diag
         vprime[i, i] = ddiag
+        var = 0.0
+        for a in range(deg):
+            var += weights[a] * (fvals[a] - fcoef[i, 0]) ** 2
+        head = 0.0
+        dhead = dcoef[i, 0] ** 2
+        for k in range(1, n_terms):
+            head += fcoef[i, k] ** 2
+            dhead += dcoef[i, k] ** 2
+        tail[i, 0] = (var - head) / var if var > 0.0 else 0.0
+        tail[i, 1] = (ddiag - dhead) / ddiag if ddiag > 0.0 else 0.0
     for i in range(P):
         for j in range(i + 1, P):
             rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])[2]
@@ -124,7 +159,7 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
             acc2 = 0.0
             accv = 0.0
             for k in range(n_terms):
-                acc2 += coef[i, k] * coef[j, k] * power
+                acc2 += fcoef[i, k] * fcoef[j, k] * power
                 accv += dcoef[i, k] * dcoef[j, k] * power
                 power *= rho
             second[i, j] = acc2
@@ -172,11 +207,20 @@ def gauss_moments_erf(K, mean, second, vprime):  # type: ignore[no-untyped-def]
 def hermite_rule(n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nodes, weights and ``h_k`` table for :func:`gauss_moments_hermite`.
 
-    ``2 n_terms + 8`` Gauss–Hermite nodes (``numpy.polynomial.hermite_e.hermegauss``, weights
-    normalised to N(0, 1)); the projections on the first ``n_terms`` normalised polynomials
-    are then exact for polynomial φ of degree up to ``n_terms + 15``.
+    ``2 n_terms + 8`` Gauss–Hermite nodes (``scipy.special.roots_hermitenorm``, which stays
+    accurate at any degree; weights normalised to N(0, 1)); the projections on the first
+    ``n_terms`` normalised polynomials are then exact for polynomial φ of degree up to
+    ``n_terms + 15``.  Nodes whose weight underflows to 0 are dropped (their table entries
+    overflow for many terms).  In float64 the rule stays discretely orthonormal,
+    Σ_a w_a h_k h_l = δ_kl to 1e-13, up to about 320 terms; beyond that the polynomials live
+    where the Gaussian weight underflows (``MAX_HERMITE_TERMS`` in
+    :mod:`limitsim.nonlinearities` stays below).
     """
-    nodes, weights = np.polynomial.hermite_e.hermegauss(2 * n_terms + 8)
+    from scipy.special import roots_hermitenorm
+
+    nodes, weights = roots_hermitenorm(2 * n_terms + 8)
+    keep = weights > 0.0
+    nodes, weights = nodes[keep], weights[keep]
     table = np.empty((n_terms, nodes.size))
     table[0] = 1.0
     if n_terms > 1:

@@ -42,7 +42,8 @@ def _hermite_moments(phi, K, terms):
     nodes, weights, table = _kernels.hermite_rule(terms)
     P = K.shape[0]
     out = (np.empty(P), np.empty((P, P)), np.empty((P, P)))
-    _kernels.gauss_moments_hermite(phi.phi, phi.dphi, K, nodes, weights, table, *out)
+    extra = (np.empty((2, P, terms)), np.empty((P, 2)))
+    _kernels.gauss_moments_hermite(phi.phi, phi.dphi, K, nodes, weights, table, *out, *extra)
     return out
 
 
