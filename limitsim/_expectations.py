@@ -10,7 +10,7 @@ pair, from the cheapest:
    beyond the truncation is at most ``TAIL_TOL`` of its variance (for φ′: of E φ′²).
    Cauchy–Schwarz bounds the truncation error of a pair of such inputs by ``TAIL_TOL`` times
    the scale above at every correlation.  Smooth φ at moderate variance (tanh up to a
-   variance of about 3 with 128 terms) take this path only.
+   variance of about 1.5 with 128 terms) take this path only.
 2. For the other inputs (:func:`limitsim._quadrature.gauss_moments_quadrature`): moments
    by adaptive Gauss–Kronrod quadrature split at φ's kinks (:func:`kink_points`) and at 0,
    and Hermite coefficients by a composite rule; a pair then uses the Mehler series where
@@ -32,14 +32,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from limitsim import _kernels, _quadrature
+from limitsim import _kernels
 
 __all__ = ["MAX_HERMITE_TERMS", "RTOL", "TAIL_TOL", "kink_points", "numerical_moments"]
 
 #: Guaranteed accuracy (relative to the scales in the module docstring); else ValueError.
 RTOL = 1e-8
-#: Largest relative coefficient tail for which an input uses the Hermite expansion.
-TAIL_TOL = _quadrature.TOLERANCE
+#: Largest relative coefficient tail for which an input uses the Hermite expansion, and the
+#: relative target of the quadrature (its estimates are then checked against ``RTOL``).
+TAIL_TOL = 1e-10
 #: Most Hermite terms whose Gauss–Hermite rule is still orthonormal in float64 (tested).
 MAX_HERMITE_TERMS = 300
 #: Polynomial arguments of a kink up to this degree are solved for their real roots.
@@ -90,6 +91,8 @@ def numerical_moments(
     if resolved.all():
         _check_finite(name, K, mean, second, vprime)
         return mean, second, vprime
+    from limitsim import _quadrature  # compiles its kernel (seconds, once) on first use
+
     mean_err, second_err, vprime_err = np.zeros(P), np.zeros((P, P)), np.zeros((P, P))
     _quadrature.gauss_moments_quadrature(
         phi,
@@ -97,6 +100,7 @@ def numerical_moments(
         K,
         points,
         resolved,
+        TAIL_TOL,
         coef,
         mean,
         second,

@@ -57,6 +57,34 @@ def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
     return s_i, s_j, rho
 
 
+#: Points between Gauss–Hermite nodes (irrational offsets, |g| ≤ 2.5) at which a series
+#: that is claimed converged must reproduce φ; the truncation error there is at most about
+#: 40 √(tail) (Christoffel function), far below the allowed miss.
+_SERIES_CHECK = (
+    -2.3416407864998738,
+    -1.1180339887498949,
+    -0.3819660112501051,
+    0.4142135623730950,
+    1.2360679774997898,
+    2.0710678118654755,
+)
+_SERIES_MISS = 1e-2
+
+
+@jit(inline="always")
+def _hermite_series(fcoef, dcoef, g):  # type: ignore[no-untyped-def]
+    """Σ_k fcoef[k] h_k(g) and Σ_k dcoef[k] h_k(g)."""
+    h_prev = 0.0
+    h = 1.0
+    f = 0.0
+    d = 0.0
+    for k in range(fcoef.size):
+        f += fcoef[k] * h
+        d += dcoef[k] * h
+        h, h_prev = (g * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1), h
+    return f, d
+
+
 @jit(
     signatures=[
         types.void(
@@ -112,7 +140,10 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
         Out: c_k(s_i) (row 0) and d_k(s_i) (row 1).
     tail : ndarray, shape (P, 2)
         Out: relative tails of φ's and φ′'s coefficients beyond K terms (0 for a zero
-        variance).
+        variance), or infinite where the truncated series misses φ(s_i g) or φ′(s_i g) at
+        the ``_SERIES_CHECK`` points between the nodes by more than ``_SERIES_MISS`` of
+        their root mean square: then the rule does not resolve them (an oscillation aliased
+        by the nodes can look like a converged series).
 
     Notes
     -----
@@ -152,6 +183,12 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
             dhead += dcoef[i, k] ** 2
         tail[i, 0] = (var - head) / var if var > 0.0 else 0.0
         tail[i, 1] = (ddiag - dhead) / ddiag if ddiag > 0.0 else 0.0
+        for g in _SERIES_CHECK:
+            f_series, g_series = _hermite_series(fcoef[i], dcoef[i], g)
+            if abs(f_series - phi(s * g)) > _SERIES_MISS * math.sqrt(diag) or abs(
+                g_series - dphi(s * g)
+            ) > _SERIES_MISS * math.sqrt(ddiag):
+                tail[i, 0] = tail[i, 1] = math.inf
     for i in range(P):
         for j in range(i + 1, P):
             rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])[2]

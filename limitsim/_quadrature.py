@@ -40,10 +40,7 @@ import numpy as np
 
 from limitsim._numba import SCALAR_FUNCTION, jit, types
 
-__all__ = ["TOLERANCE", "gauss_moments_quadrature"]
-
-#: Target of the adaptive rule: error estimate / integral of |integrand| (outer integrals).
-TOLERANCE = 1e-10
+__all__ = ["gauss_moments_quadrature"]
 
 # 21-point Kronrod rule on [-1, 1] and its embedded 10-point Gauss rule (QUADPACK qk21).
 _XK_POS = np.array(
@@ -94,6 +91,17 @@ _WG_POS = np.array(
 XK = np.concatenate((-_XK_POS[:-1], _XK_POS[::-1]))
 WK = np.concatenate((_WK_POS[:-1], _WK_POS[::-1]))
 WG = np.concatenate((_WG_POS[:-1], _WG_POS[::-1]))
+# Resolution check: the integrand at three more points of each panel against the degree-20
+# interpolant through the Kronrod nodes (row t of LAGRANGE: the Lagrange basis at CHECK[t]).
+# A miss by more than _MISFIT of the largest node value means the rule does not resolve the
+# integrand (aliasing of an oscillation, a narrow feature between nodes), which the
+# Kronrod−Gauss difference can fail to show; the panel is then bisected.
+CHECK = np.array([-0.6180339887498949, 0.1213203435596426, 0.7320508075688772])
+LAGRANGE = np.array(
+    [[np.prod([(t - x) / (xj - x) for x in XK if x != xj]) for xj in XK] for t in CHECK]
+)
+_NODES = np.concatenate((XK, CHECK))
+_MISFIT = 1e-3
 
 _RANGE = 7.5  # initial half-width of the range of u (Gaussian tail mass 6e-14)
 _RANGE_MAX = 38.0  # exp(-R²/2) underflows beyond
@@ -123,7 +131,7 @@ def _workspace(n_points):  # type: ignore[no-untyped-def]
         np.empty((max(n_points, 1), 2)),
         np.empty(n_b),
         np.empty((n_b + _MAX_BISECTIONS, 2 + 3 * _NC)),
-        np.empty((XK.size, _NC)),
+        np.empty((_NODES.size, _NC)),
     )
 
 
@@ -183,7 +191,11 @@ def _boundaries(upts, n_points, r, grading, width, out):  # type: ignore[no-unty
 
 @jit
 def _qk21(fbuf, half, panels, p):  # type: ignore[no-untyped-def]
-    """Kronrod value, ∫|f| and QUADPACK's error estimate of each column of ``fbuf``."""
+    """Kronrod value, ∫|f| and QUADPACK's error estimate of each column of ``fbuf``.
+
+    Rows of ``fbuf``: the integrand at the Kronrod nodes, then at the ``CHECK`` points; an
+    unresolved column gets an error estimate of at least its ∫|f|.
+    """
     for c in range(_NC):
         resk = 0.0
         resg = 0.0
@@ -203,9 +215,28 @@ def _qk21(fbuf, half, panels, p):  # type: ignore[no-untyped-def]
         if resasc != 0.0 and err != 0.0:
             err = resasc * min(1.0, (200.0 * err / resasc) ** 1.5)
         err = max(50.0 * _EPS * resabs, err)
+        miss = _misfit(fbuf, c)
+        if miss > 0.0:
+            err = max(err, resabs + 2.0 * half * miss)
         panels[p, 2 + c] = resk
         panels[p, 2 + _NC + c] = resabs
         panels[p, 2 + 2 * _NC + c] = err
+
+
+@jit
+def _misfit(fbuf, c):  # type: ignore[no-untyped-def]
+    """Largest miss of the interpolant at the check points, or 0 below ``_MISFIT``."""
+    n_k = XK.size
+    top = 0.0
+    for k in range(n_k):
+        top = max(top, abs(fbuf[k, c]))
+    worst = 0.0
+    for t in range(CHECK.size):
+        guess = 0.0
+        for k in range(n_k):
+            guess += LAGRANGE[t, k] * fbuf[k, c]
+        worst = max(worst, abs(guess - fbuf[n_k + t, c]))
+    return worst if worst > _MISFIT * top else 0.0
 
 
 @jit
@@ -258,8 +289,8 @@ def _panel_1d(F, G, mode, mu, sigma, a, b, fbuf, panels, p):  # type: ignore[no-
     panels[p, 1] = b
     centre = 0.5 * (a + b)
     half = 0.5 * (b - a)
-    for k in range(XK.size):
-        u = centre + half * XK[k]
+    for k in range(_NODES.size):
+        u = centre + half * _NODES[k]
         w = _gauss(u)
         y = mu + sigma * u
         f = F(y)
@@ -350,8 +381,8 @@ def _panel_pair(F, G, s_o, beta, tau, points, tol_in, atol_in, ws_in, inner, a, 
     centre = 0.5 * (a + b)
     half = 0.5 * (b - a)
     ok = True
-    for k in range(XK.size):
-        u = centre + half * XK[k]
+    for k in range(_NODES.size):
+        u = centre + half * _NODES[k]
         w = _gauss(u)
         x = s_o * u
         ok &= _expect(F, G, 0, beta * u, tau, points, tol_in, atol_in, upts, bnd, tab, buf, inner)
@@ -480,7 +511,8 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     estimate).  Composite 21-point Kronrod rule over |g| ≤ √(4 n_terms + 2) + 6, beyond which
     every h_k² e^{−g²/2} (k < n_terms) is negligible, on panels at most 0.5 wide (the
     oscillations of h_k up to 300 terms) graded (ratio 2) from φ's breakpoints divided by s
-    from a first width of 1/s.
+    from a first width of 1/s.  Where a panel does not resolve F(s g) or G(s g) (the
+    ``CHECK`` points), the error estimates are infinite.
     """
     n_terms = out.shape[1]
     out[:] = 0.0
@@ -496,6 +528,7 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     n_q = XK.size
     roots = np.sqrt(np.arange(n_terms + 1.0))
     inv_roots = 1.0 / roots[1:]
+    vals = np.zeros((_NODES.size, _NC))  # F and G times the weight at nodes and check points
     fw = np.empty((4, n_q))  # F and G times the Kronrod and the Gauss weights, per node
     nodes = np.empty(n_q)
     h = np.empty(n_q)
@@ -503,16 +536,19 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     for p in range(n_b - 1):
         centre = 0.5 * (bnd[p] + bnd[p + 1])
         half = 0.5 * (bnd[p + 1] - bnd[p])
-        for q in range(n_q):
-            g = centre + half * XK[q]
-            nodes[q] = g
+        for q in range(_NODES.size):
+            g = centre + half * _NODES[q]
             w = half * _gauss(g)
-            f = F(s * g) * w if w > 0.0 else 0.0
-            d = G(s * g) * w if w > 0.0 else 0.0
-            fw[0, q] = WK[q] * f
-            fw[1, q] = WK[q] * d
-            fw[2, q] = WG[q] * f
-            fw[3, q] = WG[q] * d
+            vals[q, 0] = F(s * g) * w if w > 0.0 else 0.0
+            vals[q, 1] = G(s * g) * w if w > 0.0 else 0.0
+        if _misfit(vals, 0) > 0.0 or _misfit(vals, 1) > 0.0:
+            err[:] = math.inf  # φ(s g) is not resolved on these panels: use quadrature
+        for q in range(n_q):
+            nodes[q] = centre + half * XK[q]
+            fw[0, q] = WK[q] * vals[q, 0]
+            fw[1, q] = WK[q] * vals[q, 1]
+            fw[2, q] = WG[q] * vals[q, 0]
+            fw[3, q] = WG[q] * vals[q, 1]
             h[q] = 1.0
             h_prev[q] = 0.0
         for k in range(n_terms):  # h_k at all nodes of the panel (independent chains)
@@ -545,6 +581,7 @@ _T64 = types.float64[:, :, ::1]
             _M64,
             _F64,
             types.boolean[::1],
+            types.float64,
             _T64,
             _F64,
             _M64,
@@ -556,7 +593,19 @@ _T64 = types.float64[:, :, ::1]
     ]
 )
 def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
-    phi, dphi, K, points, resolved, coef, mean, second, vprime, mean_err, second_err, vprime_err
+    phi,
+    dphi,
+    K,
+    points,
+    resolved,
+    tol,
+    coef,
+    mean,
+    second,
+    vprime,
+    mean_err,
+    second_err,
+    vprime_err,
 ):
     """Gaussian moments of φ for the inputs not resolved by the Gauss–Hermite rule.
 
@@ -566,7 +615,7 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     :func:`limitsim._kernels.gauss_moments_hermite` with these coefficients when its error
     bound, |ρ|^K √(T_i T_j) (absolute tails T = variance minus the squared coefficients) plus
     the propagated coefficient errors, meets the pair's target (so for |ρ| not close to 1);
-    otherwise the adaptive two-variable rule.  Targets: ``TOLERANCE`` times
+    otherwise the adaptive two-variable rule.  Targets: ``tol`` times
     √(second_ii second_jj) (√(vprime_ii vprime_jj)) or times the integral of the absolute
     integrand, whichever is larger.
 
@@ -580,6 +629,8 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     resolved : ndarray of bool, shape (P,)
         Inputs computed by the Gauss–Hermite rule: their diagonal entries and coefficients
         are inputs here, and pairs of two resolved inputs are left untouched.
+    tol : float
+        Relative target of the adaptive rules (well above 50 machine epsilons).
     coef : ndarray, shape (2, P, K_terms)
         Hermite coefficients of φ (row 0) and φ′ (row 1): in for resolved inputs, out for
         the others.
@@ -600,7 +651,6 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     """
     P = K.shape[0]
     n_terms = coef.shape[2]
-    tol = TOLERANCE
     todo = np.flatnonzero(~resolved)
     cerr = np.zeros((2, P, n_terms))
     for t in range(todo.size):
