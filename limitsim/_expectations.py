@@ -10,7 +10,7 @@ pair, from the cheapest:
    beyond the truncation is at most ``TAIL_TOL`` of its variance (for φ′: of E φ′²).
    Cauchy–Schwarz bounds the truncation error of a pair of such inputs by ``TAIL_TOL`` times
    the scale above at every correlation.  Smooth φ at moderate variance (tanh up to a
-   variance of about 1.5 with 128 terms) take this path only.
+   variance of about 1.7 with 128 terms) take this path only.
 2. For the other inputs (:func:`limitsim._quadrature.gauss_moments_quadrature`): moments
    by adaptive Gauss–Kronrod quadrature split at φ's kinks (:func:`kink_points`) and at 0,
    and Hermite coefficients by a composite rule; a pair then uses the Mehler series where
@@ -34,13 +34,21 @@ from numpy.typing import NDArray
 
 from limitsim import _kernels
 
-__all__ = ["MAX_HERMITE_TERMS", "RTOL", "TAIL_TOL", "kink_points", "numerical_moments"]
+__all__ = [
+    "MAX_HERMITE_TERMS",
+    "QUAD_TOL",
+    "RTOL",
+    "TAIL_TOL",
+    "kink_points",
+    "numerical_moments",
+]
 
 #: Guaranteed accuracy (relative to the scales in the module docstring); else ValueError.
 RTOL = 1e-8
-#: Largest relative coefficient tail for which an input uses the Hermite expansion, and the
-#: relative target of the quadrature (its estimates are then checked against ``RTOL``).
-TAIL_TOL = 1e-10
+#: Largest relative coefficient tail for which an input uses the Hermite expansion.
+TAIL_TOL = 1e-9
+#: Relative target of the quadrature (its error estimates are then checked against ``RTOL``).
+QUAD_TOL = 1e-10
 #: Most Hermite terms whose Gauss–Hermite rule is still orthonormal in float64 (tested).
 MAX_HERMITE_TERMS = 300
 #: Polynomial arguments of a kink up to this degree are solved for their real roots.
@@ -100,7 +108,7 @@ def numerical_moments(
         K,
         points,
         resolved,
-        TAIL_TOL,
+        QUAD_TOL,
         coef,
         mean,
         second,
