@@ -72,17 +72,29 @@ _SERIES_MISS = 1e-2
 
 
 @jit(inline="always")
-def _hermite_series(fcoef, dcoef, g):  # type: ignore[no-untyped-def]
-    """Σ_k fcoef[k] h_k(g) and Σ_k dcoef[k] h_k(g)."""
-    h_prev = 0.0
-    h = 1.0
-    f = 0.0
-    d = 0.0
+def _series_misses(phi, dphi, s, fcoef, dcoef, roots, diag, ddiag):  # type: ignore[no-untyped-def]
+    """True when Σ_k fcoef[k] h_k(g) or Σ_k dcoef[k] h_k(g) misses φ(s g) or φ′(s g) at a
+    ``_SERIES_CHECK`` point g by more than ``_SERIES_MISS`` of √diag or √ddiag.
+
+    The recursion for h_k runs at all check points at once (independent chains).
+    """
+    n = len(_SERIES_CHECK)
+    g = np.array(_SERIES_CHECK)
+    h = np.ones(n)
+    h_prev = np.zeros(n)
+    f = np.zeros(n)
+    d = np.zeros(n)
     for k in range(fcoef.size):
-        f += fcoef[k] * h
-        d += dcoef[k] * h
-        h, h_prev = (g * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1), h
-    return f, d
+        for t in range(n):
+            f[t] += fcoef[k] * h[t]
+            d[t] += dcoef[k] * h[t]
+            h[t], h_prev[t] = (g[t] * h[t] - roots[k] * h_prev[t]) * (1.0 / roots[k + 1]), h[t]
+    for t in range(n):
+        if abs(f[t] - phi(s * g[t])) > _SERIES_MISS * math.sqrt(diag):
+            return True
+        if abs(d[t] - dphi(s * g[t])) > _SERIES_MISS * math.sqrt(ddiag):
+            return True
+    return False
 
 
 @jit(
@@ -151,10 +163,10 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
     """
     P = K.shape[0]
     n_terms, deg = table.shape
-    coef[:] = 0.0
-    fcoef = coef[0]
-    dcoef = coef[1]
+    fcoef = np.zeros((P, n_terms))  # contiguous work arrays, copied into ``coef`` at the end
+    dcoef = np.zeros((P, n_terms))
     fvals = np.empty(deg)
+    roots = np.sqrt(np.arange(n_terms + 1.0))
     for i in range(P):
         s = math.sqrt(max(K[i, i], 0.0))
         diag = 0.0
@@ -183,12 +195,8 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
             dhead += dcoef[i, k] ** 2
         tail[i, 0] = (var - head) / var if var > 0.0 else 0.0
         tail[i, 1] = (ddiag - dhead) / ddiag if ddiag > 0.0 else 0.0
-        for g in _SERIES_CHECK:
-            f_series, g_series = _hermite_series(fcoef[i], dcoef[i], g)
-            if abs(f_series - phi(s * g)) > _SERIES_MISS * math.sqrt(diag) or abs(
-                g_series - dphi(s * g)
-            ) > _SERIES_MISS * math.sqrt(ddiag):
-                tail[i, 0] = tail[i, 1] = math.inf
+        if _series_misses(phi, dphi, s, fcoef[i], dcoef[i], roots, diag, ddiag):
+            tail[i, 0] = tail[i, 1] = math.inf
     for i in range(P):
         for j in range(i + 1, P):
             rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])[2]
@@ -203,6 +211,8 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
             second[j, i] = acc2
             vprime[i, j] = accv
             vprime[j, i] = accv
+    coef[0] = fcoef
+    coef[1] = dcoef
 
 
 @jit

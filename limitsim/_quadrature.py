@@ -512,7 +512,7 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     every h_k² e^{−g²/2} (k < n_terms) is negligible, on panels at most 0.5 wide (the
     oscillations of h_k up to 300 terms) graded (ratio 2) from φ's breakpoints divided by s
     from a first width of 1/s.  Where a panel does not resolve F(s g) or G(s g) (the
-    ``CHECK`` points), the error estimates are infinite.
+    ``CHECK`` points), the miss times the largest |h_k| there is added to the estimates.
     """
     n_terms = out.shape[1]
     out[:] = 0.0
@@ -541,8 +541,8 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
             w = half * _gauss(g)
             vals[q, 0] = F(s * g) * w if w > 0.0 else 0.0
             vals[q, 1] = G(s * g) * w if w > 0.0 else 0.0
-        if _misfit(vals, 0) > 0.0 or _misfit(vals, 1) > 0.0:
-            err[:] = math.inf  # φ(s g) is not resolved on these panels: use quadrature
+        miss0 = 2.0 * _misfit(vals, 0)  # an unresolved panel: error up to ∫|miss| |h_k|
+        miss1 = 2.0 * _misfit(vals, 1)
         for q in range(n_q):
             nodes[q] = centre + half * XK[q]
             fw[0, q] = WK[q] * vals[q, 0]
@@ -552,16 +552,17 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
             h[q] = 1.0
             h_prev[q] = 0.0
         for k in range(n_terms):  # h_k at all nodes of the panel (independent chains)
-            a0 = a1 = b0 = b1 = 0.0
+            a0 = a1 = b0 = b1 = top = 0.0
             for q in range(n_q):
                 a0 += fw[0, q] * h[q]
                 a1 += fw[1, q] * h[q]
                 b0 += fw[2, q] * h[q]
                 b1 += fw[3, q] * h[q]
+                top = max(top, abs(h[q]))
             out[0, k] += a0
             out[1, k] += a1
-            err[0, k] += abs(a0 - b0)
-            err[1, k] += abs(a1 - b1)
+            err[0, k] += abs(a0 - b0) + miss0 * top
+            err[1, k] += abs(a1 - b1) + miss1 * top
             for q in range(n_q):
                 nxt = (nodes[q] * h[q] - roots[k] * h_prev[q]) * inv_roots[k]
                 h_prev[q] = h[q]
