@@ -140,18 +140,26 @@ def _boundaries(upts, n_points, r, grading, width, out):  # type: ignore[no-unty
     """Initial panel boundaries on [−r, r]: breakpoints, graded neighbours, gap fillers.
 
     ``upts[k] = (point, h0)``: around each breakpoint, boundaries at distances h0,
-    h0·grading, h0·grading², ... below ``width``; gaps wider than ``width`` are split evenly.
-    Returns the number of boundaries written (sorted) into ``out``.
+    h0·grading, h0·grading², ... below ``width`` (a point given twice is graded once, from
+    the smaller h0); gaps wider than ``width`` are split evenly.  Returns the number of
+    boundaries written (sorted) into ``out``.
     """
     n = 2
     out[0] = -r
     out[1] = r
     for k in range(n_points):
         p = upts[k, 0]
+        h = upts[k, 1]
+        repeated = False  # the same point twice (a pair's F and H at 0): the finer grading
+        for j in range(n_points):
+            if j != k and abs(upts[j, 0] - p) <= 1e-14 * r:
+                if upts[j, 1] < h or (upts[j, 1] == h and j < k):
+                    repeated = True
+        if repeated:
+            continue
         if -r < p < r:
             out[n] = p
             n += 1
-        h = upts[k, 1]
         for _ in range(_MAX_GRADES):
             if h >= width:
                 break
