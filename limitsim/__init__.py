@@ -43,6 +43,7 @@ _SOURCES = {
     "open_store": "limitsim.store",
     "Grid": "limitsim.sweep",
     "point_seed": "limitsim.sweep",
+    "register_point_function": "limitsim.sweep",
     "run_sweep": "limitsim.sweep",
     "Task": "limitsim.task",
 }

@@ -6,6 +6,11 @@ subexpressions hoisted with ``sympy.cse``, deterministic output.  Functions are 
 
 sympy is imported lazily by callers of this module only (it is needed at run time solely
 for user-defined nonlinearities).
+
+No text reaches the output unchecked: expressions must already be sympy objects (strings are
+refused, never parsed), function names must be identifiers, docstrings may not contain a
+quote or end in a backslash (so they cannot close their raw triple-quoted literal), and
+banner fields are single lines.
 """
 
 from __future__ import annotations
@@ -74,19 +79,28 @@ def _check_supported(expr: Any) -> None:
                 )
 
 
+def _check_docstring(doc: str) -> None:
+    """ValueError when ``doc`` could end its raw triple-quoted literal early."""
+    if '"' in doc or doc.endswith("\\") or "\r" in doc:
+        raise ValueError(f"docstring text may not contain quotes or end in a backslash: {doc!r}")
+
+
 def render_function(fn: ScalarFunction, *, decorate: bool = True) -> str:
     """Source of one scalar function, ``@jit(inline="always")`` unless ``decorate`` is False."""
     import sympy as sp
     from sympy.printing.pycode import PythonCodePrinter
 
-    exprs = [prepare(sp.sympify(e)) for e in fn.exprs]
+    if not fn.name.isidentifier() or not all(str(a).isidentifier() for a in fn.args):
+        raise ValueError(f"function and argument names must be identifiers: {fn.name}{fn.args}")
+    _check_docstring(fn.doc)
+    exprs = [prepare(sp.sympify(e, strict=True)) for e in fn.exprs]
     for expr in exprs:
         _check_supported(expr)
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), optimizations=None)
     printer = PythonCodePrinter({"fully_qualified_modules": True, "standard": "python3"})
 
     def code(e: Any) -> str:
-        text: str = printer.doprint(sp.sympify(e))
+        text: str = printer.doprint(sp.sympify(e, strict=True))
         return text
 
     args = ", ".join(f"{a}: float" for a in fn.args)
@@ -99,7 +113,7 @@ def render_function(fn: ScalarFunction, *, decorate: bool = True) -> str:
         lines.append(f"    {symbol} = {code(value)}")
     lines.append("    # Output")
     outputs = ", ".join(
-        f"float({code(e)})" if sp.sympify(e).is_number else code(e) for e in reduced
+        f"float({code(e)})" if sp.sympify(e, strict=True).is_number else code(e) for e in reduced
     )
     lines.append(f"    return {outputs}")
     return "\n".join(lines) + "\n"
@@ -114,6 +128,9 @@ def render_module(
     decorate: bool = True,
 ) -> str:
     """Source of a module of scalar functions, with banner and (if ``decorate``) ``jit``."""
+    if "\n" in origin + how or "\r" in origin + how:
+        raise ValueError("origin and how must be single lines (they go into a comment)")
+    _check_docstring(docstring)
     header = BANNER.format(origin=origin, how=how)
     body = "\n\n".join(render_function(fn, decorate=decorate) for fn in functions)
     parts = [header, f'"""{docstring}"""\n']

@@ -4,6 +4,7 @@
 (see :func:`limitsim.finite.train_finite_batch` for the semantics it implements), and
 :class:`Recorder` keeps the probe's ``x^l``, ``h^l`` and ``δh̃^l`` at the recorded steps and
 turns them into the kernels of :class:`limitsim.Recorded` (``⟨u|v⟩ = u·v/n``).
+:func:`memory_bytes` estimates, before anything is allocated, what both hold.
 """
 
 from __future__ import annotations
@@ -13,11 +14,51 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from limitsim._finite_net import BatchedResnet
+from limitsim._finite_net import BatchedResnet, Spec
 from limitsim.run import Record, Recorded
 from limitsim.task import Task
 
-__all__ = ["Recorder", "Trainer"]
+__all__ = ["Recorder", "Trainer", "memory_bytes"]
+
+
+def memory_bytes(
+    spec: Spec, n_configs: int, task: Task, record: Record | None, eval_every: int
+) -> int:
+    """Bytes a :class:`Trainer` of ``n_configs`` networks of architecture ``spec`` allocates.
+
+    With K configurations, L blocks of ``bd`` matrices, width n, ``s`` bytes per ``spec.dtype``
+    entry, T steps of B examples, P evaluation inputs (0 when not evaluated), d inputs and e
+    outputs, and ``p = 1`` with pre-LN (else 0), the terms are:
+
+    - weights ``s K (d n + L bd n² + n e)``, three times that for Adam (two moments);
+    - the training pass (every activation kept for the backward):
+      ``s K [B n ((2 + p + 2 bd) L + 6) + p L B + n²]``, including one (n, n) gradient per
+      configuration, plus the per-step product ``δx̃^L``, ``s K B n``;
+    - the evaluation pass (one layer kept): ``s K (P n (4 + p + 2 bd) + p P)``;
+    - the float64 outputs ``f`` (K, T, B, e), ``loss`` (K, T) and ``f_eval`` (K, T, P, e);
+    - with ``record`` (R steps): the float64 probe features ``x`` (K, R, L+1, n),
+      ``h`` (K, R, L, n), the ``δh̃`` kernels (K, R, L, L) when ``record.backward``, and a
+      one-row training pass.
+
+    Weight draws (two float64 (n, n) arrays), the batch and the per-step (K, B, e) arrays are
+    left out: they are small next to the weights or the activations.
+    """
+    K, L, bd, n = n_configs, spec.depth, spec.block_depth, spec.width
+    s, p = int(np.dtype(spec.dtype).itemsize), int(spec.pre_ln)
+    T, B, d, e = task.steps, task.batch_size, task.d_in, task.d_out
+    P = 0 if task.eval_X is None or not eval_every else int(task.eval_X.shape[0])
+
+    def training_pass(rows: int) -> int:
+        return K * (rows * n * ((2 + p + 2 * bd) * L + 6) + p * L * rows + n * n)
+
+    weights = K * (d * n + L * bd * n * n + n * e) * (3 if spec.optimizer == "adam" else 1)
+    elements = weights + training_pass(B) + K * B * n + K * (P * n * (4 + p + 2 * bd) + p * P)
+    outputs = K * T * (B * e + 1 + P * e)
+    if record is not None:
+        R = len(record.steps)
+        outputs += K * R * ((2 * L + 1) * n + (L * L if record.backward else 0))
+        elements += training_pass(1)
+    return s * elements + 8 * outputs
 
 
 class Trainer:

@@ -198,11 +198,12 @@ class BatchedResnet:
 
     def all_finite(self) -> NDArray[np.bool_]:
         """Per configuration: are all weights finite? Shape (K,)."""
-        ok = np.isfinite(self.Wt).all(axis=(0, 1, 3, 4))
-        return cast(
-            NDArray[np.bool_],
-            ok & np.isfinite(self.Ut).all(axis=(1, 2)) & np.isfinite(self.V).all(axis=(1, 2)),
-        )
+        ok = np.ones(self.size, dtype=np.bool_)
+        for layer in self.Wt:  # one layer at a time: no boolean copy of every weight
+            ok &= np.isfinite(layer).all(axis=(0, 2, 3))
+        ok &= np.isfinite(self.Ut).all(axis=(1, 2))
+        ok &= np.isfinite(self.V).all(axis=(1, 2))
+        return ok
 
     # ------------------------------------------------------------------ forward
     def forward(self, X: NDArray[Any], buf: _Buffers) -> NDArray[Any]:

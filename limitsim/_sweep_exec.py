@@ -8,6 +8,8 @@ future, ``wait(futures)`` → the finished ones, ``result(future)`` → results 
 
 - :class:`LocalBackend`: ``concurrent.futures.ProcessPoolExecutor`` with ``workers``
   processes (default: all cores), each limited to ``cores // workers`` BLAS and numba threads.
+  Workers die with the parent process (:func:`die_with_parent`), so a killed sweep leaves no
+  process behind.
   The start method is ``fork`` where it is safe (see :func:`start_method`): the workers
   inherit the parent's imports and compiled kernels and start in milliseconds instead of about
   a second each (spawn re-imports numpy, numba and limitsim and reloads the kernels), which
@@ -23,9 +25,11 @@ future, ``wait(futures)`` → the finished ones, ``result(future)`` → results 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -39,11 +43,20 @@ import numpy as np
 
 from limitsim.store import PointResult
 
-__all__ = ["DaskBackend", "InlineBackend", "LocalBackend", "Task", "WorkerLost", "execute_task"]
+__all__ = [
+    "DaskBackend",
+    "InlineBackend",
+    "LocalBackend",
+    "Task",
+    "WorkerLost",
+    "die_with_parent",
+    "execute_task",
+]
 
 #: Result names a point function may not use (Dataset variables of their own).
 RESERVED = ("status", "error")
 _THREAD_LIMITS: list[Any] = []  # keeps the worker's threadpoolctl limiter alive
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkerLost(RuntimeError):
@@ -126,13 +139,45 @@ def failed_results(task: Task, error: str, seconds: float = 0.0) -> list[PointRe
     ]
 
 
-def _init_worker(threads: int) -> None:
-    """Limit a local worker's numba and BLAS threads (no oversubscription of the cores).
+def _watch_parent(parent: int, interval: float) -> None:
+    """Exit this process as soon as ``parent`` is no longer its parent (checked every interval)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
-    threadpoolctl acts on the BLAS libraries already loaded, so it runs after importing
-    limitsim (numpy, scipy).
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process exit when its parent ``parent`` dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL to the worker when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere, or if that call fails, a daemon thread polls the
+    parent pid every second.  A parent that died before this call is noticed at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # died before the call: no signal will come
+                os._exit(1)
+            return
+    watchdog = threading.Thread(
+        target=_watch_parent, args=(parent, 1.0), daemon=True, name="limitsim-parent-watch"
+    )
+    watchdog.start()
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Tie a local worker to its parent and limit its numba and BLAS threads.
+
+    Limiting the threads avoids oversubscribing the cores; threadpoolctl acts on the BLAS
+    libraries already loaded, so it runs after importing limitsim (numpy, scipy).
     """
     from limitsim._numba import get_num_threads, set_num_threads
+
+    die_with_parent(parent)
 
     set_num_threads(min(threads, get_num_threads()))
     try:
@@ -182,7 +227,7 @@ class LocalBackend:
                 self.workers,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_init_worker,
-                initargs=(self._threads,),
+                initargs=(self._threads, os.getpid()),
             )
             if method == "fork":  # a fork pool launches every process at its first submit
                 self._pool.submit(int).result()

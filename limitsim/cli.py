@@ -2,12 +2,18 @@
 
 Each module in ``COMMANDS`` exposes ``register(subparsers)``, which adds its subparser and
 sets ``func`` (called with the parsed arguments; returns the exit code).
+
+Errors are one line on stderr, ``limitsim CMD: error: MESSAGE``, never a traceback: bad input
+(ValueError, TypeError, a missing file), and what the environment refuses (any other
+OSError, e.g. an unreachable scheduler or a full disk, and MemoryError) exit with code 2;
+Ctrl-C exits with 130.  Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["COMMANDS", "main"]
@@ -43,7 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except KeyboardInterrupt:
+        print(f"limitsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (`limitsim ... | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except MemoryError as exc:
+        print(f"limitsim {args.command}: error: out of memory ({exc})", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as exc:
         print(f"limitsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return code

@@ -95,6 +95,7 @@ def teacher(
     Inputs ξ ~ N(0, I/d) (so ``‖ξ‖² ≈ 1``), ``B`` (k, d) and ``A`` (k, e) have N(0, 1) entries,
     ``k = teacher_width``; targets are Θ(1).  With ``n_train=None`` every batch is fresh
     (online learning); otherwise batches are drawn from a fixed training set of that size.
+    The targets are real-valued: ``loss="xent"`` is refused.
     """
     from limitsim.nonlinearities import nonlinearity
 
@@ -121,7 +122,7 @@ def teacher(
     return Task(
         X=X,
         Y=label(X),
-        loss=_check_loss(loss),
+        loss=_regression_loss(loss, "teacher"),
         eval_X=eval_X,
         eval_Y=None if eval_X is None else label(eval_X),
         name=f"teacher(d={d_in}, e={d_out}, k={teacher_width}, {act.name})",
@@ -140,14 +141,21 @@ def few_point(
     """Full-batch regression of ``n_points`` random unit-norm inputs onto N(0, 1) targets.
 
     The same batch is used at every step (``Task.full_batch``), the setting of the paper's
-    one-step scaling arguments (Sec. 3, App. D); ``eval_X`` is the batch itself.
+    one-step scaling arguments (Sec. 3, App. D); ``eval_X`` is the batch itself.  The targets
+    are real-valued: ``loss="xent"`` is refused.
     """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((check_depth(n_points, "n_points"), check_depth(d_in, "d_in")))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     Y = rng.standard_normal((n_points, check_depth(d_out, "d_out")))
     return Task.full_batch(
-        X, Y, steps, loss=_check_loss(loss), eval_X=X, eval_Y=Y, name=f"few_point({n_points})"
+        X,
+        Y,
+        steps,
+        loss=_regression_loss(loss, "few_point"),
+        eval_X=X,
+        eval_Y=Y,
+        name=f"few_point({n_points})",
     )
 
 
@@ -244,6 +252,17 @@ def _check_loss(loss: str) -> Literal["mse", "xent"]:
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     return cast(Literal["mse", "xent"], loss)
+
+
+def _regression_loss(loss: str, task: str) -> Literal["mse", "xent"]:
+    """``loss`` of a task with real-valued targets: cross-entropy is refused."""
+    if loss == "xent":
+        raise ValueError(
+            f"the {task} task has real-valued regression targets; loss='xent' needs class "
+            "targets (one-hot or probabilities): use loss='mse' or a classification dataset "
+            "(digits, cifar10)"
+        )
+    return _check_loss(loss)
 
 
 def _batch_indices(

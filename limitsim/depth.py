@@ -58,9 +58,7 @@ def richardson(
         last two depth pairs.  For a remainder ``d/L²`` and doubling depths this is 3× the
         actual error of the estimate (a conservative bound).
     """
-    L = np.asarray(depths, dtype=float)
-    if L.size < 3 or np.any(np.diff(L) <= 0):
-        raise ValueError(f"depths must be >= 3 increasing depths, got {depths}")
+    L = _check_ladder(depths)
     L0, L1, L2 = L[-3], L[-2], L[-1]
     w1 = np.array([-L1, L2]) / (L2 - L1)
     estimate = np.tensordot(w1, values[-2:], 1)
@@ -101,6 +99,7 @@ def depth_limit(
         ``loss_extrapolation_error``).
     """
     depths = tuple(check_depth(L) for L in depths)
+    _check_ladder(depths)  # before any simulation
     children = np.random.SeedSequence(seed).spawn(len(depths))
     runs = [
         simulate_limit(
@@ -257,3 +256,11 @@ def compare_def_e1(
         relative[variant] = distance[variant] / moved if moved > 0 else float("inf")
         z[variant] = float(np.max(diff / np.hypot(cast(NDArray[np.float64], sim.f_se), err)))
     return E1Comparison(simulator=sim, e1=e1, distance=distance, relative=relative, z=z)
+
+
+def _check_ladder(depths: tuple[int, ...]) -> NDArray[np.float64]:
+    """``depths`` as a float array; ValueError unless at least three, increasing."""
+    L = np.asarray(depths, dtype=float)
+    if L.size < 3 or np.any(np.diff(L) <= 0):
+        raise ValueError(f"depths must be >= 3 increasing depths, got {depths}")
+    return L

@@ -42,14 +42,15 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from limitsim._finite_loop import Trainer
+from limitsim._finite_loop import Trainer, memory_bytes
 from limitsim._finite_net import BatchedResnet, Hyper, Spec
+from limitsim._memory import check_memory as guard_memory
 from limitsim.nonlinearities import Nonlinearity, nonlinearity
 from limitsim.parametrization import Parametrization, check_depth
 from limitsim.run import Record, Run
 from limitsim.task import Task
 
-__all__ = ["BLOCKS", "DTYPES", "train_finite", "train_finite_batch"]
+__all__ = ["BLOCKS", "DTYPES", "check_memory", "train_finite", "train_finite_batch"]
 
 BLOCKS = ("post", "pre")
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -120,6 +121,12 @@ def train_finite(
     Run
         ``route="finite"``; ``f`` (T, B, e), ``loss`` (T,), ``f_eval`` (T, P, e) when the task
         has ``eval_X``, ``recorded`` when ``record`` is given, ``diverged``/``diverged_step``.
+
+    Raises
+    ------
+    ValueError
+        For invalid arguments, or a network that cannot fit in this machine's memory
+        (checked before allocating, :func:`check_memory`).
 
     Notes
     -----
@@ -198,7 +205,9 @@ def train_finite_batch(
     Notes
     -----
     Memory: weights ``K L bd n²`` (three times that for Adam) plus activations
-    ``≈ 4 K L bd B n`` in ``dtype``.  Cost per step: ``≈ 6 K L bd B n²`` flops in batched BLAS
+    ``≈ 2 K L (bd + 1) B n`` in ``dtype`` (:func:`limitsim._finite_loop.memory_bytes`); a
+    batch that cannot fit in the machine's memory raises ValueError before allocating.
+    Cost per step: ``≈ 6 K L bd B n²`` flops in batched BLAS
     calls; identical seeds share one weight draw.
     """
     if not isinstance(task, Task):
@@ -235,21 +244,13 @@ def train_finite_batch(
     if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     groups = np.array_split(np.arange(len(param_list)), min(int(threads), len(param_list)))
-    trainers = [
-        Trainer(
-            task,
-            _network(
-                task,
-                [param_list[k] for k in group],
-                [seed_list[k] for k in group],
-                **architecture,
-            ),
-            bound,
-            record,
-            int(eval_every),
-        )
-        for group in groups
-    ]
+    spec = _spec(task, param_list, **architecture)
+    _check_memory(spec, len(param_list), task, record, int(eval_every))
+    trainers = []
+    for group in groups:
+        params_k = [param_list[k] for k in group]
+        net = BatchedResnet(spec, _hyper(params_k, spec), [seed_list[k] for k in group])
+        trainers.append(Trainer(task, net, bound, record, int(eval_every)))
     with threadpool_limits(blas_threads, user_api="blas"):
         if len(trainers) == 1:
             trainers[0].run(progress)
@@ -302,21 +303,71 @@ def _broadcast(
 
 
 def _network(
+    task: Task, params: list[Parametrization], seeds: list[int], **architecture: Any
+) -> BatchedResnet:
+    """Validate the arguments and build the K initial networks (weights drawn from ``seeds``)."""
+    spec = _spec(task, params, **architecture)
+    return BatchedResnet(spec, _hyper(params, spec), seeds)
+
+
+def check_memory(
+    task: Task,
+    params: Parametrization | Sequence[Parametrization],
+    *,
+    seeds: int | Sequence[int] = 0,
+    record: Record | None = None,
+    eval_every: int = 1,
+    **architecture: Any,
+) -> None:
+    """Check that :func:`train_finite_batch` with these arguments fits in memory.
+
+    Takes the arguments of :func:`train_finite_batch` (``depth`` and ``width`` required;
+    ``divergence_bound``, ``blas_threads``, ``threads`` and ``progress`` do not change the
+    memory and are not taken) and allocates nothing, so a caller that trains several
+    batches can check the largest one before training any.
+
+    Raises
+    ------
+    ValueError
+        Invalid arguments, or the batch would need more than this machine's physical memory
+        (:func:`limitsim._finite_loop.memory_bytes`).
+    """
+    param_list, _ = _broadcast(params, seeds)
+    spec = _spec(task, param_list, **architecture)
+    _check_memory(spec, len(param_list), task, record, eval_every)
+
+
+def _check_memory(
+    spec: Spec, n_configs: int, task: Task, record: Record | None, eval_every: int
+) -> None:
+    """ValueError, before allocating, when the networks cannot fit in this machine's memory."""
+    s = "" if n_configs == 1 else "s"
+    guard_memory(
+        memory_bytes(spec, n_configs, task, record, eval_every),
+        what=f"{n_configs} network{s} of depth={spec.depth}, width={spec.width} (block depth "
+        f"{spec.block_depth}, {spec.optimizer}, {np.dtype(spec.dtype).name}, batch "
+        f"{task.batch_size})",
+        state="weights and activations",
+        advice="reduce the width (memory grows like width²), the depth or the number of "
+        "configurations, or train them in several calls",
+    )
+
+
+def _spec(
     task: Task,
     params: list[Parametrization],
-    seeds: list[int],
     *,
     depth: int,
     width: int,
-    phi: str | Nonlinearity,
-    block_depth: int,
-    block: str,
-    pre_ln: bool,
-    dtype: str,
-    train_input: bool,
-    train_output: bool,
-) -> BatchedResnet:
-    """Validate the arguments and build the K initial networks (weights drawn from ``seeds``)."""
+    phi: str | Nonlinearity = "relu",
+    block_depth: int = 1,
+    block: str = "post",
+    pre_ln: bool = False,
+    dtype: str = "float64",
+    train_input: bool = False,
+    train_output: bool = False,
+) -> Spec:
+    """Validate the architecture arguments (shared by the configurations ``params``)."""
     if not isinstance(task, Task):
         raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
     optimizers = {p.optimizer for p in params}
@@ -335,7 +386,7 @@ def _network(
     ):
         if not isinstance(flag, bool | np.bool_):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
-    spec = Spec(
+    return Spec(
         depth=check_depth(depth, "depth"),
         width=check_depth(width, "width"),
         d_in=task.d_in,
@@ -349,7 +400,6 @@ def _network(
         train_output=bool(train_output),
         optimizer=params[0].optimizer,
     )
-    return BatchedResnet(spec, _hyper(params, spec), seeds)
 
 
 def _hyper(params: list[Parametrization], spec: Spec) -> Hyper:

@@ -13,7 +13,12 @@ reproducible is derived from that dict alone:
 Filters are small Python *expressions* over axis and fixed names (``"depth * eta <= 8"``),
 parsed once and evaluated by a whitelisting interpreter (arithmetic, comparisons, ``and``,
 ``or``, ``not``, tuples, and ``abs min max round log log2 sqrt``); no other syntax is allowed,
-so a grid is plain data: it round-trips through JSON and TOML.
+so a grid is plain data: it round-trips through JSON and TOML.  Filters are bounded in size
+(:data:`MAX_FILTER_CHARS`, :data:`MAX_FILTER_NODES`) and so are the values they compute
+(:data:`MAX_INT_BITS`, :data:`MAX_LENGTH`, checked before a power or a repetition is
+computed), so every evaluation takes microseconds; a :class:`Grid` evaluates its filters on
+every cell when it is built, and any failure (``x / 0``, ``x ** 10 ** 10``, ``log(0)``, a
+comparison of a string with a number) is a ValueError naming the filter and the cell.
 """
 
 from __future__ import annotations
@@ -38,14 +43,73 @@ SCHEMA = 1
 
 Scalar = bool | int | float | str
 
+#: Longest filter text, in characters.
+MAX_FILTER_CHARS = 1000
+#: Most syntax-tree nodes of one filter (as counted by ``ast.walk``: ``depth * eta <= 8`` has 10).
+MAX_FILTER_NODES = 200
+#: Largest integer a filter may compute, in bits (a float covers 2^1024).
+MAX_INT_BITS = 1024
+#: Longest string or tuple a filter may compute.
+MAX_LENGTH = 10_000
+
+
+class _FilterError(Exception):
+    """A filter's evaluation failed (turned into a ValueError naming the filter and cell)."""
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """``base ** exponent``, refusing integer results above :data:`MAX_INT_BITS` up front."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        if (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
+            raise _FilterError(
+                f"{base} ** {exponent} has more than {MAX_INT_BITS} bits; filters compute "
+                "with numbers of at most that size"
+            )
+    return base**exponent
+
+
+def _multiply(left: Any, right: Any) -> Any:
+    """``left * right``, refusing repeated strings or tuples above :data:`MAX_LENGTH` up front."""
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | tuple) and isinstance(count, int):
+            if len(seq) * count > MAX_LENGTH:
+                raise _FilterError(f"a repetition of {len(seq) * count} items is too long")
+    return left * right
+
+
+def _round(number: Any, ndigits: Any = None) -> Any:
+    """``round``, refusing ``ndigits`` beyond ±:data:`MAX_INT_BITS` (10**ndigits is computed)."""
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_INT_BITS:
+        raise _FilterError(f"round(..., {ndigits}): ndigits must lie in ±{MAX_INT_BITS}")
+    return round(number, ndigits)
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    """``left % right`` of numbers (``str % ...`` formatting could build huge strings)."""
+    if isinstance(left, str):
+        raise _FilterError("string formatting with % is not allowed")
+    return left % right
+
+
+def _checked(value: Any) -> Any:
+    """``value`` if it is a real scalar or sequence within the size bounds; _FilterError else."""
+    if isinstance(value, complex):
+        raise _FilterError(f"the value {value} is not real")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _FilterError(f"an integer of {value.bit_length()} bits exceeds {MAX_INT_BITS}")
+    if isinstance(value, str | tuple) and len(value) > MAX_LENGTH:
+        raise _FilterError(f"a string or tuple of {len(value)} items exceeds {MAX_LENGTH}")
+    return value
+
+
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
+    ast.Mult: _multiply,
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
+    ast.Mod: _modulo,
+    ast.Pow: _power,
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
@@ -66,7 +130,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "min": min,
     "max": max,
-    "round": round,
+    "round": _round,
     "log": math.log,
     "log2": math.log2,
     "sqrt": math.sqrt,
@@ -145,12 +209,23 @@ class _Filter:
     def parse(cls, text: str, names: Iterable[str]) -> _Filter:
         if not isinstance(text, str):
             raise TypeError(f"filters must be expression strings, got {text!r}")
+        if len(text) > MAX_FILTER_CHARS:
+            raise ValueError(
+                f"filter {text[:40]!r}... has {len(text)} characters; at most "
+                f"{MAX_FILTER_CHARS} are allowed"
+            )
         try:
             tree = ast.parse(text, mode="eval")
         except SyntaxError as exc:
             raise ValueError(f"filter {text!r} is not a valid expression: {exc.msg}") from None
+        nodes = list(ast.walk(tree))
+        if len(nodes) > MAX_FILTER_NODES:
+            raise ValueError(
+                f"filter {text!r} has {len(nodes)} syntax nodes; at most {MAX_FILTER_NODES} "
+                "are allowed"
+            )
         known = set(names)
-        for node in ast.walk(tree):
+        for node in nodes:
             if not isinstance(node, _ALLOWED) or (
                 isinstance(node, ast.Constant) and not isinstance(node.value, Scalar)
             ):
@@ -171,7 +246,16 @@ class _Filter:
         return cls(text, tree)
 
     def __call__(self, point: Mapping[str, Any]) -> bool:
-        return bool(_evaluate(self.tree.body, point))
+        """Is ``point`` kept?  ValueError, naming the filter and the point, when it fails."""
+        try:
+            return bool(_evaluate(self.tree.body, point))
+        except (_FilterError, ArithmeticError, ValueError, TypeError) as exc:
+            used = sorted({n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name)})
+            where = {name: point[name] for name in used if name in point}
+            reason = exc if isinstance(exc, _FilterError) else f"{type(exc).__name__}: {exc}"
+            raise ValueError(
+                f"filter {self.text!r} cannot be evaluated at {where}: {reason}"
+            ) from None
 
 
 def _evaluate(node: ast.AST, env: Mapping[str, Any]) -> Any:
@@ -181,9 +265,10 @@ def _evaluate(node: ast.AST, env: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Name):
         return env[node.id]
     if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
+        left, right = _evaluate(node.left, env), _evaluate(node.right, env)
+        return _checked(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp):
-        return _UNARY[type(node.op)](_evaluate(node.operand, env))
+        return _checked(_UNARY[type(node.op)](_evaluate(node.operand, env)))
     if isinstance(node, ast.BoolOp):
         values = (_evaluate(v, env) for v in node.values)
         return all(values) if isinstance(node.op, ast.And) else any(values)
@@ -198,7 +283,7 @@ def _evaluate(node: ast.AST, env: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Tuple | ast.List):
         return tuple(_evaluate(e, env) for e in node.elts)
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    return _FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args))
+    return _checked(_FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -213,7 +298,9 @@ class Grid:
         the dimensions of the result Dataset; points are enumerated in C order.
     filters : sequence of str
         Expressions over axis and fixed names; a point is kept when every filter is true
-        (e.g. ``"depth * eta <= 8"``).  An unknown name raises ValueError.
+        (e.g. ``"depth * eta <= 8"``).  They are evaluated on every cell here: an unknown
+        name, a filter beyond the size bounds, or one that fails on some cell (division by
+        zero, a number too large, ...) raises ValueError naming the filter and the cell.
     fixed : Mapping[str, Any]
         Parameters shared by every point (scalars or lists of scalars); they are part of each
         point's configuration, hence of its key and seed.
@@ -229,6 +316,7 @@ class Grid:
     filters: Sequence[str] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     _parsed: tuple[_Filter, ...] = field(default=(), init=False, repr=False, compare=False)
+    _kept: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.axes, Mapping) or not self.axes:
@@ -248,6 +336,8 @@ class Grid:
         object.__setattr__(self, "fixed", MappingProxyType(fixed))
         object.__setattr__(self, "filters", tuple(f.text for f in parsed))
         object.__setattr__(self, "_parsed", parsed)
+        kept = bytes(all(f(point) for f in parsed) for _, point in self._product())
+        object.__setattr__(self, "_kept", kept)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -269,13 +359,18 @@ class Grid:
 
     def cells(self) -> Iterator[tuple[tuple[int, ...], dict[str, Any], bool]]:
         """Every cell of the product: ``(index, point, kept)`` in C order."""
+        for (index, point), kept in zip(self._product(), self._kept, strict=True):
+            yield index, point, bool(kept)
+
+    def _product(self) -> Iterator[tuple[tuple[int, ...], dict[str, Any]]]:
+        """Every cell of the product: ``(index, point)`` in C order."""
         ranges = [range(n) for n in self.shape]
         for index in itertools.product(*ranges):
             point = {
                 name: vals[j] for (name, vals), j in zip(self.axes.items(), index, strict=True)
             }
             point.update(self.fixed)
-            yield index, point, all(f(point) for f in self._parsed)
+            yield index, point
 
     def points(self) -> list[dict[str, Any]]:
         """The kept points (axis values and fixed parameters), in C order of the axes."""

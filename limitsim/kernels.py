@@ -33,23 +33,39 @@ Claim 7.1).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import solve_ivp
 
 from limitsim import _kernels
+from limitsim._memory import check_memory
 from limitsim.nonlinearities import Nonlinearity, nonlinearity
 from limitsim.parametrization import Parametrization, check_depth
 from limitsim.task import as_finite_array
 
-__all__ = ["BLOCKS", "DepthLimitKernels", "InitKernels", "depth_limit_kernels", "init_kernels"]
+__all__ = [
+    "BLOCKS",
+    "MAX_DEPTH",
+    "MAX_ODE_EVALUATIONS",
+    "DepthLimitKernels",
+    "InitKernels",
+    "depth_limit_kernels",
+    "init_kernels",
+    "kernel_bytes",
+]
 
 BLOCKS = ("post", "pre")
 _ODE_TOL = {"rtol": 1e-11, "atol": 1e-13}
+#: Largest depth of the finite-depth recursion: it is Euler's method with step 1/L for the
+#: depth ODE, so beyond this it only approaches :func:`depth_limit_kernels` (error O(1/L)).
+MAX_DEPTH = 10**6
+#: Right-hand-side evaluations allowed per depth-limit ODE solve (a regular solve needs a few
+#: hundred; DOP853 uses 12 per step).
+MAX_ODE_EVALUATIONS = 20_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,29 +191,77 @@ def init_kernels(
     -------
     InitKernels
         ``K`` and ``G`` of shape (L+1, P, P).
+
+    Raises
+    ------
+    ValueError
+        Before any work: for a depth above :data:`MAX_DEPTH` or kernel arrays larger than
+        this machine's memory (:func:`kernel_bytes`).  After the recursion: when a kernel is
+        not finite (it overflows float64), naming the first block where it happens.
     """
     X = _check_inputs(X)
     depth = check_depth(depth)
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"depth={depth} is more than {MAX_DEPTH} blocks: the finite-depth recursion is "
+            "Euler's method for the depth ODE (error O(1/L)); use depth_limit_kernels for "
+            "L -> infinity (limitsim kernels prints it as K_limit, G_limit)"
+        )
     if not isinstance(param, Parametrization):
         raise TypeError(f"param must be a Parametrization, got {type(param).__name__}")
     _check_block(block, block_depth)
+    P = X.shape[0]
+    check_memory(
+        kernel_bytes(depth, P),
+        what=f"init_kernels at depth={depth} with P={P} inputs",
+        state="kernel arrays (K, G and the backward factors)",
+        advice="reduce the depth or the number of inputs",
+    )
     phi = nonlinearity(phi)
     c = param.branch_multiplier(depth) ** 2
-    P = X.shape[0]
     K = np.empty((depth + 1, P, P))
     factors = np.empty((depth, P, P))
     K[0] = X @ X.T
-    for layer in range(1, depth + 1):
-        forward, backward = block_increment(
-            phi, K[layer - 1], block=block, block_depth=block_depth, pre_ln=pre_ln
-        )
-        K[layer] = K[layer - 1] + c * forward
-        factors[layer - 1] = 1.0 + c * backward
     G = np.empty_like(K)
     G[depth] = 1.0
-    for layer in range(depth, 0, -1):
-        G[layer - 1] = G[layer] * factors[layer - 1]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
+        for layer in range(1, depth + 1):
+            forward, backward = block_increment(
+                phi, K[layer - 1], block=block, block_depth=block_depth, pre_ln=pre_ln
+            )
+            K[layer] = K[layer - 1] + c * forward
+            factors[layer - 1] = 1.0 + c * backward
+        for layer in range(depth, 0, -1):
+            G[layer - 1] = G[layer] * factors[layer - 1]
+    _check_finite(K, "K", phi, order=1)
+    _check_finite(G, "G", phi, order=-1)
     return InitKernels(K=K, G=G)
+
+
+def kernel_bytes(depth: int, n_inputs: int) -> int:
+    """Bytes :func:`init_kernels` holds at its peak (L = ``depth``, P = ``n_inputs``).
+
+    K and G, float64 arrays of shape (L+1, P, P), the L backward factors (P, P), and the
+    boolean masks of the finiteness check, shapes (L+1, P, P) and (L+1,):
+    ``P² (25 L + 17) + L + 1`` bytes.
+    """
+    return n_inputs * n_inputs * (8 * (3 * depth + 2) + depth + 1) + depth + 1
+
+
+def _check_finite(
+    kernels: NDArray[np.float64], label: str, phi: Nonlinearity, *, order: int
+) -> None:
+    """ValueError naming the first layer (in the order of the recursion) that is not finite."""
+    finite = np.isfinite(kernels).reshape(kernels.shape[0], -1).all(axis=1)
+    if finite.all():
+        return
+    layers = np.flatnonzero(~finite)
+    first = int(layers[0] if order > 0 else layers[-1])
+    raise ValueError(
+        f"{label}^{first} is not finite (phi={phi.name!r}): the kernels overflow float64, "
+        "or phi's Gaussian expectations are not finite at this variance; reduce the depth, "
+        "the branch multiplier a, or the input norms"
+    )
 
 
 def depth_limit_kernels(
@@ -270,14 +334,79 @@ def depth_limit_kernels(
 
     y0 = np.concatenate([K0.ravel(), np.zeros(P * P)])
     grid = np.union1d(lam, [1.0])
-    sol = solve_ivp(rhs, (0.0, 1.0), y0, method="DOP853", t_eval=grid, **_ODE_TOL)
-    if not sol.success:
-        raise RuntimeError(f"depth-limit ODE failed: {sol.message}")
+    what = f"phi={phi.name!r}, a={a}"
+    sol = _solve(rhs, y0, grid, what)
     K_path = sol.y[: P * P].T.reshape(-1, P, P)
     integral = sol.y[P * P :].T.reshape(-1, P, P)
     index = np.searchsorted(grid, lam)
-    G = np.exp(integral[-1] - integral[index])
-    return DepthLimitKernels(lambdas=lam, K=K_path[index], G=G)
+    with np.errstate(over="ignore"):  # overflow: raised by _finite_limit
+        G = np.exp(integral[-1] - integral[index])
+    return _finite_limit(lam, K_path[index], G, what)
+
+
+class _OutOfBudget(Exception):
+    """Raised inside the right-hand side once MAX_ODE_EVALUATIONS is spent."""
+
+
+def _solve(
+    rhs: Callable[[float, NDArray[np.float64]], NDArray[np.float64]],
+    y0: NDArray[np.float64],
+    grid: NDArray[np.float64],
+    what: str,
+) -> Any:
+    """``solve_ivp`` on λ ∈ [0, 1] (DOP853), bounded in evaluations, refusing non-finite values.
+
+    Raises
+    ------
+    ValueError
+        When the right-hand side is not finite, when more than :data:`MAX_ODE_EVALUATIONS`
+        evaluations are needed, or when the solver stops before λ = 1; each names ``what``
+        and λ.
+    """
+    count = 0
+    reached = 0.0
+
+    def bounded(t: float, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        nonlocal count, reached
+        count += 1
+        reached = max(reached, t)
+        if count > MAX_ODE_EVALUATIONS:
+            raise _OutOfBudget
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite: raised just below
+            out = rhs(t, y)
+        if not (np.isfinite(out).all() and np.isfinite(y).all()):
+            raise ValueError(
+                f"depth-limit ODE ({what}): the kernels or their derivative are not finite at "
+                f"depth fraction {t:.3g}; the kernels blow up before depth fraction 1, or "
+                "phi's Gaussian expectations are not finite there"
+            )
+        return out
+
+    try:
+        sol = solve_ivp(bounded, (0.0, 1.0), y0, method="DOP853", t_eval=grid, **_ODE_TOL)
+    except _OutOfBudget:
+        raise ValueError(
+            f"depth-limit ODE ({what}) needs more than {MAX_ODE_EVALUATIONS} evaluations "
+            f"(reached depth fraction {reached:.3g}): the kernels blow up or vary too fast"
+        ) from None
+    if not sol.success:
+        raise ValueError(
+            f"depth-limit ODE ({what}) stopped at depth fraction {reached:.3g}: "
+            f"{sol.message} (the kernels blow up before depth fraction 1)"
+        )
+    return sol
+
+
+def _finite_limit(
+    lam: NDArray[np.float64], K: NDArray[np.float64], G: NDArray[np.float64], what: str
+) -> DepthLimitKernels:
+    """The result, or ValueError when a kernel overflows float64."""
+    if not (np.isfinite(K).all() and np.isfinite(G).all()):
+        raise ValueError(
+            f"depth-limit kernels ({what}) are not finite: they overflow float64; reduce the "
+            "branch multiplier a or the input norms"
+        )
+    return DepthLimitKernels(lambdas=lam, K=K, G=G)
 
 
 def _homogeneous_limit(
@@ -301,25 +430,25 @@ def _homogeneous_limit(
 
     grid = np.union1d(lam, [1.0])
     y0 = np.concatenate([rho0, np.zeros(m)])
-    sol = solve_ivp(rhs, (0.0, 1.0), y0, method="DOP853", t_eval=grid, **_ODE_TOL)
-    if not sol.success:
-        raise RuntimeError(f"depth-limit ODE failed: {sol.message}")
+    what = f"homogeneous phi {coefficients}, a^2={a2}"
+    sol = _solve(rhs, y0, grid, what)
     index = np.searchsorted(grid, lam)
     K = np.empty((lam.size, P, P))
     G = np.empty((lam.size, P, P))
     v_sigma, v_prime = v
-    for out_i, (k, lam_k) in enumerate(zip(index, lam, strict=True)):
-        growth = diag * np.exp(a2 * v_sigma * lam_k)
-        scale = np.sqrt(np.outer(growth, growth))
-        corr = np.eye(P)
-        corr[iu] = sol.y[:m, k]
-        corr.T[iu] = sol.y[:m, k]
-        K[out_i] = scale * corr
-        log_g = np.full((P, P), a2 * v_prime * (1.0 - lam_k))
-        log_g[iu] = sol.y[m:, -1] - sol.y[m:, k]
-        log_g.T[iu] = log_g[iu]
-        G[out_i] = np.exp(log_g)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised by _finite_limit
+        for out_i, (k, lam_k) in enumerate(zip(index, lam, strict=True)):
+            growth = diag * np.exp(a2 * v_sigma * lam_k)
+            scale = np.sqrt(np.outer(growth, growth))
+            corr = np.eye(P)
+            corr[iu] = sol.y[:m, k]
+            corr.T[iu] = sol.y[:m, k]
+            K[out_i] = scale * corr
+            log_g = np.full((P, P), a2 * v_prime * (1.0 - lam_k))
+            log_g[iu] = sol.y[m:, -1] - sol.y[m:, k]
+            log_g.T[iu] = log_g[iu]
+            G[out_i] = np.exp(log_g)
     # zero-norm inputs have zero kernels (their correlation is meaningless)
     K[:, diag == 0, :] = 0.0
     K[:, :, diag == 0] = 0.0
-    return DepthLimitKernels(lambdas=lam, K=K, G=G)
+    return _finite_limit(lam, K, G, what)

@@ -2,10 +2,13 @@
 
 Built-ins (``linear``, ``relu``, ``abs``, ``erf``, ``tanh``, ``gelu``, ``silu``) are emitted
 by ``derivations/activations.py``.  Parametrised families (``leaky_relu:<slope>``,
-``homogeneous:<c_plus>,<c_minus>``) and any sympy expression in ``x`` (``"x*erf(x)"``,
+``homogeneous:<c_plus>,<c_minus>``) and expressions in ``x`` (``"x*erf(x)"``,
 ``"Abs(x)**1.5"``) are differentiated symbolically at run time and compiled to a small module
 in the user cache directory (``$LIMITSIM_CACHE_DIR``, default ``~/.cache/limitsim``), so
-numba's ``cache=True`` works for them as well.
+numba's ``cache=True`` works for them as well.  Expressions are data, never code: they are
+parsed by the grammar of :mod:`limitsim._expression`, φ is checked by
+:mod:`limitsim._admissible`, and a cached module is imported only as the exact text limitsim
+renders (``SECURITY.md``, "Nonlinearity specs").
 
 Gaussian expectations for z ~ N(0, K) (``tp6-notes.md`` §3.6):
 
@@ -28,6 +31,7 @@ expression) for the others.  Tested against 30-digit quadrature at variances 1 t
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import importlib.util
 import math
 import os
@@ -37,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -45,6 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from limitsim import _expectations, _kernels
 from limitsim._expectations import MAX_HERMITE_TERMS, kink_points
+from limitsim._expression import MAX_LENGTH
 from limitsim._generated import activations as _builtin
 
 __all__ = ["BUILTINS", "Nonlinearity", "nonlinearities", "nonlinearity"]
@@ -233,19 +237,26 @@ def nonlinearity(spec: str | Nonlinearity) -> Nonlinearity:
     ----------
     spec : str or Nonlinearity
         A built-in name (see :func:`nonlinearities`), ``"leaky_relu:<slope>"``,
-        ``"homogeneous:<c_plus>,<c_minus>"`` (φ(z) = c₊ z for z > 0, c₋ z for z < 0), or a
-        sympy expression in ``x`` such as ``"x*erf(x)"``.
+        ``"homogeneous:<c_plus>,<c_minus>"`` (φ(z) = c₊ z for z > 0, c₋ z for z < 0), or an
+        expression in ``x`` such as ``"x*erf(x)"`` or ``"log(1 + exp(x))"``: numbers, ``x``,
+        ``pi``, ``E``, ``+ - * / **``, parentheses and the functions of
+        :data:`limitsim._expression.FUNCTIONS` (the grammar of :mod:`limitsim._expression`;
+        the text is parsed, never evaluated).
 
     Raises
     ------
     ValueError
-        For an unknown name or an expression that does not parse; the message lists the
-        valid names.
+        For an unknown name, a spec longer than :data:`limitsim._expression.MAX_LENGTH`, or an
+        expression outside the grammar (the message names what was refused and lists what is
+        allowed and the valid names); for a φ that is not defined, finite and of at most
+        exponential growth with φ′ at every real x (:data:`limitsim._admissible.RULE`).
     """
     if isinstance(spec, Nonlinearity):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"phi must be a str or Nonlinearity, got {type(spec).__name__}")
+    if len(spec) > MAX_LENGTH:
+        raise ValueError(f"phi spec has {len(spec)} characters, more than {MAX_LENGTH}")
     return _build(spec.strip())
 
 
@@ -265,24 +276,18 @@ def _build(spec: str) -> Nonlinearity:
     if family in ("leaky_relu", "homogeneous"):
         values = _parse_params(spec, params, 1 if family == "leaky_relu" else 2)
         c_plus, c_minus = (1.0, values[0]) if family == "leaky_relu" else tuple(values)
-        expr = f"Piecewise(({c_plus!r}*x, x > 0), ({c_minus!r}*x, True))"
-        compiled, _ = _compile_expression(expr)
+        phi, dphi = _compile_homogeneous(c_plus, c_minus)
         return Nonlinearity(
             name=spec,
-            phi=compiled.phi_user,
-            dphi=compiled.dphi_user,
+            phi=phi,
+            dphi=dphi,
             d2phi=None,
-            expression=expr,
+            expression=f"Piecewise(({c_plus!r}*x, x > 0), ({c_minus!r}*x, True))",
             homogeneous=(c_plus, c_minus),
         )
-    compiled, kinks = _compile_expression(spec)
+    phi, dphi, d2phi, expression, kinks = _compile_expression(spec)
     return Nonlinearity(
-        name=spec,
-        phi=compiled.phi_user,
-        dphi=compiled.dphi_user,
-        d2phi=getattr(compiled, "d2phi_user", None),
-        expression=spec,
-        kinks=kinks,
+        name=spec, phi=phi, dphi=dphi, d2phi=d2phi, expression=expression, kinks=kinks
     )
 
 
@@ -305,50 +310,81 @@ def _parse_params(spec: str, params: str, count: int) -> list[float]:
     return values
 
 
-def _compile_expression(expr_text: str) -> tuple[Any, tuple[float, ...]]:
-    """Differentiate ``expr_text`` symbolically and import it as a cached numba module.
-
-    Returns the module and the kinks of the expression (:func:`kink_points`).
-    """
+def _compile_homogeneous(c_plus: float, c_minus: float) -> tuple[Any, Any]:
+    """φ(x) = c₊ x (x > 0), c₋ x (x ≤ 0) and φ′ as a cached numba module (finite c±)."""
     import sympy as sp
 
-    from limitsim._codegen import ScalarFunction, render_module
+    from limitsim._codegen import ScalarFunction
 
     x = sp.Symbol("x", real=True)
-    try:
-        expr = sp.parse_expr(expr_text, local_dict={"x": x}, evaluate=True)
-    except (sp.SympifyError, SyntaxError, TypeError, AttributeError, TokenError) as exc:
-        raise ValueError(
-            f"unknown nonlinearity {expr_text!r}: not a parsable expression in x ({exc}); "
-            f"valid names: {nonlinearities()}"
-        ) from None
-    if not isinstance(expr, sp.Expr) or expr.free_symbols - {x}:
-        raise ValueError(
-            f"unknown nonlinearity {expr_text!r}: not an expression in the single variable x "
-            f"(free symbols: {sorted(map(str, expr.free_symbols))}); "
-            f"valid names: {nonlinearities()}"
-        )
-    if not expr.has(x):
-        raise ValueError(f"nonlinearity {expr_text!r} is constant in x")
+    expr = sp.Piecewise((sp.Float(repr(c_plus)) * x, x > 0), (sp.Float(repr(c_minus)) * x, True))
     first = sp.diff(expr, x)
-    second = sp.diff(first, x)
-    kinked = any(expr.has(f) for f in (sp.Piecewise, sp.Max, sp.Min, sp.Heaviside))
     functions = [
         ScalarFunction("phi_user", (x,), (expr,), f"φ(x) = {expr}"),
         ScalarFunction("dphi_user", (x,), (first,), f"φ'(x) = {first}"),
     ]
-    if not kinked and not second.has(sp.DiracDelta):
-        functions.append(ScalarFunction("d2phi_user", (x,), (second,), f"φ''(x) = {second}"))
+    module = _import_functions(functions)
+    return module.phi_user, module.dphi_user
+
+
+def _compile_expression(spec: str) -> tuple[Any, Any, Any | None, str, tuple[float, ...]]:
+    """φ, φ′, φ″ (None unless a checked function), the canonical formula of ``spec`` and
+    its kinks (:func:`limitsim._expectations.kink_points`).
+
+    ``spec`` is parsed by the grammar of :mod:`limitsim._expression` (never evaluated), φ is
+    checked by :mod:`limitsim._admissible`, and the functions are rendered from the sympy
+    expression (the spec text never enters the module) and imported from the verified cache.
+    """
+    import sympy as sp
+
+    from limitsim import _admissible
+    from limitsim._codegen import ScalarFunction
+    from limitsim._expression import parse_expression
+
+    x = sp.Symbol("x", real=True)
+    shown = repr(spec) if len(spec) <= 80 else repr(spec[:77]) + "..."
     try:
-        text = render_module(
-            functions,
-            origin="limitsim.nonlinearity",
-            how="automatic",
-            docstring=f"User nonlinearity {expr_text}",
-        )
+        expr = parse_expression(spec, x)
     except ValueError as exc:
-        raise ValueError(f"nonlinearity {expr_text!r}: {exc}") from None
-    return _import_source(text), kink_points(expr)
+        raise ValueError(
+            f"unknown nonlinearity {shown}: {exc}; valid names: {nonlinearities()}"
+        ) from None
+    if not expr.has(x):
+        raise ValueError(f"nonlinearity {shown} is constant in x")
+    first = sp.diff(expr, x)
+    second = sp.diff(first, x)
+    try:
+        _admissible.check_defined(expr, first)
+        _admissible.check_growth(expr, first, x)
+        kinked = any(expr.has(f) for f in (sp.Max, sp.Min, sp.Heaviside))
+        functions = [
+            ScalarFunction("phi_user", (x,), (expr,), f"φ(x) = {expr}"),
+            ScalarFunction("dphi_user", (x,), (first,), f"φ'(x) = {first}"),
+        ]
+        if not kinked and _admissible.is_defined(second):
+            functions.append(ScalarFunction("d2phi_user", (x,), (second,), f"φ''(x) = {second}"))
+        module = _import_functions(functions)
+        _admissible.check_grid("φ", module.phi_user.py_func)
+        _admissible.check_grid("φ′", module.dphi_user.py_func)
+    except ValueError as exc:
+        raise ValueError(f"nonlinearity {shown}: {exc}") from None
+    d2phi = getattr(module, "d2phi_user", None)
+    try:
+        if d2phi is not None:
+            _admissible.check_grid("φ″", d2phi.py_func)
+    except ValueError:
+        d2phi = None
+    return module.phi_user, module.dphi_user, d2phi, str(expr), kink_points(expr)
+
+
+def _import_functions(functions: list[Any]) -> Any:
+    """Render ``functions`` (ScalarFunction) into a module and import it from the cache."""
+    from limitsim._codegen import render_module
+
+    text = render_module(
+        functions, origin="limitsim.nonlinearity", how="automatic", docstring="User nonlinearity"
+    )
+    return _import_source(text)
 
 
 def _cache_dir() -> Path:
@@ -358,21 +394,51 @@ def _cache_dir() -> Path:
     return path
 
 
+class _VerifiedLoader(importlib.abc.SourceLoader):
+    """Loads a module from source text held in memory, never from ``.pyc`` bytecode.
+
+    numba's ``cache=True`` needs the functions to live in a file, so the text is also on disk,
+    but what is compiled is the text limitsim rendered, compared byte for byte with the file.
+    """
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path, self.data = path, data
+
+    def get_filename(self, fullname: str) -> str:
+        return str(self.path)
+
+    def get_data(self, path: str) -> bytes:
+        if path != str(self.path):  # e.g. a bytecode cache: never read
+            raise OSError(f"{path} is not read by limitsim")
+        return self.data
+
+
 def _import_source(text: str) -> Any:
-    """Write ``text`` atomically to the cache (named by its hash) and import it."""
-    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    """Import ``text`` as a module whose file in the cache is byte-identical to ``text``.
+
+    The file is named by the SHA-256 of ``text``.  A missing file, or one that differs from
+    ``text`` in any byte (damaged or tampered with), is rewritten atomically; the module is
+    compiled from ``text`` itself, so neither the file nor a bytecode cache is ever trusted.
+    """
+    data = text.encode()
+    digest = hashlib.sha256(data).hexdigest()[:20]
     path = _cache_dir() / f"expr_{digest}.py"
-    if not path.exists():
+    try:
+        on_disk: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        on_disk = None
+    if on_disk != data:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     name = f"limitsim_expr_{digest}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    loader = _VerifiedLoader(path, data)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # numba's cache resolves functions through their module name
-    spec.loader.exec_module(module)
+    loader.exec_module(module)
     return module

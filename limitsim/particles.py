@@ -40,12 +40,12 @@ B = 2, N = 1024, 30 seeds) the mean absolute error against the exact limit went 
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from limitsim._memory import check_memory
 from limitsim._particle_system import ParticleSystem, SystemSpec
 from limitsim.nonlinearities import Nonlinearity, nonlinearity
 from limitsim.parametrization import Parametrization, check_depth
@@ -194,18 +194,13 @@ def memory_bytes(spec: SystemSpec, capacity: int, n_particles: int, per_rep: int
 
 def _check_memory(spec: SystemSpec, capacity: int, n_particles: int, per_rep: int) -> None:
     """ValueError, before allocating, when the state cannot fit in this machine's memory."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): no check
-        return
-    need = memory_bytes(spec, capacity, n_particles, per_rep)
-    if need > physical:
-        raise ValueError(
-            f"n_particles={n_particles} at depth={spec.depth} (block depth "
-            f"{spec.block_depth}, {capacity} hats per matrix) needs about {need / 2**30:.1f} "
-            f"GiB of particle state, more than this machine's {physical / 2**30:.1f} GiB; "
-            "reduce n_particles (error bars grow like n_particles^-1/2) or the depth"
-        )
+    check_memory(
+        memory_bytes(spec, capacity, n_particles, per_rep),
+        what=f"n_particles={n_particles} at depth={spec.depth} (block depth "
+        f"{spec.block_depth}, {capacity} hats per matrix)",
+        state="particle state",
+        advice="reduce n_particles (error bars grow like n_particles^-1/2) or the depth",
+    )
 
 
 def _check_options(

@@ -12,7 +12,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-__all__ = ["depth_colors", "new_figure", "save_figure"]
+from limitsim.stats import Estimate
+
+__all__ = ["depth_colors", "errorbar_estimates", "new_figure", "save_figure"]
 
 # Keys typed Any: matplotlib >= 3.10 types rc_context keys as a Literal of all rc names.
 RC: dict[Any, Any] = {
@@ -35,6 +37,13 @@ def depth_colors(depths: Sequence[float]) -> dict[float, Any]:
     lo, hi = min(logs), max(logs)
     span = hi - lo or 1.0
     return {d: cmap(0.9 * (math.log2(d) - lo) / span) for d in depths}
+
+
+def errorbar_estimates(ax: Any, x: Any, estimates: Sequence[Estimate], **kwargs: Any) -> Any:
+    """Points at the estimates' values with their (asymmetric) 95% intervals as bars."""
+    value = [e.value for e in estimates]
+    bars = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
+    return ax.errorbar(x, value, yerr=bars, capsize=2, **kwargs)
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 3.4, height: float = 2.8) -> Any:

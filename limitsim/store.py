@@ -7,6 +7,11 @@ Layout of a store directory::
                                      attempts, file, sha256, finished) and table ``meta`` (grid)
     STORE/points/ab/<key>-<sha>.npz  the arrays of a done or diverged point (content-addressed)
     STORE/tmp/                       temporary files of writes in progress
+    STORE/quarantine/                damaged result files, moved aside (kept for inspection)
+
+Creation is atomic: the store is built in a hidden sibling directory and renamed into place
+(:func:`limitsim._store_files.create_dir_atomic`), so a kill leaves no store or a complete one,
+and of two processes creating it at once one creates it and the other opens it.
 
 Crash safety (a kill at any moment leaves no half-written result): the arrays are written
 atomically first (:mod:`limitsim._store_files`: temporary file, ``fsync``, ``os.replace``,
@@ -16,6 +21,13 @@ before the commit leaves an *orphan* file (reported by :meth:`Store.check_integr
 counted, rewritten identically when the point is re-run) or a temporary file (deleted when a
 writer next opens the store).  ``synchronous=NORMAL`` makes commits survive a killed process;
 a power cut may lose the last commits (never corrupt the ledger): those points are re-run.
+
+Verification (the store never returns wrong data): every :meth:`Store.load` checks the file
+against the SHA-256 its row records; a missing, changed, truncated or swapped file raises
+:class:`DamagedResultError`, and :meth:`Store.quarantine` moves it to ``quarantine/`` and
+deletes its row, so the next sweep run recomputes the point.  The ledger is checked when opened
+and on every read (:mod:`limitsim._ledger`): a damaged ledger raises :class:`StoreError` naming
+the store and how to recover.
 
 Writers: :func:`limitsim.run_sweep` writes only from the calling (parent) process; workers
 return results in memory, so the store needs no shared file system on a cluster.  Several
@@ -27,11 +39,14 @@ wins), and file names are content-addressed, so concurrent writers never corrupt
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shutil
 import sqlite3
 import time
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,11 +55,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from limitsim._store_files import file_intact, npz_bytes, remove_stale_temp_files, write_atomic
+from limitsim._ledger import STATUSES, Ledger, StoreError, create_ledger
+from limitsim._store_files import (
+    create_dir_atomic,
+    file_intact,
+    npz_bytes,
+    remove_stale_temp_files,
+    write_atomic,
+)
 from limitsim.grid import SCHEMA, Grid, canonical_json
 
 __all__ = [
     "STATUSES",
+    "DamagedResultError",
+    "DamagedResultWarning",
     "IncompatibleStoreError",
     "IntegrityReport",
     "PointResult",
@@ -54,32 +78,6 @@ __all__ = [
 ]
 
 FORMAT = "limitsim-sweep-store"
-#: Ledger statuses: ``done`` and ``diverged`` points are finished (have a file); ``failed`` ones
-#: are re-run only on request.
-STATUSES = ("done", "diverged", "failed")
-_LEDGER = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS points (
-    key TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'diverged', 'failed')),
-    error TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    attempts INTEGER NOT NULL,
-    file TEXT,
-    sha256 TEXT,
-    finished REAL NOT NULL
-);
-"""
-_UPSERT = """
-INSERT INTO points (key, config, status, error, seconds, attempts, file, sha256, finished)
-VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET
-    status = excluded.status, error = excluded.error, seconds = excluded.seconds,
-    attempts = points.attempts + 1, file = excluded.file, sha256 = excluded.sha256,
-    finished = excluded.finished
-WHERE points.status = 'failed'
-"""
 
 
 def limitsim_version() -> str:
@@ -90,12 +88,33 @@ def limitsim_version() -> str:
         return "0.0.0+unknown"
 
 
-class StoreError(RuntimeError):
-    """The store cannot be used or written (the message says why and what is intact)."""
-
-
 class IncompatibleStoreError(StoreError):
     """The store was written by another schema, limitsim version or point function."""
+
+
+class DamagedResultError(StoreError):
+    """Result files that are missing or do not match their recorded SHA-256.
+
+    Attributes
+    ----------
+    damaged : dict
+        Point key → what is wrong with its file.
+    """
+
+    def __init__(self, store: Path, damaged: Mapping[str, str]) -> None:
+        self.damaged = dict(damaged)
+        shown = "; ".join(f"point {k[:12]}…: {why}" for k, why in list(self.damaged.items())[:5])
+        more = f" (and {len(self.damaged) - 5} more)" if len(self.damaged) > 5 else ""
+        #: "store S: N damaged result file(s): point …: why; …"
+        self.summary = f"store {store}: {len(self.damaged)} damaged result file(s): {shown}{more}"
+        super().__init__(
+            f"{self.summary}. No damaged result was used; run the sweep again "
+            "(`limitsim sweep run`) to move them to quarantine/ and recompute their points."
+        )
+
+
+class DamagedResultWarning(UserWarning):
+    """Damaged result files were moved to ``quarantine/`` and their points recomputed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +162,8 @@ class IntegrityReport:
         Partial temporary files (left by a kill during a write; not counted).
     sqlite : str
         ``PRAGMA quick_check`` of the ledger ("ok" when sound).
+    quarantined : tuple of str
+        Damaged files moved to ``quarantine/`` (their points were or will be recomputed).
     """
 
     rows: int
@@ -151,6 +172,7 @@ class IntegrityReport:
     orphans: tuple[str, ...]
     temp_files: tuple[str, ...]
     sqlite: str
+    quarantined: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -177,25 +199,20 @@ class Store:
         self.version: str = info["limitsim_version"]
         self.readonly = readonly
         self._tmp = path / "tmp"
-        db = path / "ledger.sqlite"
-        try:
-            if readonly:
-                self._db = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-            else:
+        if not readonly:
+            try:
                 for sub in ("points", "tmp"):
                     (path / sub).mkdir(exist_ok=True)
-                self._db = sqlite3.connect(db, timeout=60, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_LEDGER)
-                remove_stale_temp_files(self._tmp)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the ledger of store {path}: {exc}") from exc
+            except OSError as exc:
+                raise StoreError(f"cannot open store {path} for writing: {exc}") from exc
+        self._ledger = Ledger(path, readonly=readonly)
+        if not readonly:
+            remove_stale_temp_files(self._tmp)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Close the ledger connection."""
-        self._db.close()
+        self._ledger.close()
 
     def __enter__(self) -> Store:
         return self
@@ -207,39 +224,64 @@ class Store:
     @property
     def grid(self) -> Grid | None:
         """The grid of the latest sweep run on this store (None before the first)."""
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'grid'").fetchone()
-        return None if row is None else Grid.from_dict(json.loads(row[0]))
+        data = self._ledger.grid()
+        if data is None:
+            return None
+        try:
+            return Grid.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"store {self.path} holds an invalid grid: {exc}") from None
 
     def entries(self) -> dict[str, tuple[str, str, float]]:
         """Key → (status, error text, seconds) of every ledger row."""
-        rows = self._db.execute("SELECT key, status, error, seconds FROM points")
-        return {key: (status, error, seconds) for key, status, error, seconds in rows}
+        return self._ledger.entries()
 
     def rows(self) -> list[dict[str, Any]]:
         """Every ledger row as a dict (``config`` parsed), in order of completion."""
-        cursor = self._db.execute("SELECT * FROM points ORDER BY finished")
-        names = [c[0] for c in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor]
-        for row in rows:
-            row["config"] = json.loads(row["config"])
-        return rows
+        return self._ledger.rows()
 
-    def load(self, key: str) -> dict[str, NDArray[Any]]:
-        """The arrays of a done or diverged point (KeyError if it has none)."""
-        row = self._db.execute("SELECT file FROM points WHERE key = ?", (key,)).fetchone()
+    def _verified_bytes(self, key: str) -> bytes:
+        """The bytes of a finished point's file, checked against its SHA-256."""
+        row = self._ledger.file(key)
         if row is None or row[0] is None:
             raise KeyError(f"no stored arrays for point {key}")
-        with np.load(self.path / row[0], allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        file, sha = row[0], row[1]
+        try:
+            data = (self.path / file).read_bytes()
+        except FileNotFoundError:
+            raise DamagedResultError(self.path, {key: f"file {file} is missing"}) from None
+        except OSError as exc:
+            raise DamagedResultError(self.path, {key: f"cannot read {file}: {exc}"}) from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            why = f"file {file} does not match its SHA-256 (changed, truncated or swapped)"
+            raise DamagedResultError(self.path, {key: why})
+        return data
+
+    def load(self, key: str) -> dict[str, NDArray[Any]]:
+        """The arrays of a done or diverged point, verified against the recorded SHA-256.
+
+        Raises
+        ------
+        KeyError
+            The point has no arrays (not finished, or failed).
+        DamagedResultError
+            Its file is missing or damaged (:meth:`quarantine` it; the point is then re-run).
+        """
+        data = self._verified_bytes(key)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # written damaged
+            raise DamagedResultError(self.path, {key: f"does not load: {exc}"}) from None
+
+    def verify(self, key: str) -> None:
+        """Check a finished point's file against its SHA-256 (DamagedResultError if not)."""
+        self._verified_bytes(key)
 
     # ------------------------------------------------------------------ writing
     def set_grid(self, grid: Grid) -> None:
         """Record ``grid`` as the store's current grid (used by ``export`` and ``status``)."""
-        self._execute_write(
-            "INSERT OR REPLACE INTO meta (name, value) VALUES ('grid', ?)",
-            (canonical_json(grid.to_dict()),),
-            what="the grid",
-        )
+        self._ledger.set_grid(canonical_json(grid.to_dict()))
 
     def record(self, result: PointResult) -> bool:
         """Store one point: arrays first (atomically), then the ledger row.
@@ -279,25 +321,39 @@ class Store:
             sha,
             time.time(),
         )
-        return self._execute_write(_UPSERT, params, what=f"point {result.key}") > 0
+        return self._ledger.upsert(params, what=f"point {result.key}")
 
-    def _execute_write(self, sql: str, params: tuple[Any, ...], *, what: str) -> int:
+    def quarantine(self, keys: Iterable[str]) -> int:
+        """Move the files of ``keys`` to ``quarantine/`` and delete their rows.
+
+        The points become pending, so the next sweep run recomputes them.  Used for the keys of
+        a :class:`DamagedResultError`.
+
+        Returns
+        -------
+        int
+            Number of rows deleted.
+        """
         if self.readonly:
             raise StoreError(f"store {self.path} is open read-only")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                count = self._db.execute(sql, params).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot record {what} in the ledger of store {self.path}: {exc}. "
-                "Finished points are intact; fix the cause and run the sweep again to resume."
-            ) from exc
-        return int(count)
+        deleted = 0
+        for key in keys:
+            row = self._ledger.file(key)
+            if row is None:
+                continue
+            file = row[0]
+            if file is not None and (self.path / file).exists():
+                target = self.path / "quarantine" / Path(file).name
+                try:
+                    target.parent.mkdir(exist_ok=True)
+                    os.replace(self.path / file, target)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot move the damaged file {file} of store {self.path} to "
+                        f"quarantine/: {exc}"
+                    ) from exc
+            deleted += self._ledger.delete(key, file)
+        return deleted
 
     # ------------------------------------------------------------------ maintenance
     def check_integrity(self, *, deep: bool = False) -> IntegrityReport:
@@ -308,19 +364,19 @@ class Store:
         deep : bool
             Also re-hash every file against the ledger's SHA-256 and load it.
         """
-        rows = self._db.execute("SELECT key, status, file, sha256 FROM points").fetchall()
+        rows = self._ledger.files()
+        quick = self._ledger.quick_check()
         missing, corrupt, referenced = [], [], set()
         for key, status, file, sha in rows:
             if status == "failed":
                 continue
             referenced.add(file)
-            path = self.path / file
+            path = self.path / str(file)
             if not path.is_file():
                 missing.append(key)
-            elif deep and not file_intact(path, sha):
+            elif deep and not file_intact(path, str(sha)):
                 corrupt.append(key)
         files = {p.relative_to(self.path).as_posix() for p in self.path.glob("points/*/*.npz")}
-        (quick,) = self._db.execute("PRAGMA quick_check").fetchone()
         return IntegrityReport(
             rows=len(rows),
             missing=tuple(missing),
@@ -328,6 +384,7 @@ class Store:
             orphans=tuple(sorted(files - referenced)),
             temp_files=tuple(sorted(p.name for p in self._tmp.glob("*"))),
             sqlite=quick,
+            quarantined=tuple(sorted(p.name for p in self.path.glob("quarantine/*"))),
         )
 
     def clean(self) -> int:
@@ -342,6 +399,11 @@ class Store:
         """The results of ``grid`` (default: the store's grid) as an ``xarray.Dataset``.
 
         See :func:`limitsim.sweep_dataset.build_dataset` for the layout.
+
+        Raises
+        ------
+        DamagedResultError
+            Some result files of the grid are missing or damaged (none is used).
         """
         from limitsim.sweep_dataset import build_dataset
 
@@ -349,6 +411,75 @@ class Store:
         if grid is None:
             raise StoreError(f"store {self.path} has no grid yet: run a sweep on it first")
         return build_dataset(self, grid)
+
+
+def _read_identity(path: Path) -> dict[str, Any] | None:
+    identity = path / "store.json"
+    if not identity.is_file():
+        return None
+    try:
+        info = json.loads(identity.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {identity}: {exc}") from exc
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(name), str) for name in ("format", "function", "limitsim_version")
+    ):
+        raise StoreError(
+            f"cannot read {identity}: it must be a JSON object with the strings 'format', "
+            "'function' and 'limitsim_version' (it was written by limitsim when the store was "
+            "created; restore it from a copy or use a new store path)"
+        )
+    return info
+
+
+def _is_empty(path: Path) -> bool:
+    """Whether ``path`` is absent, an empty directory, or the ``tmp/`` an older limitsim left.
+
+    limitsim 0.1.0 created ``tmp/`` before ``store.json``; a kill in between left a directory
+    holding only ``tmp/`` (with at most a partial ``store.json`` temporary file), which is
+    cleared here so that the store can be created.
+    """
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    if [e.name for e in entries] == ["tmp"] and entries[0].is_dir():
+        if all(f.name.startswith("store.") and f.suffix == ".tmp" for f in entries[0].iterdir()):
+            shutil.rmtree(entries[0], ignore_errors=True)
+            entries = list(path.iterdir())
+    return not entries
+
+
+def _create(path: Path, function: str) -> None:
+    """Create a complete store at ``path`` atomically (or find one a concurrent caller made)."""
+    info = {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "limitsim_version": limitsim_version(),
+        "function": function,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+    def populate(staging: Path) -> None:
+        for sub in ("points", "tmp"):
+            (staging / sub).mkdir()
+        create_ledger(staging / "ledger.sqlite")
+        write_atomic(staging / "store.json", json.dumps(info, indent=1).encode(), staging / "tmp")
+
+    try:
+        if not _is_empty(path):
+            raise StoreError(
+                f"{path} exists and is not a limitsim sweep store (no store.json); "
+                "give a new or empty directory"
+            )
+        if not create_dir_atomic(path, populate) and not (path / "store.json").is_file():
+            raise StoreError(
+                f"{path} was filled by another process while this one created a store there, "
+                "and it is not a limitsim sweep store; give a new or empty directory"
+            )
+    except (OSError, sqlite3.Error) as exc:  # sqlite3: creating the ledger
+        raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
 
 
 def open_store(
@@ -376,55 +507,39 @@ def open_store(
         Other schema or point function, or (unless ``readonly``) other limitsim version; the
         store is not modified (only ``store.json`` is read).
     StoreError
-        ``path`` is not a store, or cannot be created.
+        ``path`` is not a store, cannot be created, or its ledger is damaged (the message says
+        how to recover).
     FileNotFoundError
         ``readonly`` and there is no store at ``path``.
     """
     path = Path(path)
     current = limitsim_version()
-    identity = path / "store.json"
-    if identity.is_file():
-        try:
-            info = json.loads(identity.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {identity}: {exc}") from exc
-        if info.get("format") != FORMAT or info.get("schema") != SCHEMA:
-            raise IncompatibleStoreError(
-                f"store {path} has format {info.get('format')!r} schema {info.get('schema')!r}; "
-                f"this limitsim {current} reads {FORMAT!r} schema {SCHEMA}. "
-                "Nothing was changed; use a new store path."
-            )
-        if not readonly and info.get("limitsim_version") != current:
-            raise IncompatibleStoreError(
-                f"store {path} was written by limitsim {info.get('limitsim_version')}, this is "
-                f"limitsim {current}: results (keyed by version) cannot be mixed. Nothing was "
-                "changed; export it with this version's `sweep export`, or use a new store path."
-            )
-        if function is not None and info.get("function") != function:
-            raise IncompatibleStoreError(
-                f"store {path} holds results of {info.get('function')!r}, not {function!r}. "
-                "Nothing was changed; use a new store path."
-            )
-        return Store(path, info, readonly=readonly)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise StoreError(
-            f"{path} exists and is not a limitsim sweep store (no store.json); "
-            "give a new or empty directory"
+    info = _read_identity(path)
+    if info is None:
+        if readonly:
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise StoreError(f"{path} is not a limitsim sweep store (no store.json)")
+            raise FileNotFoundError(f"no sweep store at {path}")
+        if function is None:
+            raise ValueError("function is required to create a new store")
+        _create(path, function)
+        info = _read_identity(path)
+        assert info is not None  # _create leaves a store.json or raises
+    if info.get("format") != FORMAT or info.get("schema") != SCHEMA:
+        raise IncompatibleStoreError(
+            f"store {path} has format {info.get('format')!r} schema {info.get('schema')!r}; "
+            f"this limitsim {current} reads {FORMAT!r} schema {SCHEMA}. "
+            "Nothing was changed; use a new store path."
         )
-    if readonly:
-        raise FileNotFoundError(f"no sweep store at {path}")
-    if function is None:
-        raise ValueError("function is required to create a new store")
-    info = {
-        "format": FORMAT,
-        "schema": SCHEMA,
-        "limitsim_version": current,
-        "function": function,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    try:
-        (path / "tmp").mkdir(parents=True, exist_ok=True)
-        write_atomic(identity, json.dumps(info, indent=1).encode(), path / "tmp")
-    except OSError as exc:
-        raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
-    return Store(path, info, readonly=False)
+    if not readonly and info.get("limitsim_version") != current:
+        raise IncompatibleStoreError(
+            f"store {path} was written by limitsim {info.get('limitsim_version')}, this is "
+            f"limitsim {current}: results (keyed by version) cannot be mixed. Nothing was "
+            "changed; export it with this version's `sweep export`, or use a new store path."
+        )
+    if function is not None and info.get("function") != function:
+        raise IncompatibleStoreError(
+            f"store {path} holds results of {info.get('function')!r}, not {function!r}. "
+            "Nothing was changed; use a new store path."
+        )
+    return Store(path, info, readonly=readonly)

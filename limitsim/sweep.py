@@ -20,13 +20,15 @@ calling process only, and come back as an ``xarray.Dataset`` (:mod:`limitsim.swe
 the same grid gives identical Datasets whichever executor, worker count or batching ran it.
 
 Sweeps are also described as data (:class:`limitsim.sweep_spec.SweepSpec`, TOML files, the
-:data:`PRESETS`) for ``limitsim sweep run``.
+:data:`PRESETS`) for ``limitsim sweep run``; a spec names its point function from a registry
+(:func:`register_point_function`), never an arbitrary import path unless the user opts in
+(``SECURITY.md``).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,8 +43,22 @@ from limitsim._sweep_exec import (
     failed_results,
 )
 from limitsim.grid import Grid, canonical_json, point_key, point_seed
-from limitsim.store import Store, open_store
-from limitsim.sweep_spec import PRESETS, SweepSpec, get_preset, load_spec
+from limitsim.store import (
+    DamagedResultError,
+    DamagedResultWarning,
+    Store,
+    StoreError,
+    open_store,
+)
+from limitsim.sweep_spec import (
+    PRESETS,
+    SweepSpec,
+    function_name,
+    get_point_function,
+    get_preset,
+    load_spec,
+    register_point_function,
+)
 
 __all__ = [
     "EXECUTORS",
@@ -52,6 +68,7 @@ __all__ = [
     "get_preset",
     "load_spec",
     "point_seed",
+    "register_point_function",
     "resolve_function",
     "run_sweep",
 ]
@@ -66,8 +83,11 @@ def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., 
     Parameters
     ----------
     function : str or callable
-        ``"package.module:function"`` (or ``"package.module.function"``), or a top-level
-        function object.
+        A top-level function object, or a name: a registered point function
+        (:func:`limitsim.sweep_spec.point_functions`), else an import path
+        ``"package.module:function"`` (``"package.module.function"``), which is imported.
+        Spec files never reach this import: :class:`~limitsim.sweep_spec.SweepSpec` refuses
+        unregistered names unless ``allow_code``.
 
     Raises
     ------
@@ -76,31 +96,9 @@ def resolve_function(function: str | Callable[..., Any]) -> tuple[Callable[..., 
     ValueError
         For a name that does not import.
     """
-    module: str | None
     if isinstance(function, str):
-        module, sep, qualname = function.partition(":")
-        if not sep:
-            module, _, qualname = function.rpartition(".")
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ValueError(
-                f"function {function!r} cannot be imported ({type(exc).__name__}: {exc}); "
-                "give 'package.module:function' of a top-level function"
-            ) from None
-        function = obj
-    if not callable(function):
-        raise TypeError(f"function must be callable or a dotted name, got {function!r}")
-    module = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", "")
-    if not module or "<" in qualname:
-        raise TypeError(
-            f"the point function must be a top-level function that workers can import by "
-            f"name, got {qualname or function!r} (lambdas and nested functions cannot be used)"
-        )
-    return function, f"{module}:{qualname}"
+        function = get_point_function(function, allow_code=True)  # the caller's own code
+    return function, function_name(function)
 
 
 def _check_address(address: str) -> str:
@@ -192,7 +190,14 @@ def run_sweep(
     Returns
     -------
     xarray.Dataset
-        The grid's results (layout in :mod:`limitsim.sweep_dataset`).
+        The grid's results (layout in :mod:`limitsim.sweep_dataset`), each loaded file
+        verified against its recorded SHA-256.
+
+    Warns
+    -----
+    limitsim.store.DamagedResultWarning
+        Result files of finished points were missing or damaged: they were moved to the
+        store's ``quarantine/`` and their points recomputed.
 
     Raises
     ------
@@ -201,7 +206,8 @@ def run_sweep(
     limitsim.store.IncompatibleStoreError
         The store belongs to another limitsim version or point function (it is not modified).
     limitsim.store.StoreError
-        The store cannot be written (full disk, read-only): finished points stay intact.
+        The store cannot be written (full disk, read-only): finished points stay intact; or
+        its ledger is damaged (the message says how to recover).
     ConnectionError
         The scheduler cannot be reached within ``connect_timeout``.
     """
@@ -221,44 +227,57 @@ def run_sweep(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     with open_store(store, function=name) as st:
         st.set_grid(grid)
-        entries = st.entries()
-        counts: Counter[str] = Counter()
-        todo = []
         points = grid.points()
-        for point in points:
-            key = point_key(point, name, st.version)
-            status = entries[key][0] if key in entries else None
-            if status is None or (status == "failed" and retry_failed):
-                todo.append((key, point))
-            else:
-                counts[status] += 1
-        tasks = _make_tasks(todo, batch_axes, batch_size)
-        if tasks:
-            if executor == "dask":
-                backend: Any = DaskBackend(scheduler, workers, connect_timeout)
-            else:
-                n = min(workers or os.cpu_count() or 1, len(tasks))  # no idle processes
-                if executor == "processes":
-                    backend = LocalBackend(n)
-                    backend.start()
+        damaged: DamagedResultError | None = None
+        while True:  # a second pass recomputes the damaged results the first one found
+            entries = st.entries()
+            counts: Counter[str] = Counter()
+            todo = []
+            for point in points:
+                key = point_key(point, name, st.version)
+                status = entries[key][0] if key in entries else None
+                if status is None or (status == "failed" and retry_failed):
+                    todo.append((key, point))
                 else:
-                    backend = InlineBackend()
-            bar = Bar(
-                total=len(points),
-                initial=len(points) - len(todo),
-                unit="pt",
-                desc="sweep",
-                disable=None if progress is None else not progress,
-            )
-            bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"])
-            cancel = True
+                    counts[status] += 1
+            tasks = _make_tasks(todo, batch_axes, batch_size)
+            if tasks:
+                if executor == "dask":
+                    backend: Any = DaskBackend(scheduler, workers, connect_timeout)
+                else:
+                    n = min(workers or os.cpu_count() or 1, len(tasks))  # no idle processes
+                    if executor == "processes":
+                        backend = LocalBackend(n)
+                        backend.start()
+                    else:
+                        backend = InlineBackend()
+                bar = Bar(
+                    total=len(points),
+                    initial=len(points) - len(todo),
+                    unit="pt",
+                    desc="sweep",
+                    disable=None if progress is None else not progress,
+                )
+                bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"])
+                cancel = True
+                try:
+                    _drive(backend, fn, tasks, bool(batch_axes), st, counts, bar, max_attempts)
+                    cancel = False
+                finally:
+                    bar.close()
+                    backend.close(cancel)
             try:
-                _drive(backend, fn, tasks, bool(batch_axes), st, counts, bar, max_attempts)
-                cancel = False
-            finally:
-                bar.close()
-                backend.close(cancel)
-        return st.to_dataset(grid)
+                return st.to_dataset(grid)
+            except DamagedResultError as exc:
+                if damaged is not None:
+                    raise StoreError(
+                        f"results written to store {st.path} were damaged again right after "
+                        f"they were recomputed ({exc.summary}); check the disk"
+                    ) from exc
+                damaged = exc
+                st.quarantine(exc.damaged)
+                message = f"{exc.summary}; moved to {st.path / 'quarantine'}, recomputing"
+                warnings.warn(message, DamagedResultWarning, stacklevel=2)
 
 
 def _drive(

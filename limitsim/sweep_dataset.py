@@ -33,14 +33,22 @@ __all__ = ["build_dataset", "summarize"]
 def build_dataset(store: Store, grid: Grid) -> Any:
     """The results of ``grid`` in ``store`` as an :class:`xarray.Dataset` (see module doc).
 
+    Every finished point's file is verified against its SHA-256 (done points' files when
+    loaded, diverged points' files by hash alone).
+
     Raises
     ------
     ValueError
         When one result name has arrays of different numbers of dimensions.
+    limitsim.store.DamagedResultError
+        Listing every point of the grid whose file is missing or damaged (none is used).
     """
     import xarray as xr
 
+    from limitsim.store import DamagedResultError
+
     entries = store.entries()
+    damaged: dict[str, str] = {}
     status = np.full(grid.shape, "pending", dtype=object)
     error = np.full(grid.shape, "", dtype=object)
     found: dict[str, list[tuple[tuple[int, ...], np.ndarray]]] = {}
@@ -51,9 +59,16 @@ def build_dataset(store: Store, grid: Grid) -> Any:
             status[index] = "filtered"
         elif entry is not None:
             status[index], error[index] = entry[0], entry[1]
-            if entry[0] == "done":
-                for name, array in store.load(key).items():
-                    found.setdefault(name, []).append((index, array))
+            try:
+                if entry[0] == "done":
+                    for name, array in store.load(key).items():
+                        found.setdefault(name, []).append((index, array))
+                elif entry[0] == "diverged":
+                    store.verify(key)
+            except DamagedResultError as exc:
+                damaged.update(exc.damaged)
+    if damaged:
+        raise DamagedResultError(store.path, damaged)
     data: dict[str, Any] = {}
     for name in sorted(found):
         items = found[name]

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["LOSSES", "Task"]
+__all__ = ["LOSSES", "Task", "check_probabilities"]
 
 LOSSES = ("mse", "xent")
 
@@ -44,6 +44,40 @@ def as_finite_array(value: ArrayLike, name: str, ndim: int) -> NDArray[np.float6
     return array
 
 
+def check_probabilities(Y: NDArray[np.float64], name: str) -> None:
+    """Cross-entropy targets: rows of ``e ≥ 2`` entries in [0, 1] that sum to 1.
+
+    One-hot rows are the usual case; soft labels are allowed.  A row sum may differ from 1 by
+    ``e`` float32 units of round-off (``e · 2^-23``), so probabilities stored in float32 pass.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: a single output column (integer class labels must be one-hot
+        encoded first, ``np.eye(n_classes)[labels]``), entries outside [0, 1], or a row
+        whose sum is not 1.
+    """
+    e = Y.shape[-1]
+    if e < 2:
+        raise ValueError(
+            f"cross-entropy targets {name} must be one-hot or probability rows over e >= 2 "
+            f"classes, got shape {Y.shape}; one-hot encode integer class labels first: "
+            "np.eye(n_classes)[labels]"
+        )
+    if Y.min() < 0 or Y.max() > 1:
+        raise ValueError(
+            f"cross-entropy targets {name} must lie in [0, 1] (one-hot or probabilities), "
+            f"got values in [{Y.min():.6g}, {Y.max():.6g}]"
+        )
+    sums = Y.sum(axis=-1)
+    worst = np.unravel_index(np.argmax(np.abs(sums - 1)), sums.shape)
+    if abs(sums[worst] - 1) > e * float(np.finfo(np.float32).eps):
+        raise ValueError(
+            f"cross-entropy targets {name} must be rows summing to 1 (one-hot or "
+            f"probabilities); row {tuple(int(i) for i in worst)} sums to {sums[worst]:.6g}"
+        )
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Task:
     """A training routine's data: one batch per step and a loss (Def. 7.1).
@@ -53,11 +87,13 @@ class Task:
     X : ndarray, shape (T, B, d)
         Inputs of the batch of each step.
     Y : ndarray, shape (T, B, e)
-        Targets (regression values for ``"mse"``, one-hot or soft labels for ``"xent"``).
+        Targets: regression values for ``"mse"``; for ``"xent"`` one-hot or soft labels, rows
+        of ``e ≥ 2`` entries in [0, 1] summing to 1 (:func:`check_probabilities`; integer
+        class labels are refused: one-hot encode them, ``np.eye(n_classes)[labels]``).
     loss : {"mse", "xent"}
         ``"mse"``: batch mean of ½‖f − y‖²; ``"xent"``: batch mean softmax cross-entropy.
     eval_X, eval_Y : ndarray, shape (P, d) and (P, e), optional
-        Held-out evaluation inputs and targets.
+        Held-out evaluation inputs and targets (``eval_Y`` checked as ``Y``).
     name : str
         Human-readable description (shown in figures and saved runs).
     """
@@ -78,6 +114,8 @@ class Task:
             )
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss == "xent":
+            check_probabilities(Y, "Y")
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "Y", Y)
         if self.eval_X is not None:
@@ -96,6 +134,8 @@ class Task:
                     f"eval_Y must have shape {(self.eval_X.shape[0], Y.shape[2])}, "
                     f"got {eval_Y.shape}"
                 )
+            if self.loss == "xent":
+                check_probabilities(eval_Y, "eval_Y")
             object.__setattr__(self, "eval_Y", eval_Y)
         for array in (self.X, self.Y, self.eval_X, self.eval_Y):
             if array is not None:

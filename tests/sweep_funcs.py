@@ -65,3 +65,10 @@ def bad_output(point):
     if point["x"] == 1:
         return {"status": 1.0}
     return [1.0]
+
+
+def hangs(point):
+    """Writes its process id to ``point["marker_dir"]``, then sleeps for a minute."""
+    (Path(point["marker_dir"]) / f"pid-{os.getpid()}").write_text("")
+    time.sleep(60)
+    return {"y": 0.0}

@@ -25,6 +25,7 @@ def test_public_names():
             "nonlinearity",
             "open_store",
             "point_seed",
+            "register_point_function",
             "run_sweep",
             "simulate_limit",
             "train_finite",

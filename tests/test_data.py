@@ -143,3 +143,34 @@ def test_task_shape_errors_name_the_arrays():
         Task.from_batches(np.zeros((2, 3, 4)), np.zeros((2, 4, 1)))
     with pytest.raises(ValueError, match="loss"):
         Task.from_batches(np.zeros((2, 3, 4)), np.zeros((2, 3, 1)), loss="hinge")
+
+
+def test_cross_entropy_targets_must_be_probabilities(rng):
+    X = rng.standard_normal((2, 3, 4))
+    labels = rng.integers(0, 3, (2, 3))
+    with pytest.raises(ValueError, match=r"one-hot encode integer class labels.*np\.eye"):
+        Task.from_batches(X, labels[..., None], loss="xent")
+    with pytest.raises(ValueError, match=r"one-hot encode"):
+        Task.full_batch(X[0], labels[0], 5, loss="xent")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*\[-1, 2\]"):
+        Task.from_batches(X, np.full((2, 3, 2), [2.0, -1.0]), loss="xent")
+    with pytest.raises(ValueError, match=r"summing to 1.*row \(0, 0\) sums to 1\.1"):
+        Task.from_batches(X, np.full((2, 3, 2), [0.5, 0.6]), loss="xent")
+    one_hot = np.eye(3)[labels]
+    with pytest.raises(ValueError, match="targets eval_Y"):
+        Task.from_batches(X, one_hot, loss="xent", eval_X=X[0], eval_Y=2 * one_hot[0])
+    # mse keeps any real targets
+    assert Task.from_batches(X, 2 * one_hot - 7, loss="mse").loss == "mse"
+    # one-hot and soft labels rounded to float32 pass; their cross-entropy is >= 0
+    soft = rng.random((2, 3, 7)).astype(np.float32)
+    soft /= soft.sum(axis=-1, keepdims=True)
+    for Y in (one_hot, soft):
+        task = Task.from_batches(X, Y, loss="xent")
+        f = rng.standard_normal((5, *Y.shape[1:]))
+        assert np.all(task.value(f, task.Y[0]) >= 0)
+
+
+@pytest.mark.parametrize("name", ["teacher", "few_point"])
+def test_regression_tasks_refuse_cross_entropy(name):
+    with pytest.raises(ValueError, match=f"the {name} task has real-valued regression targets"):
+        load_dataset(name, loss="xent")

@@ -42,6 +42,19 @@ def test_richardson_on_a_known_expansion():
         richardson(values[:2], None, depths[:2])
 
 
+@pytest.mark.parametrize("depths", [(4, 8), (8, 4, 16)])
+def test_depth_ladder_is_checked_before_any_simulation(depths, monkeypatch):
+    import limitsim.depth
+
+    def simulated(*args, **kwargs):
+        pytest.fail("simulated before checking the ladder")
+
+    monkeypatch.setattr(limitsim.depth, "simulate_limit", simulated)
+    task = Task.full_batch(np.eye(2), np.ones((2, 1)), 2)
+    with pytest.raises(ValueError, match=r"depths must be >= 3 increasing depths"):
+        depth_limit(task, Parametrization.depth_mup(), depths=depths)
+
+
 def test_linear_limit_converges_at_rate_one_over_depth():
     task = small_task()
     depths = np.array([32, 64, 128, 256, 512])  # asymptotic regime of this task

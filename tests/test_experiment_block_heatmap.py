@@ -7,18 +7,16 @@ import pytest
 import xarray as xr
 
 from limitsim.experiments import block_heatmap as bh
+from tests.helpers import tiny_dataset
 
 
-def test_tiny_run_plot_claims(tmp_path):
-    ds = bh.run(bh.SIZES["tiny"])
-    assert {"depth", "log2_a", "log2_eta", "seed"} <= set(ds.coords)
+def test_tiny_run():
+    ds = tiny_dataset("block_heatmap")
     assert ds.log_loss.dims == ("depth", "log2_a", "log2_eta", "seed")
     assert np.isfinite(ds.log_loss).all()
-    paths = bh.plot(ds, tmp_path)
-    assert all(p.exists() for p in paths)
     claims = bh.claims(ds)
-    assert len(claims) == 3
-    assert all(c.verdict in ("reproduced", "not reproduced", "inconclusive") for c in claims)
+    assert [c.kind for c in claims] == ["paper"] * 3
+    assert all(c.estimate.seeds == ds.sizes["seed"] for c in claims)
 
 
 def _valley(slope, x, y, *, across=0.4, along=3.0, centre=(1.0, -1.0)):
@@ -57,7 +55,7 @@ def test_diverged_cells_are_outside_the_set():
     assert math.isnan(bh.sublevel_axis(x, y, np.full(loss.shape, np.nan), delta=1.0)[0])
 
 
-def _dataset(slopes, *, seeds=3, noise=0.05):
+def _dataset(slopes, *, seeds=8, noise=0.05):
     rng = np.random.default_rng(7)
     x = np.arange(-2.0, 4.01, 0.5)
     y = np.arange(-5.0, 3.01, 0.5)
@@ -74,18 +72,22 @@ def test_claims_on_synthetic_heatmaps():
     """Slopes −2 → −1 reproduce all three claims; −1 → −2 fails all three."""
     ds = _dataset([-2.0, -1.0])
     for L, slope in ((2, -2.0), (32, -1.0)):
-        fitted, se = bh.slope_fit(ds, L)
-        assert 0 < se and abs(fitted - slope) < 4 * se + 0.05  # + grid discreteness at 0.5
+        fitted = bh.slope_fit(ds, L)
+        assert fitted.seeds == 8 and fitted.low - 0.05 < slope < fitted.high + 0.05  # grid 0.5
     assert [c.verdict for c in bh.claims(ds)] == ["reproduced"] * 3
     assert [c.verdict for c in bh.claims(_dataset([-1.0, -2.0]))] == ["not reproduced"] * 3
 
 
-def test_pooled_standard_error():
-    ds = _dataset([-2.0, -1.0], seeds=4, noise=0.1)
-    mean, se = bh._mean_se(ds, 2)
-    cube = ds.log_loss.sel(depth=2).values
-    assert np.allclose(mean, cube.mean(axis=2))
-    assert se == pytest.approx(math.sqrt(np.var(cube, axis=2, ddof=1).mean() / 4))
+def test_bootstrap_needs_eight_seeds():
+    fitted = bh.slope_fit(_dataset([-2.0, -1.0], seeds=4), 2)
+    assert math.isfinite(fitted.value) and math.isnan(fitted.low)
+
+
+def test_seed_mean_excludes_cells_with_a_diverged_seed():
+    cube = np.ones((3, 2, 2))
+    cube[1, 0, 0] = np.nan
+    mean = bh._seed_mean(cube)
+    assert np.isnan(mean[0, 0]) and np.all(mean.ravel()[1:] == 1.0)
 
 
 def test_needs_two_seeds():

@@ -8,11 +8,12 @@ import xarray as xr
 
 from limitsim.experiments import convergence as cv
 from limitsim.linear_depth import linear_depth_limit
+from tests.helpers import tiny_dataset
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return cv.run(cv.SIZES["tiny"])
+    return tiny_dataset("convergence")
 
 
 def test_tiny_run_plot_claims(tiny, tmp_path):
@@ -27,8 +28,9 @@ def test_tiny_run_plot_claims(tiny, tmp_path):
     paths = cv.plot(tiny, tmp_path)
     assert all(p.exists() for p in paths)
     claims = cv.claims(tiny)
-    assert len(claims) == 4
-    assert all(c.verdict in ("reproduced", "not reproduced", "inconclusive") for c in claims)
+    assert [c.kind for c in claims] == ["check", "check", "paper", "extension"]
+    width = claims[0].estimate
+    assert width.seeds == sizes["seeds"] and width.low < width.value < width.high
 
 
 def test_width_depth_limit_is_run_even_off_the_ladders(tiny):

@@ -15,7 +15,7 @@ from limitsim.experiments._homogeneous import (
     lag_prediction,
 )
 from limitsim.nonlinearities import nonlinearity as get_nonlinearity
-from limitsim.report import VERDICTS
+from tests.helpers import tiny_dataset
 
 THETAS = np.arange(-90.0, 90.1, 22.5)
 
@@ -53,82 +53,91 @@ def test_lag_prediction_against_monte_carlo(theta, rng):
     assert abs(mean - float(lag_prediction(theta))) <= 5 * se + 1e-12
 
 
-def test_tiny_profile(tmp_path):
-    ds = nonlinearity.run(nonlinearity.SIZES["tiny"])
-    assert {"phi", "depth", "log2_eta", "seed", "step", "theta"} <= set(ds.coords)
+def test_tiny_profile():
+    ds = tiny_dataset("nonlinearity")
     assert ds.log_loss.dims == ("phi", "depth", "log2_eta", "seed")
-    assert ds.family_lag1.dims == ("theta", "log2_eta", "seed", "step")
-    assert np.isfinite(ds.kappa.sel(depth=48)).all()  # L = 48 resolves three ε = k/L
-    assert np.isnan(ds.kappa.sel(depth=16)).all()
-    paths = nonlinearity.plot(ds, tmp_path)
-    assert sorted(p.name for p in paths) == [
-        "nonlinearity.pdf",
-        "nonlinearity.png",
-        "nonlinearity_family.pdf",
-        "nonlinearity_family.png",
-    ]
-    assert all(p.exists() for p in paths)
-    assert all(c.verdict in VERDICTS for c in nonlinearity.claims(ds))
+    assert ds.family_lag1.dims == ("theta", "seed", "step")
+    assert list(ds.step.values) == [0, 2, 4, 8]  # t = 0 and 25%, 50%, 100% of 8 steps
+    assert np.isfinite(ds.family_kappa).all()  # L = 64 resolves four ε = k/L
+    # θ = 0 is relu and θ = −45° abs: different members, different runs
+    assert not np.allclose(ds.family_lag1.sel(theta=0.0), ds.family_lag1.sel(theta=ABS_THETA))
+    claims = nonlinearity.claims(ds)
+    assert all(c.estimate.seeds == ds.sizes["seed"] for c in claims)
 
 
-def synthetic(*, seeds=3, noise=0.01, seed=0):
-    """The paper's picture: abs better and decorrelated, every family optimum at abs."""
+def test_record_steps():
+    assert nonlinearity.record_steps(300, (0.01, 0.03, 0.1, 1.0)) == (0, 3, 9, 30, 300)
+    assert nonlinearity.record_steps(10, (0.01, 0.5)) == (0, 1, 5)
+
+
+STEPS = [0, 3, 9, 30, 300]
+
+
+def synthetic(*, seeds=8, noise=0.01, seed=0, abs_kappa=0.45):
+    """The paper's picture: abs better, decorrelated and more diverse; family optima at abs."""
     rng = np.random.default_rng(seed)
-    etas, depths, steps, ks = [1.0, 2.0, 3.0], [32, 64], [0, 100], [1, 2, 3, 4]
+    etas, depths, ks = [1.0, 2.0, 3.0], [32, 64], [1, 2, 3, 4]
     bowl = (np.asarray(etas) - 2.0) ** 2
-    pair = {"relu": (-2.0, 0.5, 0.30), "abs": (-2.5, 0.0, 0.45)}  # (loss, lag1, κ̂)
 
     def noisy(shape):
         return noise * rng.standard_normal(shape)
 
     shape = (2, len(depths), len(etas), seeds)
-    loss = np.stack([np.full(shape[1:], pair[p][0]) for p in pair]) + bowl[:, None]
-    lag = np.stack([np.full((*shape[1:], 2), pair[p][1]) for p in pair])
-    kappa = np.stack([np.full((*shape[1:], 2), pair[p][2]) for p in pair])
-    fshape = (THETAS.size, len(etas), seeds)
+    loss = np.stack([np.full(shape[1:], v) for v in (-2.0, -2.5)]) + bowl[:, None]
+    fshape = (THETAS.size, seeds, len(STEPS))
     distance = np.radians(THETAS - ABS_THETA)[:, None, None]
-    pred = lag_prediction(THETAS)[:, None, None, None]
-    dims = ("phi", "depth", "log2_eta", "seed")
-    fdims = ("theta", "log2_eta", "seed")
+    lag = np.broadcast_to(lag_prediction(THETAS)[:, None, None], fshape)
+    kappa = np.where(np.asarray(STEPS) == 0, 0.5, abs_kappa - distance**2)
+    family_loss = np.repeat(-2.5 + distance[..., 0] ** 2, seeds, axis=1)
     return xr.Dataset(
         {
-            "log_loss": (dims, loss + noisy(shape)),
-            "lag1": ((*dims, "step"), lag + noisy((*shape, 2))),
-            "kappa": ((*dims, "step"), kappa + noisy((*shape, 2))),
-            "d": ((*dims, "step", "k"), np.ones((*shape, 2, 4))),
-            "family_log_loss": (fdims, -2.5 + distance**2 + bowl[:, None] + noisy(fshape)),
-            "family_lag1": ((*fdims, "step"), pred + noisy((*fshape, 2))),
-            "family_kappa": (
-                (*fdims, "step"),
-                0.45 - distance[..., None] ** 2 + noisy((*fshape, 2)),
-            ),
+            "log_loss": (("phi", "depth", "log2_eta", "seed"), loss + noisy(shape)),
+            "family_log_loss": (("theta", "seed"), family_loss),
+            "family_lag1": (("theta", "seed", "step"), lag + noisy(fshape)),
+            "family_kappa": (("theta", "seed", "step"), kappa + noisy(fshape)),
+            "family_d": (("theta", "seed", "step", "k"), np.ones((*fshape, 4))),
         },
         coords={
-            "phi": list(pair),
+            "phi": ["relu", "abs"],
             "depth": depths,
             "log2_eta": etas,
             "seed": np.arange(seeds),
-            "step": steps,
+            "step": STEPS,
             "k": ks,
             "theta": THETAS,
         },
-        attrs={"family_depth": 64},
-    )
+        attrs={"family_depth": 256, "steps": 300, "optimizer": "adam", "base_eta": 0.1,
+               "family_log2_eta": 0.0, "log2_a": -1.5, "task": "digits", "width": 64},
+    )  # fmt: skip
 
 
-def test_claims_on_the_papers_picture_are_reproduced(tmp_path):
-    ds = synthetic()
-    claims = nonlinearity.claims(ds)
-    assert len(claims) == 2 + 4 + 1 + 3
+def _verdicts(claims, text):
+    return [c.verdict for c in claims if text in c.claim + c.quantity]
+
+
+def test_claims_on_the_papers_picture_are_reproduced():
+    claims = nonlinearity.claims(synthetic())
+    # loss at L ≥ 32 (2), κ̂ at t = 0 and four later times (5), lag at init (2) and after
+    # training (2), family optima (2)
+    assert len(claims) == 2 + 5 + 4 + 2
     assert [c.verdict for c in claims] == ["reproduced"] * len(claims)
-    for claim in claims[-3:]:  # family optima
-        assert claim.measured == pytest.approx(ABS_THETA, abs=5 * claim.uncertainty + 1.0)
-    assert len(nonlinearity.plot(ds, tmp_path)) == 4
+    kinds = [c.kind for c in claims if "κ̂(abs) − κ̂(relu)" in c.quantity]
+    assert kinds == ["extension", "paper", "paper", "extension", "extension"]  # t ≤ 5%: paper
+    for claim in claims[-2:]:  # family optima
+        assert claim.estimate.low < ABS_THETA < claim.estimate.high
 
 
 def test_relu_winning_is_not_reproduced():
-    ds = synthetic()
+    ds = synthetic(abs_kappa=0.2)  # abs less diverse than relu (0.2 − (45°)² < 0.5 − …)
     ds["log_loss"] = ds.log_loss.sel(phi=["abs", "relu"]).assign_coords(phi=["relu", "abs"])
-    ds = ds.sortby("phi", ascending=False)
-    loss_claims = [c for c in nonlinearity.claims(ds) if "in loss" in c.statement]
-    assert loss_claims and all(c.verdict == "not reproduced" for c in loss_claims)
+    claims = nonlinearity.claims(ds)
+    assert _verdicts(claims, "in loss") == ["not reproduced"] * 2
+
+
+def test_diversity_rows_are_paired_over_seeds():
+    """A large seed effect shared by abs and relu does not blur their κ̂ difference."""
+    ds = synthetic()
+    shared = np.random.default_rng(1).normal(0.0, 0.3, size=ds.sizes["seed"])
+    ds["family_kappa"] = ds.family_kappa + xr.DataArray(shared, dims="seed")
+    rows = [c for c in nonlinearity.claims(ds) if "κ̂(abs) − κ̂(relu)" in c.quantity]
+    assert [c.verdict for c in rows[1:]] == ["reproduced"] * 4

@@ -13,7 +13,8 @@ from scipy import stats
 
 from limitsim import Parametrization, Record, Task
 from limitsim import _finite_kernels as fk
-from limitsim.finite import _network, train_finite, train_finite_batch
+from limitsim._finite_loop import Trainer, memory_bytes
+from limitsim.finite import _network, check_memory, train_finite, train_finite_batch
 from limitsim.measures import feature_learning, fit_exponent, output_change
 from limitsim.nonlinearities import nonlinearity
 
@@ -407,6 +408,73 @@ def test_bad_inputs_name_the_parameter(rng):
         train_finite(task, p, depth=2, width=4, record=Record(steps=(5,)))
     with pytest.raises(ValueError, match=r"phi|nonlinearity"):
         train_finite(task, p, depth=2, width=4, phi="nope(")
+
+
+# ------------------------------------------------------------------------ memory
+MEMORY_CASES = [  # (optimizer, dtype, block_depth, pre_ln, eval inputs P, record)
+    ("adam", "float32", 2, True, 5, Record(steps=(0, 2))),
+    ("sgd", "float64", 1, False, 0, None),
+    ("sgd", "float32", 1, False, 3, Record(steps=(3,), backward=False)),
+]
+
+
+def memory_task(rng, P, steps=3, batch=8, d=5, e=3):
+    X = rng.standard_normal((steps, batch, d))
+    eval_X = rng.standard_normal((P, d)) if P else None
+    return Task.from_batches(X, rng.standard_normal((steps, batch, e)), eval_X=eval_X)
+
+
+@pytest.mark.parametrize(("optimizer", "dtype", "bd", "pre_ln", "P", "record"), MEMORY_CASES)
+def test_memory_estimate_counts_the_allocated_arrays(optimizer, dtype, bd, pre_ln, P, record, rng):
+    """memory_bytes = every array a Trainer holds after training (weights, Adam moments,
+    activation buffers, outputs, probe features) + the per-step (K, B, n) product δx̃^L."""
+    task, K, n = memory_task(rng, P), 3, 16
+    param = Parametrization.depth_mup(optimizer=optimizer, eta=0.01)
+    arch = dict(depth=3, width=n, phi="tanh", block_depth=bd, block="post", pre_ln=pre_ln)
+    net = _network(task, [param] * K, list(range(K)), dtype=dtype, **arch)
+    trainer = Trainer(task, net, 1e8, record, 1)
+    trainer.run(progress=False)
+    arrays = [net.Ut, net.Wt, net.V, *(m for pair in net.adam.values() for m in pair)]
+    arrays += [a for buf in net._buffers.values() for a in vars(buf).values()]
+    arrays += [trainer.f, trainer.loss, trainer.f_eval]
+    if trainer.recorder is not None:
+        arrays += [trainer.recorder.x, trainer.recorder.h, trainer.recorder.dh]
+    held = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    per_step = K * task.batch_size * n * np.dtype(dtype).itemsize
+    assert memory_bytes(net.spec, K, task, record, 1) == held + per_step
+
+
+def test_memory_estimate_bounds_the_traced_peak(rng):
+    """tracemalloc's peak over a whole train_finite_batch call (several MB) lies between the
+    estimate and 5% above it: what the estimate leaves out (weight draws, the batch, (K, B, e)
+    arrays, Python objects) is a few hundred kB here."""
+    import tracemalloc
+
+    task = memory_task(rng, 8, batch=16)
+    params = [Parametrization.depth_mup(optimizer="adam", eta=0.01)] * 2
+    kw = dict(depth=4, width=256, block_depth=2, pre_ln=True, dtype="float32", phi="tanh")
+    record = Record(steps=(0, 2))
+    train_finite_batch(task, params, record=record, **kw)  # compile outside the trace
+    tracemalloc.start()
+    try:
+        train_finite_batch(task, params, record=record, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    net = _network(task, params, [0, 0], **kw)
+    estimate = memory_bytes(net.spec, 2, task, record, 1)
+    assert estimate <= peak <= 1.05 * estimate
+
+
+def test_networks_larger_than_memory_are_refused_before_allocating(rng):
+    task = memory_task(rng, 0)
+    p = Parametrization.depth_mup()
+    match = r"depth=64, width=1048576 .*GiB of weights and activations, more than this machine"
+    with pytest.raises(ValueError, match=match):
+        train_finite(task, p, depth=64, width=2**20)
+    with pytest.raises(ValueError, match=r"8 networks of depth=64"):
+        check_memory(task, p, seeds=range(8), depth=64, width=2**20, dtype="float32")
+    assert check_memory(task, p, depth=64, width=64) is None
 
 
 # ------------------------------------------------------------- init kernels (R1)

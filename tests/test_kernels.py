@@ -1,6 +1,13 @@
 """Route R1: finite-depth recursion, depth-limit ODE, finite-width networks at init."""
 
 import math
+import os
+import re
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +196,94 @@ def test_depth_limit_bad_input():
         depth_limit_kernels(X, "relu", lambdas=[1.5])
     with pytest.raises(ValueError, match="a must be"):
         depth_limit_kernels(X, "relu", lambdas=[1.0], a=-1.0)
+
+
+# ------------------------------------------------------------------ size, time and finiteness
+def test_depth_above_max_is_refused_before_any_work():
+    from limitsim.kernels import MAX_DEPTH
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=f"more than {MAX_DEPTH} blocks.*depth_limit_kernels"):
+        init_kernels(X, "relu", depth=100_000_000, param=MUP)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_memory_guard_refuses_before_allocating():
+    from limitsim.kernels import MAX_DEPTH, kernel_bytes
+
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        pytest.skip("no sysconf: the memory guard does not apply")
+    P = math.isqrt(physical // kernel_bytes(MAX_DEPTH, 1)) + 1  # kernels just over memory
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"needs about .* GiB of kernel arrays.*machine's"):
+            init_kernels(np.eye(P), "relu", depth=MAX_DEPTH, param=MUP)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_kernel_bytes_matches_the_allocation():
+    """Traced peak minus the formula: never negative, and the same at two depths (a term
+    missing from the formula would add at least one byte per layer)."""
+    from limitsim.kernels import kernel_bytes
+
+    def overhead(depth):
+        tracemalloc.start()
+        try:
+            init_kernels(X, "relu", depth=depth, param=MUP)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return peak - kernel_bytes(depth, len(X))
+
+    init_kernels(X, "relu", depth=2, param=MUP)  # compiled code and caches outside the trace
+    small, large = overhead(10_000), overhead(20_000)
+    assert small >= 0 and large >= 0
+    assert abs(large - small) < 10_000
+
+
+def test_overflowing_kernels_raise_at_the_first_bad_layer():
+    """φ = x with α = 0: K^l = 2^l K^0 exactly, so K^1024 = 2^1024 is the first overflow."""
+    with pytest.raises(ValueError, match=r"K\^1024 is not finite \(phi='x'\)"):
+        init_kernels(np.eye(2), "x", depth=1100, param=Parametrization(alpha=0.0, gamma=0.0))
+    with pytest.raises(ValueError, match=r"K\^4 is not finite"):  # E e^{2z} = e^{2 K}
+        init_kernels(np.eye(2), "exp(x)", depth=4, param=MUP)
+
+
+@pytest.mark.parametrize("a", [1.0, 0.5])
+def test_blow_up_of_the_depth_ode_is_reported_where_it_happens(a):
+    """φ = x³: dK_ii/dλ = 15 a² K_ii³, so K_ii = (1 − 30 a² λ)^(−1/2) blows up at 1/(30 a²)."""
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"stopped at depth fraction ([0-9.]+)") as info:
+        depth_limit_kernels(np.eye(2), "x**3", a=a, lambdas=[1.0])
+    reached = float(re.search(r"depth fraction ([0-9.]+)", str(info.value)).group(1))
+    assert reached == pytest.approx(1 / (30 * a * a), rel=5e-3)  # printed to 3 digits
+    assert time.perf_counter() - started < 30
+
+
+def test_ode_evaluations_are_bounded(monkeypatch):
+    from limitsim import kernels
+
+    monkeypatch.setattr(kernels, "MAX_ODE_EVALUATIONS", 20)
+    with pytest.raises(ValueError, match="needs more than 20 evaluations"):
+        depth_limit_kernels(X, "tanh", lambdas=[1.0])
+    with pytest.raises(ValueError, match="needs more than 20 evaluations"):
+        depth_limit_kernels(X, "relu", lambdas=[1.0])  # the homogeneous shortcut too
+
+
+def test_cli_huge_depth_is_refused_in_seconds(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    out = subprocess.run(
+        [sys.executable, "-m", "limitsim.cli", "kernels", "--depth", "100000000", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "more than 1000000 blocks" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -110,8 +110,9 @@ def test_linear_matches_exact_linear_limit(param, full_batch):
 
 
 def test_linear_cross_entropy_and_eval():
-    task = small_task(steps=4, batch=2, e=3, loss="xent")
-    task = Task(X=task.X, Y=np.abs(task.Y), loss="xent", eval_X=task.X[0])
+    task = small_task(steps=4, batch=2, e=3)
+    soft = np.abs(task.Y) + np.arange(1, 4)  # probability rows (soft labels)
+    task = Task(X=task.X, Y=soft / soft.sum(-1, keepdims=True), loss="xent", eval_X=task.X[0])
     run = simulate_limit(task, SGD, depth=3, phi="linear", n_particles=8192, progress=False)
     exact = linear_limit(task, SGD, depth=3)
     assert_within(run.f, run.f_se, exact.f)

@@ -6,9 +6,13 @@ import errno
 import hashlib
 import json
 import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,7 @@ def tree_digest(path: Path) -> dict[str, str]:
 def test_layout_wal_and_round_trip(tmp_path):
     with open_store(tmp_path / "s", function=FUNCTION) as store:
         assert store.record(result(1))
-        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._ledger._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         loaded = store.load(result(1).key)
         assert loaded["y"].shape == () and loaded["y"] == 1.0  # 0-d arrays stay 0-d
         np.testing.assert_array_equal(loaded["v"], [0.0, 1.0, 2.0])
@@ -107,13 +111,13 @@ def test_stale_temp_files_of_dead_writers_are_removed_on_open(tmp_path):
 
 
 def test_kill_between_file_and_commit_leaves_an_orphan_that_resume_adopts(tmp_path, monkeypatch):
-    from limitsim.store import Store
+    from limitsim._ledger import Ledger
 
     def killed(self, *args, **kwargs):
         raise KeyboardInterrupt  # the process dies right after the file is in place
 
     with monkeypatch.context() as m:
-        m.setattr(Store, "_execute_write", killed)
+        m.setattr(Ledger, "upsert", killed)
         with (
             open_store(tmp_path / "s", function=FUNCTION) as store,
             pytest.raises(KeyboardInterrupt),
@@ -240,3 +244,258 @@ def test_concurrent_writers_never_corrupt_the_store(tmp_path):
     )
     with open_store(store, readonly=True) as st:
         xr.testing.assert_identical(st.to_dataset(), reference)
+
+
+# ----------------------------------------------------------------------------- damaged results
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _damage(store: Path, how: str) -> set[str]:
+    """Damage the result files of x = 1 (and x = 2 when swapped); return the damaged keys."""
+    with open_store(store, readonly=True) as st:
+        rows = {r["config"]["x"]: r for r in st.rows()}
+    one, two = store / rows[1]["file"], store / rows[2]["file"]
+    if how == "swapped":
+        a, b = one.read_bytes(), two.read_bytes()
+        one.write_bytes(b)
+        two.write_bytes(a)
+        return {rows[1]["key"], rows[2]["key"]}
+    if how == "truncated":
+        one.write_bytes(one.read_bytes()[: one.stat().st_size // 2])
+    elif how == "bit-flipped":  # in the value of y = 2.0
+        _flip(one, one.read_bytes().index(np.float64(2.0).tobytes()))
+        with np.load(one) as npz, pytest.raises(zipfile.BadZipFile):
+            npz["y"]  # what run and export crashed with before the checksum was verified
+    else:
+        one.unlink()
+    return {rows[1]["key"]}
+
+
+@pytest.mark.parametrize("how", ["swapped", "truncated", "bit-flipped", "missing"])
+def test_damaged_result_files_are_refused_quarantined_and_recomputed(tmp_path, how, capsys):
+    from limitsim.cli import main
+    from limitsim.store import DamagedResultError, DamagedResultWarning
+
+    store = tmp_path / "s"
+    reference = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    damaged = _damage(store, how)
+    with open_store(store, readonly=True) as st:  # no load returns the damaged data
+        for key in damaged:
+            with pytest.raises(DamagedResultError, match="No damaged result was used"):
+                st.load(key)
+        with pytest.raises(DamagedResultError) as info:
+            st.to_dataset()
+        assert set(info.value.damaged) == damaged
+    out = tmp_path / "export.nc"
+    assert main(["sweep", "export", str(store), "--out", str(out)]) == 2
+    assert f"{len(damaged)} damaged result file(s)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["sweep", "status", str(store), "--deep"]) == 1
+    assert "integrity  DAMAGED" in capsys.readouterr().out
+    # the next run reports the damage, moves the files aside and recomputes the points
+    with pytest.warns(DamagedResultWarning, match=f"{len(damaged)} damaged result file"):
+        resumed = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    xr.testing.assert_identical(resumed, reference)
+    with open_store(store, readonly=True) as st:
+        report = st.check_integrity(deep=True)
+        assert all(r["attempts"] == 1 for r in st.rows()) and report.rows == 8
+    assert report.ok and len(report.quarantined) == (0 if how == "missing" else len(damaged))
+    assert main(["sweep", "status", str(store)]) == 0
+    if how != "missing":
+        assert f"quarantine {len(damaged)} damaged result file(s)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- damaged ledger
+SPEC = 'function = "sweep_funcs:noisy"\n[axes]\nx = [0, 1, 2, 3, 4, 5, 6, 7]\n'
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A finished store of GRID, its Dataset and a spec file that runs it."""
+    root = tmp_path_factory.mktemp("pristine")
+    dataset = run_sweep(sweep_funcs.noisy, GRID, store=root / "s", executor="inline")
+    assert sorted(p.name for p in (root / "s").iterdir()) == [
+        "ledger.sqlite",
+        "points",
+        "store.json",
+        "tmp",
+    ]  # closed: no WAL left beside the ledger
+    (root / "spec.toml").write_text(SPEC)
+    return root, dataset
+
+
+def _ledger_offsets(ledger: bytes) -> dict[str, int]:
+    """Offsets where a flipped byte damages the ledger in distinct ways."""
+    key = re.search(rb"points/[0-9a-f]{2}/([0-9a-f]{64})-", ledger).group(1)
+    hits = [m.start() for m in re.finditer(key, ledger)]  # row key, row file path, index
+    return {
+        "magic": 0,  # "SQLite format 3"
+        "write version": 18,  # readable, but SQLite refuses to write
+        "row key": hits[0],  # the table's copy of a key: the index no longer matches it
+        "index key": hits[-1],  # the index's copy
+        "row status": ledger.index(b"done", 4096),  # past the schema on the first page
+        "schema": ledger.index(b"CHECK"),
+    }
+
+
+def _cli_outcomes(store: Path, spec: Path, out: Path, capsys) -> dict[str, tuple[int, str]]:
+    from limitsim.cli import main
+
+    outcomes = {}
+    for action, argv in (
+        ("status", ["status", str(store)]),
+        ("export", ["export", str(store), "--out", str(out)]),
+        ("run", ["run", str(spec), "--store", str(store), "--executor", "inline", "--allow-code"]),
+    ):
+        code = main(["sweep", *argv])
+        captured = capsys.readouterr()
+        outcomes[action] = (code, captured.out + captured.err)
+    return outcomes
+
+
+def test_a_flipped_ledger_byte_is_a_clear_error_never_wrong_data(pristine, tmp_path, capsys):
+    """Every flipped byte: a clear error naming the store and the recovery, or correct data."""
+    import shutil
+
+    root, reference = pristine
+    ledger = (root / "s" / "ledger.sqlite").read_bytes()
+    named = _ledger_offsets(ledger)
+    sampled = np.random.default_rng(7).choice(len(ledger), size=16, replace=False)
+    offsets = {**named, **{f"random {int(o)}": int(o) for o in sampled}}
+    for label, offset in offsets.items():
+        store = tmp_path / label.replace(" ", "_") / "s"
+        shutil.copytree(root / "s", store)
+        _flip(store / "ledger.sqlite", offset)
+        out = store.parent / "export.nc"
+        outcomes = _cli_outcomes(store, root / "spec.toml", out, capsys)
+        for action, (code, text) in outcomes.items():
+            if code == 2:
+                assert "Traceback" not in text
+                if "ledger" in text:
+                    assert f"store {store}" in text and "move the ledger aside" in text, label
+            elif action == "export":
+                assert code == 0, (label, text)
+                with xr.open_dataset(out) as exported:
+                    xr.testing.assert_identical(exported.load(), reference)
+            elif action == "run":
+                assert code == 0 and "8 done, 0 diverged, 0 failed, 0 pending" in text, label
+        if label == "write version":
+            assert outcomes["run"][0] == 2, outcomes
+        if label in ("row key", "index key", "row status", "magic"):
+            assert all(code == 2 for code, _ in outcomes.values()), (label, outcomes)
+
+
+def test_following_the_recovery_advice_restores_the_store(pristine, tmp_path):
+    import shutil
+
+    root, reference = pristine
+    store = tmp_path / "s"
+    shutil.copytree(root / "s", store)
+    ledger = store / "ledger.sqlite"
+    _flip(ledger, _ledger_offsets(ledger.read_bytes())["row key"])
+    with pytest.raises(StoreError, match="move the ledger aside") as info:
+        run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    assert f"`mv {ledger} {ledger}.damaged`" in str(info.value)
+    ledger.rename(store / "ledger.sqlite.damaged")
+    xr.testing.assert_identical(
+        run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline"), reference
+    )
+    with open_store(store) as st:
+        report = st.check_integrity(deep=True)
+    assert report.ok and report.rows == 8 and not report.orphans
+
+
+# ----------------------------------------------------------------------------- store creation
+def _create_killed_at(store: Path, kill_at: int) -> int:
+    """Create ``store`` in a forked child that SIGKILLs itself before its ``kill_at``-th call
+    of a file-system function; return the child's exit code (-9 when killed)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        try:
+            calls = 0
+
+            def dying(real):
+                def call(*args, **kwargs):
+                    nonlocal calls
+                    calls += 1
+                    if calls == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return real(*args, **kwargs)
+
+                return call
+
+            for name in ("mkdir", "open", "fsync", "replace", "rename"):
+                setattr(os, name, dying(getattr(os, name)))
+            open_store(store, function=FUNCTION).close()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_kill_at_any_moment_of_creation_leaves_a_store_that_resumes(tmp_path):
+    """SIGKILL before each file-system call made while creating a store, then resume."""
+    reference = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "ref", executor="inline")
+    kill_at = 1
+    while (code := _create_killed_at(tmp_path / f"s{kill_at}", kill_at)) != 0:
+        assert code == -signal.SIGKILL
+        resumed = run_sweep(
+            sweep_funcs.noisy, GRID, store=tmp_path / f"s{kill_at}", executor="inline"
+        )
+        xr.testing.assert_identical(resumed, reference)
+        kill_at += 1
+    assert kill_at > 8  # killed in the staging directory, ledger, store.json, fsyncs, rename
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # cleaned up
+
+
+def test_a_half_created_store_of_an_older_version_is_adopted(tmp_path):
+    """limitsim 0.1.0 made tmp/ first: a kill then left only tmp/ (and a partial store.json)."""
+    store = tmp_path / "s"
+    (store / "tmp").mkdir(parents=True)
+    (store / "tmp" / "store.host.123.beef.tmp").write_text('{"form')
+    ds = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    assert (ds.status == "done").all()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "tmp").mkdir()
+    (tmp_path / "mine" / "tmp" / "notes.txt").write_text("not limitsim's")
+    with pytest.raises(StoreError, match="not a limitsim sweep store"):
+        run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "mine", executor="inline")
+    assert (tmp_path / "mine" / "tmp" / "notes.txt").exists()
+
+
+RACE = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import numpy as np
+from limitsim.store import PointResult, open_store
+start, me = float(sys.argv[1]), int(sys.argv[2])
+for trial in range({trials}):
+    while time.time() < start + 0.2 * trial:
+        pass
+    with open_store(f"{root}/{{trial}}", function="sweep_funcs:noisy") as store:
+        store.record(PointResult(key=f"{{me:064x}}", config={{"x": me}}, status="done",
+                                 arrays={{"y": np.float64(me)}}))
+"""
+
+
+def test_concurrent_first_opens_of_a_new_store_are_safe(tmp_path):
+    """Two processes open each of 10 new stores at the same moment; both succeed every time."""
+    trials = 10
+    script = RACE.format(tests=str(TESTS), root=str(tmp_path), trials=trials)
+    start = str(time.time() + 3.0)  # after both have imported limitsim
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, start, str(me)], stderr=subprocess.PIPE)
+        for me in (1, 2)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    for trial in range(trials):
+        with open_store(tmp_path / str(trial), readonly=True) as store:
+            assert sorted(store.entries()) == [f"{1:064x}", f"{2:064x}"]
+            assert store.check_integrity(deep=True).ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(str(t) for t in range(trials))

@@ -17,7 +17,7 @@ import pytest
 import sweep_funcs
 import xarray as xr
 
-from limitsim import Grid, open_store, point_seed, run_sweep
+from limitsim import Grid, open_store, point_seed, register_point_function, run_sweep
 from limitsim.commands import sweep as sweep_command
 from limitsim.grid import point_key
 from limitsim.store import limitsim_version
@@ -69,6 +69,52 @@ def test_point_seed_depends_on_configuration_only():
 def test_grid_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Grid(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("expression", "match"),
+    [
+        ("x ** 10 ** 10", r"2 \*\* 10000000000 has more than 1024 bits"),
+        ("x / 0", "ZeroDivisionError"),
+        ("x // (x - x) > 0", "ZeroDivisionError"),
+        ("2.0 ** (x * 10000) > 0", "OverflowError"),
+        ("log(x - 1) > 0", "math domain error"),
+        ("(-x) ** 0.5 > 1", "is not real"),
+        ("round(x, -10 ** 7) > 0", "ndigits must lie in"),
+        ("x * 'ab' * 10 ** 9 == ''", "repetition of 2000000000 items"),
+        ("'%099999999d' % x == ''", "string formatting"),
+        ("x < 'a'", "TypeError"),
+        ("min(x) > 0", "TypeError"),
+    ],
+)
+def test_filters_are_evaluated_when_the_grid_is_built(expression, match):
+    """Every filter runs on every cell at construction, within bounds: failures are fast
+    ValueErrors naming the filter and the cell, before any store or sweep exists."""
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as error:
+        Grid(axes={"x": [1, 2, 3], "z": [0.5]}, filters=["z > 0", expression])
+    assert time.perf_counter() - start < 1.0
+    assert f"filter {expression!r} cannot be evaluated at {{'x': " in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "match"),
+    [
+        ("+".join(["x"] * 120), "syntax nodes; at most 200"),
+        ("x" + " + x" * 300, "characters; at most 1000"),
+        ("(" * 300 + "x" + ")" * 300, "not a valid expression: too many nested parentheses"),
+    ],
+)
+def test_filters_are_bounded_in_size(expression, match):
+    with pytest.raises(ValueError, match=match):
+        Grid(axes={"x": [1, 2, 3]}, filters=[expression])
+
+
+def test_filters_within_the_bounds_are_exact():
+    # 3 ** 640 (1015 bits) > 2 ** 1000: big integers stay exact up to MAX_INT_BITS
+    grid = Grid(axes={"x": [1, 2, 3]}, filters=["x ** 640 < 2 ** 1000 and round(x / 3, 2) < 1"])
+    assert [p["x"] for p in grid.points()] == [1, 2]
+    assert Grid(axes={"x": [2]}, filters=["(-x) ** 3 == -8"]).points() == [{"x": 2}]
 
 
 def test_bad_arguments(tmp_path):
@@ -361,10 +407,95 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert report.ok and not report.orphans and not report.temp_files
 
 
+ORPHAN_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import sweep_funcs
+import limitsim._sweep_exec
+from limitsim import Grid, run_sweep
+if __name__ == "__main__":
+    limitsim._sweep_exec.start_method = lambda: {method!r}
+    grid = Grid(axes={{"x": [0, 1]}}, fixed={{"marker_dir": {marker!r}}})
+    run_sweep(sweep_funcs.hangs, grid, store={store!r}, workers=2)
+"""
+
+WATCHED_SCRIPT = """
+import multiprocessing, os, threading, time
+from limitsim._sweep_exec import _watch_parent
+def child(parent):
+    threading.Thread(target=_watch_parent, args=(parent, 0.05), daemon=True).start()
+    time.sleep(60)
+if __name__ == "__main__":
+    process = multiprocessing.get_context("fork").Process(target=child, args=(os.getpid(),))
+    process.start()
+    print(process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def _dead(pid: int) -> bool:
+    """No such process, or a zombie (its parent is gone and nobody reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def _wait_dead(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not all(_dead(pid) for pid in pids):
+        time.sleep(0.05)
+    return [pid for pid in pids if not _dead(pid)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_local_workers_die_with_a_killed_parent(tmp_path, method):
+    marker = tmp_path / "pids"
+    marker.mkdir()
+    script = ORPHAN_SCRIPT.format(
+        tests=str(TESTS), marker=str(marker), store=str(tmp_path / "s"), method=method
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(marker.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p.name.removeprefix("pid-")) for p in marker.iterdir()]
+        assert len(workers) == 2 and proc.poll() is None  # both workers run a point
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_dead(workers, 5.0) == []
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_parent_watchdog_ends_a_child_whose_parent_was_killed():
+    """The fallback where prctl(PR_SET_PDEATHSIG) is unavailable (a child without it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_SCRIPT], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        child = int(proc.stdout.readline())
+        time.sleep(0.3)
+        assert not _dead(child)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_dead([child], 3.0) == []
+    finally:
+        proc.stdout.close()
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 # ----------------------------------------------------------------------------- specs and CLI
 SPEC = """
 description = "test sweep"
-function = "sweep_funcs:flaky"
+function = "flaky"
 batch_axes = []
 filters = ["x != 6"]
 
@@ -376,7 +507,16 @@ k = 1
 """
 
 
-def test_spec_file_and_cli_run_status_export(tmp_path, capsys):
+@pytest.fixture
+def registry(monkeypatch):
+    """An empty registry of user point functions, restored after the test."""
+    from limitsim import sweep_spec
+
+    monkeypatch.setattr(sweep_spec, "_REGISTERED", {})
+
+
+def test_spec_file_and_cli_run_status_export(tmp_path, capsys, registry):
+    register_point_function("flaky", sweep_funcs.flaky)
     spec_path = tmp_path / "spec.toml"
     spec_path.write_text(SPEC)
     spec = load_spec(spec_path)
@@ -396,6 +536,40 @@ def test_spec_file_and_cli_run_status_export(tmp_path, capsys):
         xr.testing.assert_identical(exported.load(), expected)
     assert cli("presets") == 0
     assert "demo" in capsys.readouterr().out
+
+
+def test_export_refuses_the_store_and_checks_its_output_first(tmp_path, capsys):
+    from limitsim.cli import main
+
+    store = tmp_path / "s"
+    run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    (tmp_path / "link").symlink_to(store)
+    for out in (store / "ledger.sqlite", store, store / "points" / "x.nc", tmp_path / "link/a.nc"):
+        assert main(["sweep", "export", str(store), "--out", str(out)]) == 2
+        assert "is inside the store" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    # output paths are checked before the store is read: here there is no store at all
+    for out, match in ((tmp_path / "nodir" / "a.nc", "does not exist"), (tmp_path, "directory")):
+        assert main(["sweep", "export", str(tmp_path / "none"), "--out", str(out)]) == 2
+        assert match in capsys.readouterr().err
+
+
+def test_run_exits_nonzero_while_points_are_pending(tmp_path, capsys, monkeypatch, registry):
+    from limitsim.cli import main
+    from limitsim.store import Store
+
+    register_point_function("noisy", sweep_funcs.noisy)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('function = "noisy"\n[axes]\nx = [0, 1, 2]\n')
+    argv = ["sweep", "run", str(spec), "--store", str(tmp_path / "s"), "--executor", "inline"]
+    record = Store.record
+    with monkeypatch.context() as m:  # the result of x = 1 never reaches the ledger
+        m.setattr(Store, "record", lambda st, r: r.config["x"] != 1 and record(st, r))
+        assert main(argv) == 1
+    assert "2 done, 0 diverged, 0 failed, 1 pending" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "3 done, 0 diverged, 0 failed, 0 pending" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -419,8 +593,8 @@ def test_cli_errors(tmp_path, capsys):
         cli("run", "--store", str(tmp_path / "s"))
     with pytest.raises(ValueError, match="unknown preset"):
         cli("run", "--preset", "nope", "--store", str(tmp_path / "s"))
-    with pytest.raises(FileNotFoundError):
-        cli("status", str(tmp_path / "missing"))
+    assert cli("status", str(tmp_path / "missing")) == 2
+    assert "no sweep store" in capsys.readouterr().err
 
 
 def test_demo_preset(tmp_path, capsys):

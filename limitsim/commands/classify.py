@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 
 from limitsim.classification import classify
+from limitsim.commands._output import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the classification."""
     result = classify(args.alpha, args.gamma)
     if args.json:
-        print(json.dumps(dataclasses.asdict(result) | {"region": result.region}))
+        print_json(dataclasses.asdict(result) | {"region": result.region})
         return 0
     print(result)
     for field in dataclasses.fields(result)[2:]:

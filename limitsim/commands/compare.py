@@ -16,12 +16,13 @@ parametrization options are those of ``limitsim train`` (defaults: ``limitsim si
 from __future__ import annotations
 
 import argparse
-import json
+import warnings
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from limitsim.commands._output import output_file, print_json
 from limitsim.commands.simulate import SMALL_TASK
 from limitsim.commands.train import add_network_arguments, make_param, make_task
 
@@ -47,13 +48,19 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the limit and the finite networks; print the error per width and its slope."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite import check_memory, train_finite_batch
     from limitsim.linear_limit import linear_limit
     from limitsim.particles import simulate_limit
 
+    if args.plot:
+        output_file(args.plot, "--plot", plot=True)
     task = make_task(args, args.seed)
     param = make_param(args)
     arch = dict(block=args.block, block_depth=args.block_depth, pre_ln=args.pre_ln)
+    finite: dict[str, Any] = dict(
+        depth=args.depth, phi=args.phi, seeds=list(range(args.seeds)), dtype=args.dtype, **arch
+    )
+    check_memory(task, param, width=max(args.widths), **finite)
     if (
         args.phi == "linear"
         and param.optimizer == "sgd"
@@ -75,19 +82,12 @@ def run(args: argparse.Namespace) -> int:
     widths = sorted(set(args.widths))
     rms, losses = [], []
     for width in widths:
-        runs = train_finite_batch(
-            task,
-            param,
-            depth=args.depth,
-            width=width,
-            phi=args.phi,
-            seeds=list(range(args.seeds)),
-            dtype=args.dtype,
-            **arch,
-        )
+        runs = train_finite_batch(task, param, width=width, **finite)
         f = np.array([r.f for r in runs])
-        rms.append(float(np.sqrt(np.nanmean((f - limit.f) ** 2))))
-        losses.append(np.nanmean([r.loss for r in runs], axis=0))
+        with warnings.catch_warnings():  # NaN (null in --json) where every run diverged
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rms.append(float(np.sqrt(np.nanmean((f - limit.f) ** 2))))
+            losses.append(np.nanmean([r.loss for r in runs], axis=0))
     slope = stats.linregress(np.log(widths), np.log(rms)).slope if len(widths) > 1 else None
     summary = {
         "route": limit.route,
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(args.plot, widths, rms, slope, limit, losses)
     if args.json:
-        print(json.dumps(summary))
+        print_json(summary)
         return 0
     print(f"limit ({limit.route}) vs finite width, {task.name}, phi={args.phi}, L={args.depth}")
     for width, err in zip(widths, rms, strict=True):

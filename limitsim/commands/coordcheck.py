@@ -9,14 +9,14 @@ paper's Figs. 8–9).  A well-scaled parametrization gives flat lines in width a
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from limitsim.commands._output import output_file, print_json
 from limitsim.commands.train import add_network_arguments, make_param, make_task
-from limitsim.finite import train_finite_batch
+from limitsim.finite import check_memory, train_finite_batch
 from limitsim.measures import COORDINATE_FRACTIONS, coordinate_check
 from limitsim.run import Record
 
@@ -68,37 +68,38 @@ def run(args: argparse.Namespace) -> int:
     steps = sorted({0, *args.record_steps})
     if steps[-1] > args.steps:
         raise ValueError(f"--record-steps must be <= --steps ({args.steps}), got {steps}")
+    figure = output_file(args.out, "--out", plot=True)
+    if args.data:
+        output_file(args.data, "--data")
     task = make_task(args, 0)
     param = make_param(args)
+    options: dict[str, Any] = dict(
+        seeds=list(range(args.seeds)),
+        phi=args.phi,
+        block_depth=args.block_depth,
+        block=args.block,
+        pre_ln=args.pre_ln,
+        dtype=args.dtype,
+        eval_every=1,
+        record=Record(steps=tuple(steps), backward=False),
+    )
+    check_memory(task, param, depth=max(args.depths), width=max(args.widths), **options)
     runs = []
     for depth in args.depths:
         for width in args.widths:
-            runs += train_finite_batch(
-                task,
-                param,
-                seeds=list(range(args.seeds)),
-                depth=depth,
-                width=width,
-                phi=args.phi,
-                block_depth=args.block_depth,
-                block=args.block,
-                pre_ln=args.pre_ln,
-                dtype=args.dtype,
-                eval_every=1,
-                record=Record(steps=tuple(steps), backward=False),
-            )
+            runs += train_finite_batch(task, param, depth=depth, width=width, **options)
     table = coordinate_check(runs)
     if args.data:
         table.to_netcdf(args.data)
     plot(
         table,
-        Path(args.out),
+        figure,
         fraction=args.fraction,
         quantity=args.quantity,
         title=f"{param.name} eta={param.eta:g} phi={args.phi}",
     )
     if args.json:
-        print(json.dumps(_as_json(table, args.fraction)))
+        print_json(_as_json(table, args.fraction))
     else:
         print(f"coordinate check of {len(runs)} runs -> {args.out}")
     return 0
@@ -139,7 +140,6 @@ def plot(table: Any, path: Path, *, fraction: float, quantity: str, title: str) 
             ax.set_xlabel("width n")
     axes[0, 0].legend()
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     import matplotlib.pyplot as plt
 
@@ -147,16 +147,10 @@ def plot(table: Any, path: Path, *, fraction: float, quantity: str, title: str) 
 
 
 def _as_json(table: Any, fraction: float) -> dict[str, Any]:
-    """Coordinates and the tables at ``fraction`` as nested lists (NaN → null)."""
-
-    def clean(values: Any) -> Any:
-        array = np.asarray(values, dtype=np.float64)
-        null: Any = None  # numpy's stubs do not accept a bare None here
-        return np.where(np.isfinite(array), array, null).tolist()
-
-    out: dict[str, Any] = {k: table[k].values.tolist() for k in ("width", "depth", "step")}
+    """Coordinates and the tables at ``fraction`` (arrays, for :func:`print_json`)."""
+    out: dict[str, Any] = {k: table[k].values for k in ("width", "depth", "step")}
     for name in ("x_rms", "x_delta", "h_rms", "h_delta"):
-        out[name] = clean(table[name].sel(fraction=fraction).values)
+        out[name] = table[name].sel(fraction=fraction).values
     for name in ("f_rms", "f_delta"):
-        out[name] = clean(table[name].values)
+        out[name] = table[name].values
     return out

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import numpy as np
 
+from limitsim.commands._output import print_json
 from limitsim.kernels import depth_limit_kernels, init_kernels
 from limitsim.parametrization import PRESETS, Parametrization
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result |= {"K_limit": limit.K[1].tolist(), "G_limit": limit.G[0].tolist()}
     if args.json:
-        print(json.dumps(result))
+        print_json(result)
         return 0
     for key, value in result.items():
         print(f"{key:8s} {np.array2string(np.asarray(value), precision=6)}")

@@ -19,12 +19,12 @@ extrapolation instead.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 import numpy as np
 
+from limitsim.commands._output import output_file, print_json
 from limitsim.commands.train import add_network_arguments, make_param, make_task, summary
 
 __all__ = ["register", "run"]
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from limitsim.particles import simulate_limit
     from limitsim.run import Record
 
+    if args.out:
+        output_file(args.out, "--out")
     task = make_task(args, args.seed)
     param = make_param(args)
     options: dict[str, Any] = dict(
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         loss_se=np.asarray(result.loss_se).tolist(),
     )
     if args.json:
-        print(json.dumps(info, default=_jsonable))
+        print_json(info)
         return 0
     print(f"{result.route}: {task.name}, {param.name}, phi={args.phi}")
     for t, (value, se) in enumerate(zip(result.loss, np.asarray(result.loss_se), strict=True)):
@@ -104,8 +106,3 @@ def run(args: argparse.Namespace) -> int:
     if result.diverged:
         print(f"diverged at step {result.diverged_step}")
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON form of config values (arrays, tuples)."""
-    return np.asarray(value).tolist() if isinstance(value, np.ndarray | tuple) else str(value)

@@ -7,13 +7,13 @@ prints the summary as JSON, ``--out run.nc`` saves the whole run (netCDF via xar
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from typing import Any
 
 import numpy as np
 
+from limitsim.commands._output import output_file, print_json
 from limitsim.data import DATASETS
 from limitsim.finite import BLOCKS, DTYPES, train_finite
 from limitsim.parametrization import OPTIMIZERS, PRESETS, Parametrization
@@ -86,6 +86,8 @@ def make_param(args: argparse.Namespace) -> Parametrization:
 
 def make_task(args: argparse.Namespace, seed: int) -> Task:
     """The Task described by the command-line options."""
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}")
     options: dict[str, Any] = {"steps": args.steps, "seed": seed}
     if args.task == "few_point":
         if args.batch_size != 64:
@@ -126,6 +128,8 @@ def summary(run: Run, seconds: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the summary, optionally save the run."""
+    if args.out:
+        output_file(args.out, "--out")
     task = make_task(args, args.seed)
     record = None
     if args.record:
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         result.save(args.out)
         info["out"] = args.out
     if args.json:
-        print(json.dumps(info))
+        print_json(info)
         return 0
     cfg = info["config"]
     print(

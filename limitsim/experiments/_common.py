@@ -16,12 +16,21 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from limitsim.parametrization import Parametrization
+from limitsim.stats import Estimate, argmin_fit, t_interval
 from limitsim.task import Task
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Context", "argmin_log2", "make_task", "preset", "sweep"]
+__all__ = [
+    "Context",
+    "OptimumTrend",
+    "make_task",
+    "optimum_trend",
+    "preset",
+    "seed_axis",
+    "sweep",
+]
 
 
 @dataclass(frozen=True)
@@ -38,12 +47,31 @@ class Context:
         Local worker processes (default: all cores).
     progress : bool
         Progress bars.
+    seed : int
+        Base seed of every experiment (:func:`seed_axis`).
     """
 
     store_root: Path
     scheduler: str | None = None
     workers: int | None = None
     progress: bool = True
+    seed: int = 0
+
+
+#: Seeds of different base seeds never overlap while an experiment uses fewer than this many.
+SEED_STRIDE = 1000
+
+
+def seed_axis(context: Context | None, count: int) -> list[int]:
+    """The ``count`` seeds of an experiment for the context's base seed b: b·1000 + 0..count−1.
+
+    Different base seeds give disjoint seed sets, so two reports with different ``--seed``
+    are independent replications.  ``context=None`` (tests, library use) means base seed 0.
+    """
+    if not 1 <= count < SEED_STRIDE:
+        raise ValueError(f"seeds must be in [1, {SEED_STRIDE - 1}], got {count}")
+    base = 0 if context is None else context.seed
+    return [base * SEED_STRIDE + k for k in range(count)]
 
 
 def sweep(
@@ -101,46 +129,91 @@ def preset(name: str, **kwargs: Any) -> Parametrization:
     return Parametrization.preset(name, **kwargs)
 
 
-def argmin_log2(x: ArrayLike, losses: ArrayLike) -> float:
-    """Location of the minimum of ``losses`` over the grid ``x`` (log2 values).
+@dataclass(frozen=True)
+class OptimumTrend:
+    """How the optimum of a hyperparameter moves with depth, per seed (:func:`optimum_trend`).
 
-    A parabola through the grid minimum and its two neighbours refines the location (clipped
-    to that bracket); NaN (diverged) entries count as +inf; all-NaN gives NaN.
+    Attributes
+    ----------
+    slope : Estimate
+        Slope of the per-seed optimum against log2 L, t interval over seeds.
+    optima : ndarray, shape (n_depths, n_seeds)
+        Per-seed optimum (:func:`limitsim.stats.argmin_fit`) at each depth; NaN where every
+        grid point diverged.
+    at_edge : ndarray of bool, shape (n_depths, n_seeds)
+        Optima at the first or last grid point (only bounds).
+    slopes : ndarray, shape (n_seeds,)
+        Per-seed slopes (NaN for a seed with a lost depth), for paired comparisons.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.where(np.isfinite(losses), np.asarray(losses, dtype=np.float64), np.inf)
-    if not np.isfinite(y).any():
-        return math.nan
-    k = int(np.argmin(y))
-    if 0 < k < x.size - 1 and np.all(np.isfinite(y[k - 1 : k + 2])):
-        x0, x1, x2 = x[k - 1 : k + 2]
-        y0, y1, y2 = y[k - 1 : k + 2]
-        denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
-        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
-        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom
-        if a > 0:
-            return float(np.clip(-b / (2 * a), x0, x2))
-    return float(x[k])
+
+    slope: Estimate
+    optima: NDArray[np.float64]
+    at_edge: NDArray[np.bool_]
+    slopes: NDArray[np.float64]
+
+    @property
+    def edge_fraction(self) -> float:
+        """Fraction of the per-seed optima that sit at a grid edge."""
+        return float(self.at_edge.mean()) if self.at_edge.size else 0.0
+
+    def per_depth(self) -> list[Estimate]:
+        """Mean per-seed optimum at each depth with its t interval over seeds."""
+        return [t_interval(row) for row in self.optima]
+
+    def undecided(self, grid: str, depths: Sequence[int]) -> str:
+        """A reason the slope cannot be judged, or ``""`` (edge optima, lost depths)."""
+        if self.edge_fraction > EDGE_TOLERANCE:
+            worst = int(np.argmax(self.at_edge.mean(axis=1)))
+            return (
+                f"{self.edge_fraction:.0%} of per-seed optima at the {grid} grid's edge, "
+                f"most at L = {depths[worst]}"
+            )
+        if not np.isfinite(self.optima).any(axis=1).all():
+            return "every run diverged at some depth"
+        return ""
 
 
-def bootstrap_argmin(
-    x: NDArray[np.float64], losses: NDArray[np.float64], *, n_boot: int = 200, seed: int = 0
-) -> tuple[float, float]:
-    """``argmin_log2`` of the seed-mean curve and its bootstrap standard error over seeds.
+#: Largest fraction of per-seed optima at a grid edge for which a trend is still judged.
+EDGE_TOLERANCE = 0.1
 
-    ``losses`` has shape (n_x, n_seeds).
+
+def optimum_trend(
+    grid: ArrayLike, losses: ArrayLike, depths: Sequence[int], *, half_width: int = 2
+) -> OptimumTrend:
+    """Per-seed optimum over ``grid`` at each depth and its slope against log2 L.
+
+    Parameters
+    ----------
+    grid : array_like, shape (n_grid,)
+        Hyperparameter values (log2 η or log2 a).
+    losses : array_like, shape (n_depths, n_grid, n_seeds)
+        LogLoss per depth, grid point and seed; NaN marks a diverged run.  Seed ``s`` is the
+        same initialisation and batch order at every grid point, so each seed gives one curve.
+    depths : sequence of int
+        The depths L of the first axis.
+
+    Notes
+    -----
+    Per seed, the optimum is :func:`limitsim.stats.argmin_fit` (a least-squares parabola over
+    the points within ``half_width`` steps of the grid minimum), which moves continuously with
+    noise instead of jumping by grid steps; the slope of the optima against log2 L is fitted
+    per seed (seeds with a lost depth are dropped), and its interval is Student's t over seeds.
     """
-    finite = np.all(np.isfinite(losses), axis=1)  # a diverged seed makes the point diverged
-    mean = np.where(finite, np.where(np.isfinite(losses), losses, 0.0).mean(axis=1), np.nan)
-    best = argmin_log2(x, mean)
-    n_seeds = losses.shape[1]
-    if n_seeds < 2 or not math.isfinite(best):
-        return best, math.nan if n_seeds < 2 else 0.0
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, n_seeds, n_seeds)
-        sample = losses[:, pick]
-        curve = np.where(np.all(np.isfinite(sample), axis=1), sample.mean(axis=1), np.nan)
-        draws.append(argmin_log2(x, curve))
-    return best, float(np.nanstd(draws))
+    x = np.asarray(grid, dtype=np.float64)
+    table = np.asarray(losses, dtype=np.float64)
+    n_depths, _, n_seeds = table.shape
+    optima = np.full((n_depths, n_seeds), np.nan)
+    at_edge = np.zeros((n_depths, n_seeds), dtype=bool)
+    for i in range(n_depths):
+        for s in range(n_seeds):
+            optima[i, s], at_edge[i, s] = argmin_fit(x, table[i, :, s], half_width=half_width)
+    log_depths = np.log2(np.asarray(depths, dtype=np.float64))
+    slopes = np.array(
+        [
+            float(np.polyfit(log_depths, optima[:, s], 1)[0])
+            if np.all(np.isfinite(optima[:, s]))
+            else math.nan
+            for s in range(n_seeds)
+        ]
+    )
+    return OptimumTrend(t_interval(slopes), optima, at_edge, slopes)

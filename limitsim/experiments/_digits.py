@@ -1,18 +1,22 @@
-"""Finite resnets on digits: the point function and summaries shared by four experiments.
+"""Finite resnets on digits: the point function and summaries shared by the experiments.
 
-:mod:`~limitsim.experiments.multiplier`, :mod:`~limitsim.experiments.prenonlin`,
-:mod:`~limitsim.experiments.nonlinearity` and :mod:`~limitsim.experiments.diversity` train
+:mod:`~limitsim.experiments.transfer`, :mod:`~limitsim.experiments.multiplier`,
+:mod:`~limitsim.experiments.prenonlin`, :mod:`~limitsim.experiments.nonlinearity`,
+:mod:`~limitsim.experiments.diversity` and :mod:`~limitsim.experiments.block_depth` train
 finite resnets (Depth-µP by default, SGD, float32, frozen input/output layers, base depth 8)
 on the bundled digits data and compare the paper's "LogLoss": the natural log of the training
 loss averaged over the last ``window`` steps (``tp6-notes.md`` §6).  A grid point is the full
 configuration; the keys read here are
 
-- per point: ``log2_eta`` (η = ``base_eta`` · 2^log2_eta), ``log2_a`` (a = 2^log2_a),
-  ``seed`` and optionally ``parametrization`` (a preset name, default ``depth_mup``);
+- per point: ``log2_eta`` (η = ``base_eta`` · 2^log2_eta, or ``base_eta_<optimizer>`` when
+  a grid mixes optimizers), ``log2_a`` (a = 2^log2_a), ``seed``, optionally
+  ``parametrization`` (a preset name, default ``depth_mup``) and ``optimizer`` (``sgd``, the
+  default, or ``adam``);
 - per architecture (shared by the points of one batch): ``depth``, ``width``, ``phi``,
-  optionally ``block`` (``post``/``pre``), ``task``, ``steps``, ``batch``, ``window``,
-  ``base_eta``, optionally ``record_steps`` (steps at which the probe kernels are recorded)
-  and ``record_backward`` (default True; False skips the (L, L) δh̃ kernels, ``lag1`` is NaN).
+  optionally ``block`` (``post``/``pre``), ``block_depth`` (default 1) and ``pre_ln``
+  (default False), ``task``, ``steps``, ``batch``, ``window``, optionally ``record_steps``
+  (steps at which the probe kernels are recorded) and ``record_backward`` (default True;
+  False skips the (L, L) δh̃ kernels, ``lag1`` is NaN).
 
 With ``record_steps`` the probe is the first held-out digit (``task.eval_X[0]``), and each
 point also returns, per recorded step, the lag-1 correlation of ``δh̃`` across blocks
@@ -24,22 +28,28 @@ the depth resolves fewer than three ε) and the diversity ``d(ε = k/L)`` for k 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, make_task, preset, sweep
+from limitsim.experiments.profiles import ExperimentSizes
 
 __all__ = [
     "BASE_DEPTH",
     "DIVERSITY_LAMBDAS",
     "EPS_MAX",
-    "at_best_eta",
-    "best_over",
+    "PAPER_TRAINING",
+    "QUICK_TRAINING",
+    "TINY_TRAINING",
+    "DigitsTraining",
     "check_failures",
     "diversity_measures",
-    "mean_se",
+    "edge_fraction",
+    "per_seed_min",
     "sweep_digits",
     "tidy",
     "train_points",
@@ -49,6 +59,37 @@ BASE_DEPTH = 8
 #: Depth fractions λ over which d² is averaged, and the largest ε (the paper's Figs. 17–19).
 DIVERSITY_LAMBDAS = (0.25, 0.5, 0.75)
 EPS_MAX = 1 / 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigitsTraining(ExperimentSizes):
+    """Training settings every digits experiment has (read by :func:`train_points`).
+
+    Attributes
+    ----------
+    seeds : int
+        Independent initialisations (and batch orders) per configuration.
+    width, steps, batch : int
+        Width n, optimizer steps and examples per step.
+    window : int
+        Last steps whose training loss is averaged into the LogLoss.
+    task : str
+        Dataset name (:func:`limitsim.data.load_dataset`).
+    """
+
+    seeds: int
+    width: int
+    steps: int
+    batch: int
+    window: int
+    task: str = "digits"
+
+
+#: Training settings shared by every digits experiment in each profile (an experiment may set
+#: its own steps; the paper profile sets each experiment's steps and window).
+TINY_TRAINING: dict[str, Any] = {"seeds": 2, "width": 16, "batch": 8, "window": 2}
+QUICK_TRAINING: dict[str, Any] = {"seeds": 8, "width": 64, "batch": 32, "steps": 200, "window": 20}
+PAPER_TRAINING: dict[str, Any] = {"width": 256, "batch": 64}
 
 
 def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,8 +102,9 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     params = [
         preset(
             str(p.get("parametrization", "depth_mup")),
-            eta=float(p["base_eta"]) * 2.0 ** float(p["log2_eta"]),
+            eta=_base_eta(p) * 2.0 ** float(p["log2_eta"]),
             a=2.0 ** float(p["log2_a"]),
+            optimizer=str(p.get("optimizer", "sgd")),
             base_depth=BASE_DEPTH,
         )
         for p in points
@@ -80,6 +122,8 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         width=int(first["width"]),
         phi=str(first["phi"]),
         block=str(first.get("block", "post")),  # type: ignore[arg-type]
+        block_depth=int(first.get("block_depth", 1)),
+        pre_ln=bool(first.get("pre_ln", False)),
         seeds=[int(p["seed"]) for p in points],
         dtype="float32",
         record=record,
@@ -88,10 +132,16 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_summary(run, int(first["window"]), steps) for run in runs]
 
 
+def _base_eta(point: dict[str, Any]) -> float:
+    """``base_eta_<optimizer>`` when the grid mixes optimizers, else ``base_eta``."""
+    key = f"base_eta_{point.get('optimizer', 'sgd')}"
+    return float(point[key] if key in point else point["base_eta"])
+
+
 def sweep_digits(
     context: Context | None,
     name: str,
-    sizes: dict[str, Any],
+    sizes: Mapping[str, Any],
     axes: dict[str, list[Any]],
     fixed: tuple[str, ...],
     batch_axes: tuple[str, ...],
@@ -147,48 +197,24 @@ def diversity_measures(run: Any, steps: tuple[int, ...]) -> dict[str, np.ndarray
     return {"lag1": lag1, "kappa": kappa, "d": d}
 
 
-def best_over(values: xr.DataArray, dims: tuple[str, ...]) -> tuple[xr.DataArray, xr.DataArray]:
-    """Minimum over ``dims`` of the seed-mean of ``values`` and its standard error.
+def per_seed_min(values: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
+    """Minimum over ``dims`` of ``values`` for each seed separately (diverged NaN skipped).
 
-    A configuration counts only if every seed finished (a NaN, i.e. a diverged seed, makes the
-    seed mean +inf); the standard error is that of the seed mean at the minimising
-    configuration, ``std / sqrt(S)`` over the S seeds.  All-diverged slices give NaN.
-
-    Returns
-    -------
-    best, se : xarray.DataArray
-        ``values`` reduced over ``dims`` and ``seed``.
+    One number per seed, so arms that share seeds can be compared by paired differences
+    (:func:`limitsim.stats.paired_interval`); a seed that diverged everywhere gives NaN.
     """
-    seeds = values.sizes["seed"]
-    mean = values.mean("seed", skipna=False)
-    se = values.std("seed", ddof=1) / math.sqrt(seeds) if seeds > 1 else mean * np.nan
-    flat_mean = mean.stack(_config=dims)
-    flat_se = se.stack(_config=dims)
-    filled = flat_mean.fillna(np.inf)
-    index = filled.argmin("_config")
-    best = flat_mean.isel(_config=index).drop_vars(["_config", *dims], errors="ignore")
-    best_se = flat_se.isel(_config=index).drop_vars(["_config", *dims], errors="ignore")
-    return best, best_se
+    return values.min(dims, skipna=True)
 
 
-def at_best_eta(ds: xr.Dataset, var: str, prefix: str = "") -> xr.DataArray:
-    """``ds[prefix + var]`` at the η minimising the seed-mean ``prefix + log_loss`` per curve.
-
-    Keeps the ``seed`` (and ``step``) dimensions; a curve with a diverged seed at some η does
-    not select that η.
+def edge_fraction(values: xr.DataArray, dim: str) -> float:
+    """Fraction of the curves along ``dim`` (e.g. one per seed and depth) whose minimum is the
+    first or last grid point: there the minimum over the grid is only a bound on the optimum.
     """
-    mean = ds[f"{prefix}log_loss"].mean("seed", skipna=False).fillna(np.inf)
-    index = mean.argmin("log2_eta")
-    return ds[f"{prefix}{var}"].isel(log2_eta=index).drop_vars("log2_eta", errors="ignore")
-
-
-def mean_se(values: xr.DataArray) -> tuple[float, float]:
-    """Mean of the finite entries and its standard error (NaN for fewer than two)."""
-    finite = values.values[np.isfinite(values.values)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    se = finite.std(ddof=1) / math.sqrt(finite.size) if finite.size > 1 else math.nan
-    return float(finite.mean()), float(se)
+    filled = values.fillna(np.inf)
+    index = filled.argmin(dim)
+    ok = values.notnull().any(dim)
+    at_edge = ((index == 0) | (index == values.sizes[dim] - 1)) & ok
+    return float(at_edge.sum() / max(int(ok.sum()), 1))
 
 
 def check_failures(ds: xr.Dataset) -> None:

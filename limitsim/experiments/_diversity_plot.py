@@ -149,8 +149,9 @@ def plot_routes(
         ax.legend(fontsize=5.5)
     axes[0, 0].legend(fontsize=5.5, ncol=2)
     fig.suptitle(
-        "feature diversity, Depth-µP (solid) vs ODE (dashed); base depth 8, SGD; limit: linear, "
-        f"a = 8^-1/2, η = {ds.attrs.get('limit_eta')}; finite: relu, a = 2^{ds.attrs.get('log2_a')}"
+        "feature diversity, Depth-µP (solid) vs ODE (dashed); base depth 8; limit: linear, SGD, "
+        f"a = 8^-1/2, η = {ds.attrs.get('limit_eta')}; finite: relu, "
+        f"{ds.attrs.get('optimizer', 'sgd')}, a = 2^{ds.attrs.get('log2_a')}"
         f", η = {ds.attrs.get('base_eta')}·2^{ds.attrs.get('log2_eta')}, digits\n"
         "ε_ref = max(1/256, 1/L); grey: ε^1/2 (solid) and ε (dashed) guides; "
         "bands ±1 SE over seeds (finite), fit SE (limit)",

@@ -8,20 +8,21 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._digits import at_best_eta
+from limitsim.experiments._digits import per_seed_min
 from limitsim.experiments._diversity_plot import plot_normalized
 from limitsim.experiments._homogeneous import ABS_THETA, lag_prediction
-from limitsim.plotting import depth_colors, new_figure, save_figure
+from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.stats import paired_interval, t_interval
 
 __all__ = ["plot_family", "plot_pair"]
 
 PHI_STYLES = {"relu": "--", "abs": "-"}
+#: The two members of the family compared in Fig. 19 (θ in degrees).
+PAIR = (("relu", 0.0), ("abs", ABS_THETA))
 
 
-def plot_pair(
-    ds: xr.Dataset, best: xr.DataArray, se: xr.DataArray, out_dir: Path, name: str
-) -> list[Path]:
-    """abs vs relu: LogLoss vs η, best loss vs L, δh̃ correlation, Fig. 19 curves, κ̂."""
+def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
+    """abs vs relu: LogLoss vs η, best loss vs L, Fig. 19 curves, κ̂ time course, δh̃ corr."""
     phis = [str(p) for p in ds.phi.values]
     depths = [int(d) for d in ds.depth.values]
     colors = depth_colors(depths)
@@ -32,131 +33,94 @@ def plot_pair(
             curve = ds.log_loss.sel(phi=phi, depth=L)
             mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
             band = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-            ax.plot(
-                ds.log2_eta,
-                mean,
-                PHI_STYLES.get(phi, ":"),
-                marker="o",
-                ms=3,
-                color=colors[L],
-                label=f"{phi}, L = {L}",
-            )
+            style = PHI_STYLES.get(phi, ":")
+            ax.plot(ds.log2_eta, mean, style, marker="o", ms=3, color=colors[L],
+                    label=f"{phi}, L = {L}")  # fmt: skip
             ax.fill_between(ds.log2_eta, mean - band, mean + band, color=colors[L], alpha=0.15)
     ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
     ax.set_ylabel("log training loss (natural log)")
     ax.set_title("LogLoss vs η (solid: abs, dashed: relu)")
     ax.legend(fontsize=6, ncol=2)
     ax = axes[0, 1]
+    best = per_seed_min(ds.log_loss, ("log2_eta",))
     for k, phi in enumerate(phis):
-        ax.errorbar(
-            np.log2(depths),
-            best.sel(phi=phi),
-            yerr=se.sel(phi=phi),
-            marker="o",
-            capsize=2,
-            color=f"C{k}",
-            label=phi,
-        )
+        rows = [t_interval(best.sel(phi=phi, depth=L).values) for L in depths]
+        errorbar_estimates(ax, np.log2(depths), rows, marker="o", color=f"C{k}", label=phi)
     ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel("min over η of LogLoss")
-    ax.set_title("best loss vs depth (Fig. 3 right)")
+    ax.set_ylabel("per-seed min over η of LogLoss")
+    ax.set_title(f"best loss vs depth (Fig. 3 right), {ds.attrs.get('optimizer')}")
     ax.legend(fontsize=7)
+    L = int(ds.attrs["family_depth"])
+    steps = [int(t) for t in ds.step.values]
+    early = steps[1] if len(steps) > 1 else steps[0]
     ax = axes[0, 2]
-    lag = at_best_eta(ds, "lag1")
-    for k, phi in enumerate(phis):
-        for r, style in ((0, ":"), (-1, "-")):
-            values = lag.sel(phi=phi).isel(step=r)
-            ax.errorbar(
-                np.log2(depths),
-                values.mean("seed"),
-                yerr=values.std("seed") / math.sqrt(values.sizes["seed"]),
-                marker="o",
-                ls=style,
-                capsize=2,
-                color=f"C{k}",
-                label=f"{phi}, step {int(ds.step.values[r])}",
-            )
-    for theta in (0.0, ABS_THETA):  # relu, abs
-        ax.axhline(float(lag_prediction(theta)), color="0.5", lw=0.8, ls="--")
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel("corr(δh̃ˡ, δh̃ˡ⁺¹), mean over l")
-    ax.set_title("lag-1 δh̃ correlation (grey: theory)")
-    ax.legend(fontsize=6)
-    deep = [L for L in depths if np.isfinite(ds.kappa.sel(depth=L)).any()]
-    ax = axes[1, 0]
-    if deep:
-        d = at_best_eta(ds, "d").isel(step=-1)
-        for phi in phis:
-            for L in deep:
-                plot_normalized(
-                    ax,
-                    d.sel(phi=phi, depth=L),
-                    L,
-                    color=colors[L],
-                    style=PHI_STYLES.get(phi, ":"),
-                    label=f"{phi}, L = {L}",
-                )
-        ax.legend(fontsize=6)
+    d = ds.family_d.sel(step=early)
+    for k, (phi, theta) in enumerate(PAIR):
+        plot_normalized(ax, d.sel(theta=theta), L, color=f"C{k}",
+                        style=PHI_STYLES[phi], label=phi)  # fmt: skip
     ax.set_xlabel("ε (log2 scale)")
-    ax.set_ylabel("d(ε) / (c ε^1/2), = 1 at ε_ref")
-    ax.set_title(f"diversity at t = {int(ds.step.values[-1])} (Fig. 19)")
-    ax = axes[1, 1]
-    kappa = at_best_eta(ds, "kappa")
-    for k, phi in enumerate(phis):
-        kappa_values = kappa.sel(phi=phi, depth=deep).isel(step=-1) if deep else None
-        if kappa_values is not None:
-            ax.errorbar(
-                np.log2(deep),
-                kappa_values.mean("seed"),
-                yerr=kappa_values.std("seed") / math.sqrt(kappa_values.sizes["seed"]),
-                marker="o",
-                capsize=2,
-                color=f"C{k}",
-                label=phi,
-            )
-    ax.axhline(0.5, color="0.5", lw=0.8, ls="--", label="κ = 1/2")
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel("κ̂ (ε ∈ [1/256, 1/16])")
-    ax.set_title("diversity exponent after training")
+    ax.set_ylabel("d(ε) / (c ε^1/2), = 1 at ε = 1/256")
+    ax.set_title(f"Fig. 19: L = {L}, t = {early}")
     ax.legend(fontsize=7)
-    axes[1, 2].set_axis_off()
+    ax = axes[1, 0]
+    for k, (phi, theta) in enumerate(PAIR):
+        kappa = ds.family_kappa.sel(theta=theta)
+        rows = [t_interval(kappa.sel(step=t).values) for t in steps]
+        errorbar_estimates(ax, np.array(steps) + 1, rows, marker="o", color=f"C{k}", label=phi)
+    ax.set_xscale("log")
+    ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("training step t + 1 (log)")
+    ax.set_ylabel("κ̂ (ε ∈ [1/256, 1/16])")
+    ax.set_title(f"diversity exponent over training, L = {L}")
+    ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    kappa = {phi: ds.family_kappa.sel(theta=theta) for phi, theta in PAIR}
+    rows = [paired_interval(kappa["abs"].sel(step=t).values, kappa["relu"].sel(step=t).values)
+            for t in steps]  # fmt: skip
+    errorbar_estimates(ax, np.array(steps) + 1, rows, marker="o", color="k", label="abs − relu")
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training step t + 1 (log)")
+    ax.set_ylabel("κ̂(abs) − κ̂(relu), paired")
+    ax.set_title("Fig. 19's comparison over training")
+    ax = axes[1, 2]
+    for k, (phi, theta) in enumerate(PAIR):
+        lag = ds.family_lag1.sel(theta=theta)
+        rows = [t_interval(lag.sel(step=t).values) for t in steps]
+        errorbar_estimates(ax, np.array(steps) + 1, rows, marker="o", color=f"C{k}", label=phi)
+        ax.axhline(float(lag_prediction(theta)), color=f"C{k}", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("training step t + 1 (log)")
+    ax.set_ylabel("corr(δh̃ˡ, δh̃ˡ⁺¹), mean over l")
+    ax.set_title("lag-1 δh̃ correlation (dashed: (Eφ′)²/Eφ′²)")
+    ax.legend(fontsize=7)
     fig.suptitle(
-        f"Depth-µP, SGD, log2 a = {ds.attrs.get('log2_a')}, {ds.attrs.get('task')}, width "
-        f"{ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; diversity at each curve's "
-        "best η, ε_ref = max(1/256, 1/L); ±1 SE over seeds",
+        f"Depth-µP, log2 a = {ds.attrs.get('log2_a')}, {ds.attrs.get('task')}, width "
+        f"{ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; diversity panels: Adam, "
+        f"L = {L}, log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('family_log2_eta')}, "
+        "abs = θ = −45° member (relu's variance); bars: 95% t intervals over seeds",
         fontsize=9,
     )
     return save_figure(fig, out_dir, name)
 
 
-def plot_family(
-    ds: xr.Dataset, best: xr.DataArray, se: xr.DataArray, out_dir: Path, name: str
-) -> list[Path]:
-    """The family over θ: best loss, δh̃ correlation with its prediction, κ̂."""
+def plot_family(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
+    """The family over θ: loss, δh̃ correlation with its prediction, κ̂, at several times."""
     theta = ds.theta.values.astype(float)
+    steps = [int(t) for t in ds.step.values]
     fig, axes = new_figure(3, 1, width=3.4, height=2.8)
-    ax = axes[0, 0]
-    ax.errorbar(theta, best, yerr=se, marker="o", capsize=2, color="C0")
-    ax.set_ylabel("min over η of LogLoss")
-    ax.set_title("loss")
     panels = (
-        (axes[0, 1], "lag1", "corr(δh̃ˡ, δh̃ˡ⁺¹)", "gradient correlation", (0, -1)),
-        (axes[0, 2], "kappa", "κ̂ (ε ∈ [1/256, 1/16])", "feature diversity", (-1,)),
+        (axes[0, 0], "log_loss", "LogLoss (final window)", "loss", steps[-1:]),
+        (axes[0, 1], "lag1", "corr(δh̃ˡ, δh̃ˡ⁺¹)", "gradient correlation", [steps[0], steps[-1]]),
+        (axes[0, 2], "kappa", "κ̂ (ε ∈ [1/256, 1/16])", "feature diversity", steps),
     )
-    for ax, var, label, title, steps in panels:
-        values = at_best_eta(ds, var, prefix="family_")
-        for r in steps:
-            v = values.isel(step=r)
-            ax.errorbar(
-                theta,
-                v.mean("seed"),
-                yerr=v.std("seed") / math.sqrt(v.sizes["seed"]),
-                marker="o",
-                capsize=2,
-                ls=":" if r == 0 else "-",
-                color="C0",
-                label=f"step {int(ds.step.values[r])}",
-            )
+    for ax, var, label, title, shown in panels:
+        values = ds[f"family_{var}"]
+        for j, t in enumerate(shown):
+            v = values.sel(step=t) if "step" in values.dims else values
+            rows = [t_interval(v.sel(theta=th).values) for th in theta]
+            errorbar_estimates(ax, theta, rows, marker="o", color=f"C{j}",
+                      label=f"t = {t}" if "step" in values.dims else None)  # fmt: skip
         ax.set_ylabel(label)
         ax.set_title(title)
     fine = np.linspace(theta.min(), theta.max(), 181)
@@ -177,12 +141,12 @@ def plot_family(
                 )
         ax.set_xlabel("θ (degrees); (c₊, c₋) ∝ (cos θ, sin θ)")
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     fig.suptitle(
         f"φ = c₊relu(z) − c₋relu(−z), (c₊, c₋) ∝ (cos θ, sin θ), Var φ(z) = Var relu(z); "
-        f"Depth-µP, L = {ds.attrs.get('family_depth')},\nlog2 a = {ds.attrs.get('log2_a')}, "
-        f"width {ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; at each θ's best η; "
-        "±1 SE over seeds",
+        f"Depth-µP, Adam, L = {ds.attrs.get('family_depth')},\nlog2 a = {ds.attrs.get('log2_a')}, "
+        f"log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('family_log2_eta')}, width "
+        f"{ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; bars: 95% t intervals over seeds",
         fontsize=9,
     )
     return save_figure(fig, out_dir, name)

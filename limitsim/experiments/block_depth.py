@@ -15,127 +15,112 @@ keeping ``k·L ≤ max_layers`` (the total number of hidden layers).  At most ``
 configurations train together (memory ≈ 3·k·L·n² float32 each with Adam: 0.8 GB at
 k·L = 1024, n = 256).
 
-Claims (``tp6-notes.md`` §5–6):
+Claims (``tp6-notes.md`` §5–6), per seed (:func:`~limitsim.experiments._common.optimum_trend`:
+a parabola-refined optimum of each seed's curve, its slope against log2 L, Student-t intervals
+over seeds), over the numbers of blocks L ≥ the base depth 8, where the paper states that
+Depth-µP transfers (Fig. 10: flat from 2^6; below the base depth L/8 < 1):
 
-- (Figs. 6, 21) with block depth 2 the optimal log2 η moves with L: the shift between the
-  smallest and the largest L run at block depth 2 (parabola-refined argmin of the seed-mean
-  curve, bootstrap SE over seeds, as in :mod:`~limitsim.experiments.transfer`) is at least
-  0.5 (one step of the paper's grid), and exceeds the shift of block depth 1 at the same L
-  (the control) by at least 0.5;
-- (Figs. 4, 5) at equal total layers k·L, block depth 2 reaches a worse (higher) minimum over
-  η of the LogLoss: the mean over the common total-layer counts of
-  ``min_η LogLoss(k = 2) − min_η LogLoss(k = 1)`` is positive.  Each minimum's SE is the seed
-  standard error at its grid point.  The paper sees this gap for relu without LN only early in
-  training (Fig. 4: it closes by step 37k), and for abs with LN throughout (Fig. 5).
+- the control first: at block depth 1, Depth-µP transfers: the slope of the optimal log2 η
+  lies in [−0.25, 0.25] (half the L^{-1/2} shift of a mis-scaled learning rate, as in
+  :mod:`~limitsim.experiments.transfer`).  When the control is not reproduced, the two
+  block-depth-2 shift rows are ``inconclusive (control failed)``;
+- (Figs. 6, 21) at block depth 2 the optimal log2 η moves: its slope lies outside
+  [−0.25, 0.25]; and it moves more than at block depth 1: the per-seed difference of the two
+  slopes over the common L (paired: a seed's data order is shared) lies outside [−0.25, 0.25];
+- (Figs. 4, 5) at equal total layers k·L, block depth 2 reaches a worse (higher) LogLoss: per
+  seed, the minimum over η at k = 2 minus that at k = 1, averaged over the common totals.
+  The paper sees this gap for relu without LN only early in training (Fig. 4: it closes by
+  step 37k; our runs are short, i.e. early), and for abs with LN throughout (Fig. 5).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, bootstrap_argmin, make_task, preset, sweep
-from limitsim.plotting import depth_colors, new_figure, save_figure
+from limitsim.experiments._common import (
+    Context,
+    OptimumTrend,
+    optimum_trend,
+    seed_axis,
+    sweep,
+)
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    train_points,
+)
+from limitsim.experiments.profiles import log2_grid
+from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
+from limitsim.stats import Estimate, missing, paired_interval, t_interval
 
 NAME = "block_depth"
 TITLE = "Block depth 2: learning-rate shift with depth, block depth 1 vs 2 (Figs. 4-6, 21)"
 
 #: φ → (pre-LN, log2 a): the paper's architecture/multiplier pairing of Fig. 6.
 SETUPS: dict[str, tuple[bool, float]] = {"relu": (False, -2.0), "abs": (True, -1.0)}
-BASE_DEPTH = 8
-_SHARED = {"seeds": 2, "task": "digits", "optimizer": "adam", "base_eta": 0.1}
-
-#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {
-        **_SHARED,
-        "phis": ("relu",),
-        "depths": (2, 4),
-        "max_layers": 8,
-        "log2_etas": (0.0, 1.0, 2.0),
-        "width": 16,
-        "steps": 4,
-        "batch": 8,
-        "window": 2,
-        "batch_size": 6,
-    },
-    "quick": {
-        **_SHARED,
-        "phis": ("relu", "abs"),
-        "depths": (2, 4, 8, 16, 32, 64),
-        "max_layers": 64,
-        "log2_etas": (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
-        "width": 64,
-        "steps": 200,
-        "batch": 32,
-        "window": 20,
-        "batch_size": 20,
-    },
-    "paper": {
-        **_SHARED,
-        "phis": ("relu", "abs"),
-        "depths": (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-        "max_layers": 1024,
-        "log2_etas": tuple(np.arange(-3.0, 7.01, 0.5).round(1).tolist()),
-        "seeds": 5,
-        "width": 256,
-        "steps": 5000,
-        "batch": 64,
-        "window": 200,
-        "batch_size": 4,
-    },
-}
+#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
+SHIFT = 0.25
 
 
-def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Train the points of one architecture together (sweep function).
+@dataclass(frozen=True, kw_only=True)
+class Sizes(DigitsTraining):
+    """Sizes of the block_depth experiment; the fields are read by :func:`run`."""
 
-    Every point has ``phi``, ``pre_ln``, ``block_depth``, ``depth``, ``width``, ``log2_eta``,
-    ``log2_a``, ``seed``, ``base_eta``, ``optimizer`` and the task keys of
-    :func:`~limitsim.experiments._common.make_task`; the points of one call share all but
-    ``log2_eta``, ``log2_a`` and ``seed``.  Returns ``log_loss`` (log of the mean training
-    loss over the last ``window`` steps) per point.
-    """
-    from limitsim.finite import train_finite_batch
-
-    first = points[0]
-    params = [
-        preset(
-            "depth_mup",
-            eta=float(first["base_eta"]) * 2.0 ** float(p["log2_eta"]),
-            a=2.0 ** float(p["log2_a"]),
-            optimizer=str(first["optimizer"]),
-            base_depth=BASE_DEPTH,
-        )
-        for p in points
-    ]
-    runs = train_finite_batch(
-        make_task(first),
-        params,
-        depth=int(first["depth"]),
-        width=int(first["width"]),
-        phi=str(first["phi"]),
-        seeds=[int(p["seed"]) for p in points],
-        block_depth=int(first["block_depth"]),
-        pre_ln=bool(first["pre_ln"]),
-        dtype="float32",
-        eval_every=0,
-        blas_threads=1,
-    )
-    window = int(first["window"])
-    out = []
-    for run in runs:
-        value = math.nan if run.diverged else math.log(float(np.mean(run.loss[-window:])))
-        out.append({"log_loss": value, "diverged": bool(run.diverged)})
-    return out
+    optimizer: str
+    base_eta: float
+    phis: tuple[str, ...]
+    depths: tuple[int, ...]
+    max_layers: int
+    log2_etas: tuple[float, ...]
+    batch_size: int
 
 
-def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
+#: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
+TINY = Sizes(
+    **TINY_TRAINING,
+    optimizer="adam",
+    base_eta=0.1,
+    phis=("relu",),
+    depths=(8, 16),
+    max_layers=32,
+    log2_etas=(0.0, 1.0, 2.0),
+    steps=4,
+    batch_size=6,
+)
+QUICK = replace(
+    TINY,
+    **QUICK_TRAINING,
+    phis=("relu", "abs"),
+    depths=(8, 16, 32),
+    max_layers=64,
+    log2_etas=log2_grid(-2.0, 7.0, 1.0),
+    batch_size=20,
+)
+PAPER = replace(
+    QUICK,
+    **PAPER_TRAINING,
+    depths=(8, 16, 32, 64, 128, 256, 512, 1024),
+    max_layers=2048,
+    log2_etas=log2_grid(-3.0, 7.0),
+    steps=5000,
+    window=200,
+    batch_size=4,
+)
+SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+
+
+def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The (φ, block depth, L, log2 η, seed) grid; cells with k·L > max_layers are NaN."""
     from limitsim.grid import Grid
 
@@ -150,7 +135,7 @@ def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
                 "block_depth": [1, 2],
                 "depth": list(sizes["depths"]),
                 "log2_eta": list(sizes["log2_etas"]),
-                "seed": list(range(int(sizes["seeds"]))),
+                "seed": seed_axis(context, int(sizes["seeds"])),
             },
             filters=["block_depth * depth <= max_layers"],
             fixed={**{k: sizes[k] for k in keys}, "phi": phi, "pre_ln": pre_ln, "log2_a": log2_a},
@@ -179,46 +164,31 @@ def depths_run(ds: xr.Dataset, k: int) -> list[int]:
     return [int(L) for L in ds.depth.values if k * int(L) <= limit]
 
 
-def optimum(ds: xr.Dataset, phi: str, k: int, L: int) -> tuple[float, float]:
-    """(argmin log2 η, bootstrap SE over seeds) of one curve."""
-    return bootstrap_argmin(ds.log2_eta.values, _curve(ds, phi, k, L))
+def trend(ds: xr.Dataset, phi: str, k: int, depths: list[int] | None = None) -> OptimumTrend:
+    """Per-seed optimal log2 η of block depth ``k`` at ``depths`` (default: all run)."""
+    depths = depths_run(ds, k) if depths is None else depths
+    table = np.stack([_curve(ds, phi, k, L) for L in depths])
+    return optimum_trend(ds.log2_eta.values, table, depths)
 
 
-def best_loss(ds: xr.Dataset, phi: str, k: int, L: int) -> tuple[float, float]:
-    """Minimum over η of the seed-mean LogLoss and its seed SE at that η (NaN if all diverged).
-
-    A grid point where any seed diverged counts as diverged.
-    """
+def best_losses(ds: xr.Dataset, phi: str, k: int, L: int) -> np.ndarray:
+    """Per-seed minimum over η of the LogLoss, shape (n_seeds,) (NaN if a seed diverged
+    everywhere)."""
     curve = _curve(ds, phi, k, L)
-    mean = np.where(np.all(np.isfinite(curve), axis=1), curve.mean(axis=1), np.nan)
-    if not np.isfinite(mean).any():
-        return math.nan, math.nan
-    j = int(np.nanargmin(mean))
-    seeds = curve.shape[1]
-    se = float(np.std(curve[j], ddof=1) / math.sqrt(seeds)) if seeds > 1 else math.nan
-    return float(mean[j]), se
+    finite = np.isfinite(curve)
+    return np.where(finite.any(axis=0), np.where(finite, curve, np.inf).min(axis=0), np.nan)
 
 
-def shift(ds: xr.Dataset, phi: str, k: int) -> tuple[float, float, int, int]:
-    """|Δ argmin log2 η| from the smallest to the largest L run at block depth 2, its SE, L's."""
-    depths = depths_run(ds, 2)
-    lo, hi = depths[0], depths[-1]
-    (b_lo, se_lo), (b_hi, se_hi) = optimum(ds, phi, k, lo), optimum(ds, phi, k, hi)
-    return abs(b_hi - b_lo), math.hypot(se_lo, se_hi), lo, hi
-
-
-def gap(ds: xr.Dataset, phi: str) -> tuple[float, float, list[int]]:
-    """Mean over common total layers T of min LogLoss(k = 2, L = T/2) − min LogLoss(k = 1, T)."""
+def gap(ds: xr.Dataset, phi: str) -> tuple[Estimate, list[int]]:
+    """Per-seed mean over common total layers T of min LogLoss(k = 2, T/2) − (k = 1, T)."""
     ones, twos = set(depths_run(ds, 1)), depths_run(ds, 2)
     totals = [2 * L for L in twos if 2 * L in ones]
-    diffs, variances = [], []
-    for total in totals:
-        (v2, s2), (v1, s1) = best_loss(ds, phi, 2, total // 2), best_loss(ds, phi, 1, total)
-        diffs.append(v2 - v1)
-        variances.append(s1**2 + s2**2)
     if not totals:
-        return math.nan, math.nan, totals
-    return float(np.mean(diffs)), math.sqrt(sum(variances)) / len(totals), totals
+        return missing(), totals
+    diffs = np.mean(
+        [best_losses(ds, phi, 2, T // 2) - best_losses(ds, phi, 1, T) for T in totals], axis=0
+    )
+    return t_interval(diffs), totals
 
 
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
@@ -245,9 +215,8 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[row, 2]
         for k, marker in ((1, "s"), (2, "o")):
             depths = depths_run(ds, k)
-            best = [optimum(ds, phi, k, L) for L in depths]
-            ax.errorbar(np.log2(depths), [b[0] for b in best], yerr=[b[1] for b in best],
-                        marker=marker, capsize=2, label=f"block depth {k}")  # fmt: skip
+            errorbar_estimates(ax, np.log2(depths), trend(ds, phi, k).per_depth(),
+                               marker=marker, label=f"block depth {k}")  # fmt: skip
         ax.set_title(f"optimal η vs blocks ({phi})", fontsize=8)
         ax.set_xlabel("log2 L (number of blocks)")
         ax.set_ylabel(f"argmin log2(η / {base})")
@@ -255,10 +224,9 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[row, 3]
         for k, marker in ((1, "s"), (2, "o")):
             depths = depths_run(ds, k)
-            best = [best_loss(ds, phi, k, L) for L in depths]
-            ax.errorbar(np.log2([k * L for L in depths]), [b[0] for b in best],
-                        yerr=[b[1] for b in best], marker=marker, capsize=2,
-                        label=f"block depth {k}")  # fmt: skip
+            best = [t_interval(best_losses(ds, phi, k, L)) for L in depths]
+            errorbar_estimates(ax, np.log2([k * L for L in depths]), best, marker=marker,
+                               label=f"block depth {k}")  # fmt: skip
         ax.set_title(f"min over η at equal total layers ({phi})", fontsize=8)
         ax.set_xlabel("log2(total hidden layers k·L)")
         ax.set_ylabel("min log training loss")
@@ -266,39 +234,83 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     fig.suptitle(
         f"{ds.attrs.get('task')}, width {ds.attrs.get('width')}, Depth-µP "
         f"{ds.attrs.get('optimizer')}, {ds.attrs.get('steps')} steps, base depth {BASE_DEPTH}; "
-        "bands and bars: ±1 SE over seeds"
+        "bands: ±1 SE over seeds; bars: 95% t intervals"
     )
     return save_figure(fig, out_dir, NAME)
 
 
 def claims(ds: xr.Dataset) -> list[Claim]:
-    """Per φ: the block-depth-2 shift, its excess over block depth 1, the equal-layer gap."""
+    """Per φ: the control, the block-depth-2 shift, its excess over k = 1, the equal-layer gap."""
     out = []
+    steps = ds.attrs.get("steps")
     for phi in (str(p) for p in ds.phi.values):
-        s2, se2, lo, hi = shift(ds, phi, 2)
-        s1, se1, _, _ = shift(ds, phi, 1)
-        out.append(Claim(
-            NAME,
-            f"block depth 2, Depth-µP ({phi}): the optimal η shifts with depth (Figs. 6, 21)",
-            f"shift of argmin log2 η (absolute), L = {lo} → {hi} blocks",
-            s2, se2, "significant shift (Fig. 21: L = 2^1..2^10)", 0.5, math.inf,
-        ))  # fmt: skip
-        out.append(Claim(
-            NAME,
-            f"block depth 2 shifts more than block depth 1 ({phi}; Sec. 9)",
-            f"shift(k=2) − shift(k=1), L = {lo} → {hi}; shift(k=1) = {s1:.2f} ± {se1:.2f}",
-            s2 - s1, math.hypot(se1, se2), "k = 1 transfers, k = 2 does not", 0.5, math.inf,
-        ))  # fmt: skip
-        value, se, totals = gap(ds, phi)
-        paper = (
-            "Fig. 4: worse at step 10k, catches up by 37k"
-            if phi == "relu"
-            else "Fig. 5: ≈ 0.5 worse at 2^10 layers"
+        setup = f"{phi}{', pre-LN' if SETUPS[phi][0] else ''}, log2 a = {SETUPS[phi][1]:g}"
+        regime = f"{setup}, Adam, {steps} steps"
+        common = [L for L in depths_run(ds, 2) if L in depths_run(ds, 1)]
+        one, two = trend(ds, phi, 1), trend(ds, phi, 2)
+        control = Claim(
+            experiment=NAME,
+            claim=f"control: block depth 1 transfers the optimal η ({phi})",
+            source="paper: Fig. 10 top (Depth-µP transfers at block depth 1); the control of "
+            "Figs. 6, 21",
+            quantity=f"slope of optimal log2 η vs log2 L, k = 1, L = "
+            f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
+            estimate=one.slope,
+            paper="flat",
+            low=-SHIFT,
+            high=SHIFT,
+            range_reason="±0.25: half an L^-1/2 shift (theory)",
+            undecided=one.undecided("η", depths_run(ds, 1)),
         )
-        out.append(Claim(
-            NAME,
-            f"at equal total layers block depth 2 is worse ({phi}; Figs. 4, 5)",
-            f"mean min-LogLoss(k=2) − min-LogLoss(k=1) over k·L ∈ {totals}",
-            value, se, paper, 0.0, math.inf,
-        ))  # fmt: skip
+        failed = "" if control.verdict == "reproduced" else "control failed"
+        paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
+        value, totals = gap(ds, phi)
+        out += [
+            control,
+            Claim(
+                experiment=NAME,
+                claim=f"block depth 2: the optimal η moves with depth ({phi})",
+                source="paper: Figs. 6, 21: significant learning-rate shift at block depth 2",
+                quantity=f"slope of optimal log2 η vs log2 L, k = 2, L = "
+                f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
+                estimate=two.slope,
+                paper="shifts",
+                low=-SHIFT,
+                high=SHIFT,
+                outside=True,
+                range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
+                undecided=failed or two.undecided("η", depths_run(ds, 2)),
+            ),
+            Claim(
+                experiment=NAME,
+                claim=f"block depth 2 shifts more than block depth 1 ({phi})",
+                source="paper: Sec. 9: k = 1 transfers, k = 2 does not (Figs. 6, 10, 21)",
+                quantity=f"slope(k = 2) − slope(k = 1), paired over seeds, L = "
+                f"{common[0]}..{common[-1]}, {regime}",
+                estimate=paired_interval(paired[0], paired[1]),
+                paper="k = 2 shifts, k = 1 does not",
+                low=-SHIFT,
+                high=SHIFT,
+                outside=True,
+                range_reason="outside ±0.25 (theory)",
+                undecided=failed,
+            ),
+            Claim(
+                experiment=NAME,
+                claim=f"at equal total layers block depth 2 trains worse ({phi})",
+                source="paper: "
+                + (
+                    "Fig. 4: relu, no LN: worse early (step 10k), catches up by 37k"
+                    if phi == "relu"
+                    else "Fig. 5: abs with LN: ≈ 0.5 worse at 2^10 layers throughout"
+                ),
+                quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
+                f"k·L ∈ {totals}, {regime} (early in training)",
+                estimate=value,
+                paper="> 0",
+                low=0.0,
+                high=math.inf,
+                range_reason="sign only",
+            ),
+        ]
     return out

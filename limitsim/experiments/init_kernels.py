@@ -10,6 +10,8 @@ diagonals grow as e^{v_φ} with v_ReLU ≈ 0.3408, v_abs ≈ 0.3634 (tp6-notes �
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +19,43 @@ import numpy as np
 import xarray as xr
 from scipy.stats import linregress
 
+from limitsim.experiments.profiles import ExperimentSizes
 from limitsim.kernels import depth_limit_kernels, init_kernels
 from limitsim.parametrization import Parametrization
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
+from limitsim.stats import exact, fit_slope
 
 NAME = "init_kernels"
 TITLE = "Kernels at initialization: finite depth → depth limit"
 
-#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {"phis": ("relu", "abs"), "depths": (4, 8, 16), "rho0": 0.5},
-    "quick": {
-        "phis": ("relu", "abs", "tanh", "gelu", "linear"),
-        "depths": (4, 8, 16, 32, 64, 128, 256),
-        "rho0": 0.5,
-    },
-    "paper": {
-        "phis": ("relu", "abs", "leaky_relu:0.2", "tanh", "erf", "gelu", "silu", "linear"),
-        "depths": (4, 8, 16, 32, 64, 128, 256, 512, 1024),
-        "rho0": 0.5,
-    },
-}
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes(ExperimentSizes):
+    """Sizes of the init_kernels experiment; the fields are read by :func:`run`."""
+
+    phis: tuple[str, ...]
+    depths: tuple[int, ...]
+    rho0: float
+
+
+#: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
+TINY = Sizes(
+    phis=("relu", "abs"),
+    depths=(4, 8, 16),
+    rho0=0.5,
+)
+QUICK = replace(
+    TINY,
+    phis=("relu", "abs", "tanh", "gelu", "linear"),
+    depths=(4, 8, 16, 32, 64, 128, 256),
+)
+PAPER = replace(
+    QUICK,
+    phis=("relu", "abs", "leaky_relu:0.2", "tanh", "erf", "gelu", "silu", "linear"),
+    depths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
 LIMIT_GRID = np.linspace(0.0, 1.0, 65)
 
 
@@ -47,7 +64,7 @@ def _correlation(K: np.ndarray) -> np.ndarray:
     return rho
 
 
-def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:
+def run(sizes: Mapping[str, Any], context: Any = None) -> xr.Dataset:
     """Correlations of finite-depth kernels on ``LIMIT_GRID`` and of the depth limit."""
     rho0 = sizes["rho0"]
     X = np.array([[1.0, 0.0], [rho0, math.sqrt(1 - rho0**2)]])
@@ -121,20 +138,23 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
 
 
 def claims(ds: xr.Dataset) -> list[Claim]:
-    """O(1/L) convergence per φ and the diagonal growth e^{v_φ} for relu and abs."""
+    """O(1/L) convergence per φ and the diagonal growth e^{v_φ} for relu and abs (checks)."""
     out = []
     for phi in ds.phi.values:
-        fit = linregress(np.log(ds.depth.values.astype(float)), np.log(ds.max_error.sel(phi=phi)))
         out.append(
             Claim(
-                NAME,
-                f"finite-L init kernels → ODE at O(1/L) ({phi})",
-                "fitted slope of log error vs log L",
-                fit.slope,
-                fit.stderr,
-                "−1 (Euler step 1/L; algorithms.md §4.2)",
-                -1.15,
-                -0.85,
+                experiment=NAME,
+                claim=f"finite-L init kernels → depth-limit ODE at O(1/L) ({phi})",
+                source="check: the finite-L recursion is an Euler scheme of the ODE "
+                "(algorithms.md §4.2)",
+                quantity="fitted slope of log max error vs log L",
+                estimate=fit_slope(
+                    np.log(ds.depth.values.astype(float)), np.log(ds.max_error.sel(phi=phi))
+                ),
+                paper="—",
+                low=-1.15,
+                high=-0.85,
+                range_reason="−1 ± 0.15: Euler's first order",
             )
         )
     for phi, v in (("relu", 0.5 - 1 / (2 * math.pi)), ("abs", 1 - 2 / math.pi)):
@@ -142,14 +162,15 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             measured = math.log(float(ds.final_variance_limit.sel(phi=phi)))
             out.append(
                 Claim(
-                    NAME,
-                    f"init diagonal grows as e^(a² v_φ) ({phi})",
-                    "log K_11(1) at a = 1",
-                    measured,
-                    0.0,
-                    f"v = {v:.4f}",
-                    v - 1e-6,
-                    v + 1e-6,
+                    experiment=NAME,
+                    claim=f"init diagonal grows as e^(a² v_φ) ({phi})",
+                    source="check: ODE solution against the closed form (tp6-notes §3.6)",
+                    quantity="log K_11(1) at a = 1",
+                    estimate=exact(measured),
+                    paper="—",
+                    low=v - 1e-6,
+                    high=v + 1e-6,
+                    range_reason=f"v_φ = {v:.4f} ± 1e-6",
                 )
             )
     return out

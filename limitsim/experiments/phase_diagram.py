@@ -7,6 +7,8 @@ exponents of Δf and Δh in finite networks against the classification) is the e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +16,36 @@ import numpy as np
 import xarray as xr
 
 from limitsim.classification import classify
+from limitsim.experiments.profiles import ExperimentSizes
 from limitsim.parametrization import PRESETS
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
+from limitsim.stats import exact
 
 NAME = "phase_diagram"
 TITLE = "Phase diagram of (α, α + γ) (Fig. 1)"
 
-#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {"per_quarter": 2},
-    "quick": {"per_quarter": 40},
-    "paper": {"per_quarter": 80},
-}
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes(ExperimentSizes):
+    """Sizes of the phase_diagram experiment; the fields are read by :func:`run`."""
+
+    per_quarter: int
+
+
+#: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
+TINY = Sizes(
+    per_quarter=2,
+)
+QUICK = replace(
+    TINY,
+    per_quarter=40,
+)
+PAPER = replace(
+    QUICK,
+    per_quarter=80,
+)
+SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
 REGIONS = (
     "unstable at initialization",
     "unstable during training",
@@ -37,7 +56,7 @@ REGIONS = (
 )
 
 
-def run(sizes: dict[str, Any], context: Any = None) -> xr.Dataset:
+def run(sizes: Mapping[str, Any], context: Any = None) -> xr.Dataset:
     """Region index on a grid of α ∈ [0, 1.5] and α + γ ∈ [0, 2].
 
     ``sizes["per_quarter"]`` grid points per 1/4, so the lines α = 1/2, 1 and α + γ = 1 lie
@@ -96,17 +115,17 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
 
 
 def claims(ds: xr.Dataset) -> list[Claim]:
-    """Uniqueness of Depth-µP on the grid (Claim 7.5)."""
+    """Uniqueness of Depth-µP on the grid: a check of ``classify`` against Claim 7.5's text."""
     count = float((ds.region == REGIONS.index("Depth-muP")).sum())
     return [
         Claim(
-            NAME,
-            "Depth-µP is the unique stable, nontrivial, faithful, κ = 1/2 choice",
-            "grid points classified Depth-µP",
-            count,
-            0.0,
-            "exactly (1/2, 1/2)",
-            1,
-            1,
+            experiment=NAME,
+            claim="the classification marks exactly one grid point as Depth-µP",
+            source="check: limitsim.classify (Claims 7.1-7.5 as code) evaluated on the grid",
+            quantity="grid points classified Depth-µP",
+            estimate=exact(count),
+            paper="exactly (1/2, 1/2) (Claim 7.5)",
+            low=1,
+            high=1,
         )
     ]

@@ -1,7 +1,7 @@
 """Post- vs pre-nonlin blocks across depth (the paper's Fig. 2, Sec. 8.2).
 
-Finite Depth-µP resnets (relu, SGD, frozen input/output layers, base depth 8) are trained on
-the bundled digits data with the two block types of :func:`limitsim.train_finite`:
+Finite Depth-µP resnets (relu, Adam as in the paper, frozen input/output layers, base depth 8)
+are trained on the bundled digits data with the two block types of :func:`limitsim.train_finite`:
 
 - post-nonlin: ``x^l = x^{l-1} + a (L/8)^-1/2 MS(φ(W^l x^{l-1}))`` (the paper's main model);
 - pre-nonlin: ``x^l = x^{l-1} + a (L/8)^-1/2 W^l φ(x^{l-1})`` (no MS).
@@ -21,84 +21,88 @@ improving), and the difference of the two gains, post − pre (> 0: pre plateaus
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context
-from limitsim.experiments._digits import BASE_DEPTH, best_over, sweep_digits
-from limitsim.plotting import depth_colors, new_figure, save_figure
+from limitsim.experiments._common import Context, seed_axis
+from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    PAPER_TRAINING,
+    QUICK_TRAINING,
+    TINY_TRAINING,
+    DigitsTraining,
+    edge_fraction,
+    per_seed_min,
+    sweep_digits,
+)
+from limitsim.experiments.profiles import log2_grid
+from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
+from limitsim.stats import paired_interval, t_interval
 
 NAME = "prenonlin"
 TITLE = "Post- vs pre-nonlin blocks: min LogLoss vs depth (Fig. 2)"
 
-#: Sizes per profile: tiny (tests), quick (2 cores, minutes), paper (a cluster).
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "blocks": ("post", "pre"),
-        "depths": (4, 8, 16),
-        "log2_etas": (-1.0, 0.0),
-        "seeds": 2,
-        "width": 16,
-        "phi": "relu",
-        "steps": 6,
-        "batch": 8,
-        "task": "digits",
-        "window": 2,
-        "log2_a": 0.0,
-        "base_eta": 0.25,
-    },
-    "quick": {
-        "blocks": ("post", "pre"),
-        "depths": (4, 8, 16, 32, 64, 128),
-        "log2_etas": (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0),
-        "seeds": 3,
-        "width": 64,
-        "phi": "relu",
-        "steps": 300,
-        "batch": 32,
-        "task": "digits",
-        "window": 50,
-        "log2_a": 0.0,
-        "base_eta": 0.25,
-    },
-    "paper": {
-        "blocks": ("post", "pre"),
-        "depths": (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-        "log2_etas": tuple(float(v) for v in np.arange(-5.0, 3.01, 0.5)),
-        "seeds": 5,
-        "width": 256,
-        "phi": "relu",
-        "steps": 3000,
-        "batch": 64,
-        "task": "digits",
-        "window": 500,
-        "log2_a": 0.0,
-        "base_eta": 0.25,
-    },
-}
-FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta")
+
+@dataclass(frozen=True, kw_only=True)
+class Sizes(DigitsTraining):
+    """Sizes of the prenonlin experiment; the fields are read by :func:`run`."""
+
+    blocks: tuple[str, ...]
+    depths: tuple[int, ...]
+    log2_etas: tuple[float, ...]
+    phi: str
+    log2_a: float
+    base_eta: float
+    optimizer: str
+
+
+#: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
+TINY = Sizes(
+    **TINY_TRAINING,
+    blocks=("post", "pre"),
+    depths=(4, 8, 16),
+    log2_etas=(-1.0, 0.0),
+    phi="relu",
+    steps=6,
+    log2_a=0.0,
+    base_eta=0.1,
+    optimizer="adam",
+)
+QUICK = replace(
+    TINY,
+    **QUICK_TRAINING,
+    depths=(8, 32, 128),
+    log2_etas=log2_grid(-3.0, 3.0, 1.0),
+)
+PAPER = replace(
+    QUICK,
+    **PAPER_TRAINING,
+    depths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    log2_etas=log2_grid(-5.0, 3.0),
+    steps=3000,
+    window=500,
+)
+SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
 
-def run(sizes: dict[str, Any], context: Context | None = None) -> xr.Dataset:
+def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The block × depth × log2 η × seed grid (one batched training per block and depth)."""
     axes = {
         "block": list(sizes["blocks"]),
         "depth": list(sizes["depths"]),
         "log2_eta": [float(v) for v in sizes["log2_etas"]],
-        "seed": list(range(int(sizes["seeds"]))),
+        "seed": seed_axis(context, int(sizes["seeds"])),
     }
     return sweep_digits(context, NAME, sizes, axes, FIXED, batch_axes=("log2_eta", "seed"))
-
-
-def min_loss(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
-    """Minimum over η of the seed-mean LogLoss and its standard error, dims (block, depth)."""
-    return best_over(ds.log_loss, ("log2_eta",))
 
 
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
@@ -119,81 +123,84 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
         ax.set_ylabel("log training loss (natural log, window)")
         ax.legend(fontsize=7)
-    best, se = min_loss(ds)
+    best = per_seed_min(ds.log_loss, ("log2_eta",))
     ax = axes[0, -1]
     for k, block in enumerate(blocks):
-        ax.errorbar(
-            np.log2(depths),
-            best.sel(block=block),
-            yerr=se.sel(block=block),
-            marker="o",
-            capsize=2,
-            color=f"C{k}",
-            label=BLOCK_LABELS.get(block, block),
-        )
+        rows = [t_interval(best.sel(block=block, depth=L).values) for L in depths]
+        errorbar_estimates(ax, np.log2(depths), rows, marker="o", color=f"C{k}",
+                           label=BLOCK_LABELS.get(block, block))  # fmt: skip
     ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel("min over η of LogLoss")
+    ax.set_ylabel("per-seed min over η of LogLoss")
     ax.set_title("best loss vs depth")
     ax.legend(fontsize=7)
     fig.suptitle(
-        f"Depth-µP, SGD, log2 a = {ds.attrs.get('log2_a')}, {ds.attrs.get('task')}, width "
-        f"{ds.attrs.get('width')}, φ = {ds.attrs.get('phi')}, base depth {BASE_DEPTH}, "
-        f"{ds.attrs.get('steps')} steps;\nbands/bars ±1 SE over seeds; gaps: diverged",
+        f"Depth-µP, {ds.attrs.get('optimizer', 'sgd')}, log2 a = {ds.attrs.get('log2_a')}, "
+        f"{ds.attrs.get('task')}, width {ds.attrs.get('width')}, φ = {ds.attrs.get('phi')}, "
+        f"base depth {BASE_DEPTH}, {ds.attrs.get('steps')} steps;\n"
+        "bands ±1 SE, bars 95% t intervals over seeds; gaps: diverged",
         fontsize=9,
     )
     return save_figure(fig, out_dir, NAME)
 
 
-def _gain(
-    best: xr.DataArray, se: xr.DataArray, block: str, ref: int, top: int
-) -> tuple[float, float]:
-    """Decrease of the minimal LogLoss of ``block`` from depth ``ref`` to ``top`` and its SE."""
-    value = float(best.sel(block=block, depth=ref) - best.sel(block=block, depth=top))
-    error = math.hypot(float(se.sel(block=block, depth=ref)), float(se.sel(block=block, depth=top)))
-    return value, error
-
-
 def claims(ds: xr.Dataset) -> list[Claim]:
-    """Gap pre − post at the largest depth; post's gain and the gain difference from L = 8."""
-    best, se = min_loss(ds)
+    """Gap pre − post at the largest depth; post's gain and the gain difference from L = 8.
+
+    Per seed, the minimum over η of the LogLoss; differences are paired over seeds (the two
+    blocks and all depths share a seed's data order), with Student-t intervals.
+    """
+    best = per_seed_min(ds.log_loss, ("log2_eta",))
     depths = [int(d) for d in ds.depth.values]
     top = depths[-1]
     ref = REFERENCE_DEPTH if REFERENCE_DEPTH in depths[:-1] else depths[0]
-    gap = float(best.sel(block="pre", depth=top) - best.sel(block="post", depth=top))
-    gap_se = math.hypot(
-        float(se.sel(block="pre", depth=top)), float(se.sel(block="post", depth=top))
+    optimizer = ds.attrs.get("optimizer", "sgd")
+    regime = f"{optimizer}, {ds.attrs.get('steps')} steps, per-seed min over η"
+    source = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 right" + (
+        "" if optimizer == "adam" else " (the paper trains with Adam)"
     )
-    post_gain, post_se = _gain(best, se, "post", ref, top)
-    pre_gain, pre_se = _gain(best, se, "pre", ref, top)
+
+    def at(block: str, depth: int) -> np.ndarray:
+        return np.asarray(best.sel(block=block, depth=depth).values, dtype=np.float64)
+
+    edge = edge_fraction(ds.log_loss, "log2_eta")
+    undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
+    post_gain = at("post", ref) - at("post", top)
+    pre_gain = at("pre", ref) - at("pre", top)
     return [
         Claim(
-            NAME,
-            "pre-nonlin blocks train far worse than post-nonlin at large depth (Fig. 2, Sec. 8.2)",
-            f"min LogLoss pre − post at L = {top}",
-            gap,
-            gap_se,
-            "≈ +1.6 at L = 2^10 (−1.9 vs −3.5)",
-            0.0,
-            math.inf,
+            experiment=NAME,
+            claim="pre-nonlin blocks train far worse than post-nonlin at large depth",
+            source=f"{source}: pre-nonlin plateaus at ≈ −1.9, post falls to ≈ −3.5",
+            quantity=f"LogLoss pre − post at L = {top}, {regime}",
+            estimate=paired_interval(at("pre", top), at("post", top)),
+            paper="≈ +1.6 at L = 2^10",
+            low=0.0,
+            high=math.inf,
+            range_reason="sign only",
+            undecided=undecided,
         ),
         Claim(
-            NAME,
-            "post-nonlin keeps improving with depth (Fig. 2 right)",
-            f"decrease of min LogLoss (post), L = {ref} → {top}",
-            post_gain,
-            post_se,
-            "falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
-            0.0,
-            math.inf,
+            experiment=NAME,
+            claim="post-nonlin keeps improving with depth",
+            source=f"{source}: post-nonlin falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
+            quantity=f"decrease of LogLoss (post), L = {ref} → {top}, {regime}",
+            estimate=t_interval(post_gain),
+            paper="≈ 2 from L = 8 to 2^10",
+            low=0.0,
+            high=math.inf,
+            range_reason="sign only",
+            undecided=undecided,
         ),
         Claim(
-            NAME,
-            "pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin (Sec. 8.2)",
-            f"gain(post) − gain(pre) of min LogLoss, L = {ref} → {top}",
-            post_gain - pre_gain,
-            math.hypot(post_se, pre_se),
-            "pre flat at ≈ −1.9 from L ≈ 8; post gains ≈ 2",
-            0.0,
-            math.inf,
+            experiment=NAME,
+            claim="pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin",
+            source=f"{source}; Sec. 8.2: pre-nonlin flat from L ≈ 8",
+            quantity=f"gain(post) − gain(pre) of LogLoss, L = {ref} → {top}, {regime}",
+            estimate=paired_interval(post_gain, pre_gain),
+            paper="pre flat, post gains ≈ 2",
+            low=0.0,
+            high=math.inf,
+            range_reason="sign only",
+            undecided=undecided,
         ),
     ]

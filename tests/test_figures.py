@@ -1,0 +1,105 @@
+"""Datasets of `limitsim figures`: reused when intact, recomputed when damaged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from limitsim import figures
+from limitsim.experiments._common import Context
+
+
+class Experiment(types.ModuleType):
+    """A stand-in experiment module whose ``run`` counts its calls."""
+
+    NAME = "fake"
+
+    def __init__(self) -> None:
+        super().__init__("fake")
+        self.calls = 0
+
+    def run(self, sizes, context):
+        self.calls += 1
+        return xr.Dataset({"y": ("x", np.arange(500.0))}, coords={"x": np.arange(500)})
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "sizes_for", lambda profile, name: {})
+    experiment, logs = Experiment(), []
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def load():
+        context = Context(tmp_path / "stores")
+        return figures._load_or_run(experiment, "tiny", data, context, logs.append)
+
+    return experiment, data, load, logs
+
+
+def test_a_dataset_is_written_with_its_checksum_and_reused(setup):
+    experiment, data, load, logs = setup
+    first = load()
+    nc = data / "fake.nc"
+    digest = hashlib.sha256(nc.read_bytes()).hexdigest()
+    assert (data / "fake.nc.sha256").read_text() == f"{digest}  fake.nc\n"  # sha256sum -c
+    xr.testing.assert_identical(load(), first)
+    assert experiment.calls == 1 and "reusing" in logs[-1]
+    assert sorted(p.name for p in data.iterdir()) == ["fake.nc", "fake.nc.sha256"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped", "emptied"])
+@pytest.mark.parametrize("checksum", [True, False])
+def test_a_damaged_dataset_is_recomputed(setup, damage, checksum):
+    """With its checksum file, or without one (written by limitsim 0.1.0)."""
+    experiment, data, load, logs = setup
+    first = load()
+    nc = data / "fake.nc"
+    if not checksum:
+        (data / "fake.nc.sha256").unlink()
+    raw = bytearray(nc.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "bit-flipped":
+        raw[raw.index(np.float64(250.0).tobytes())] ^= 0x01  # y[250]: still a valid file
+    else:
+        raw = bytearray()
+    nc.write_bytes(bytes(raw))
+    again = load()
+    if damage == "bit-flipped" and not checksum:
+        # without a recorded checksum a flip in the data is not detectable: the old file loads
+        assert experiment.calls == 1 and again.y[250] != 250.0
+        return
+    assert experiment.calls == 2 and "recomputing" in " ".join(logs)
+    xr.testing.assert_equal(again, first)  # attrs differ: the run's time
+    assert load() is not None and experiment.calls == 2  # the rewritten file is reused
+
+
+def test_an_intact_dataset_without_checksum_is_adopted(setup):
+    experiment, data, load, _ = setup
+    load()
+    (data / "fake.nc.sha256").unlink()
+    load()
+    assert experiment.calls == 1 and (data / "fake.nc.sha256").exists()
+
+
+def test_temporary_files_of_killed_runs_are_deleted(setup):
+    _, data, load, _ = setup
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    stale = data / f"fake.nc.{host}.{dead}.beef.tmp"
+    legacy = data / "tmpab12cd34.nc.tmp"  # limitsim 0.1.0's names
+    live = data / f"other.nc.{host}.{os.getpid()}.beef.tmp"  # a writer still running
+    for path in (stale, legacy, live):
+        path.write_bytes(b"partial")
+    load()
+    assert not stale.exists() and not legacy.exists() and live.exists()
