@@ -187,7 +187,8 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
         vprime[i, i] = ddiag
         var = 0.0
         for a in range(deg):
-            var += weights[a] * (fvals[a] - fcoef[i, 0]) ** 2
+            d = weights[a] * (fvals[a] - fcoef[i, 0])  # weight first: no needless overflow
+            var += d * (fvals[a] - fcoef[i, 0])
         head = 0.0
         dhead = dcoef[i, 0] ** 2
         for k in range(1, n_terms):
@@ -254,18 +255,35 @@ def gauss_moments_erf(K, mean, second, vprime):  # type: ignore[no-untyped-def]
 def hermite_rule(n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nodes, weights and ``h_k`` table for :func:`gauss_moments_hermite`.
 
-    ``2 n_terms + 8`` Gauss–Hermite nodes (``scipy.special.roots_hermitenorm``, which stays
-    accurate at any degree; weights normalised to N(0, 1)); the projections on the first
-    ``n_terms`` normalised polynomials are then exact for polynomial φ of degree up to
-    ``n_terms + 15``.  Nodes whose weight underflows to 0 are dropped (their table entries
-    overflow for many terms).  In float64 the rule stays discretely orthonormal,
-    Σ_a w_a h_k h_l = δ_kl to 1e-13, up to about 320 terms; beyond that the polynomials live
-    where the Gaussian weight underflows (``MAX_HERMITE_TERMS`` in
-    :mod:`limitsim.nonlinearities` stays below).
+    ``2 n_terms + 8`` Gauss–Hermite nodes for N(0, 1) (weights summing to 1); the projections
+    on the first ``n_terms`` normalised polynomials are then exact for polynomial φ of degree
+    up to ``n_terms + 15``.  Golub–Welsch: the nodes are the eigenvalues of the Jacobi matrix
+    (off-diagonal √k), polished by two Newton steps on h_n, and the weights are the
+    Christoffel numbers 1/Σ_{k<n} h_k(x)², which never overflow to NaN (``numpy``'s
+    ``hermegauss`` does beyond 370 nodes; ``scipy``'s ``roots_hermitenorm`` loses two digits
+    beyond 150).  Nodes whose weight underflows to 0 are dropped.  In float64 the rule stays
+    discretely orthonormal, Σ_a w_a h_k h_l = δ_kl to 1e-14, up to 300 terms
+    (``MAX_HERMITE_TERMS`` in :mod:`limitsim._expectations`); from about 320 terms on the
+    polynomials live where the Gaussian weight underflows.
     """
-    from scipy.special import roots_hermitenorm
+    from scipy.linalg import eigvalsh_tridiagonal
 
-    nodes, weights = roots_hermitenorm(2 * n_terms + 8)
+    n = 2 * n_terms + 8
+    roots = np.sqrt(np.arange(n + 1.0))
+    nodes = eigvalsh_tridiagonal(np.zeros(n), roots[1:n])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(2):
+            h_prev, h = np.zeros(n), np.ones(n)
+            for k in range(n):  # ends with h = h_n, h_prev = h_{n-1}
+                h_prev, h = h, (nodes * h - roots[k] * h_prev) / roots[k + 1]
+            step = h / (roots[n] * h_prev)  # h_n / h_n′ with h_n′ = √n h_{n−1}
+            nodes = nodes - np.where(np.isfinite(step), step, 0.0)
+        h_prev, h = np.zeros(n), np.ones(n)
+        total = np.ones(n)
+        for k in range(n - 1):
+            h_prev, h = h, (nodes * h - roots[k] * h_prev) / roots[k + 1]
+            total += h * h
+        weights = 1.0 / total
     keep = weights > 0.0
     nodes, weights = nodes[keep], weights[keep]
     table = np.empty((n_terms, nodes.size))
@@ -273,8 +291,8 @@ def hermite_rule(n_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if n_terms > 1:
         table[1] = nodes
     for k in range(1, n_terms - 1):
-        table[k + 1] = (nodes * table[k] - math.sqrt(k) * table[k - 1]) / math.sqrt(k + 1)
-    return nodes, weights / math.sqrt(2.0 * math.pi), table
+        table[k + 1] = (nodes * table[k] - roots[k] * table[k - 1]) / roots[k + 1]
+    return nodes, weights, table
 
 
 @jit

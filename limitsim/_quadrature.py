@@ -309,8 +309,8 @@ def _panel_1d(F, G, mode, mu, sigma, a, b, fbuf, panels, p):  # type: ignore[no-
             fbuf[k, 2] = 0.0
         else:
             fbuf[k, 0] = f * w
-            fbuf[k, 1] = f * f * w
-            fbuf[k, 2] = g * g * w
+            fbuf[k, 1] = f * w * f  # weight first: no needless overflow
+            fbuf[k, 2] = g * w * g
         fbuf[k, 3] = 0.0
     _qk21(fbuf, half, panels, p)
 

@@ -175,8 +175,9 @@ class Nonlinearity:
         Raises
         ------
         ValueError
-            Where φ has no closed form and an expectation is not finite or cannot be
-            computed to ``limitsim._expectations.RTOL`` (module docstring).
+            Where φ has no closed form and a finite expectation cannot be computed to
+            ``limitsim._expectations.RTOL`` (module docstring).  Expectations that overflow
+            float64 are inf or NaN, with or without a closed form.
         """
         K = np.ascontiguousarray(K, dtype=np.float64)
         if K.ndim != 2 or K.shape[0] != K.shape[1]:
