@@ -59,7 +59,14 @@ from limitsim.experiments._digits import (
     train_points,
 )
 from limitsim.report import Claim
-from limitsim.stats import Estimate, fit_slope, missing, paired_interval, t_interval
+from limitsim.stats import (
+    Estimate,
+    fit_slope,
+    from_standard_error,
+    missing,
+    paired_interval,
+    t_interval,
+)
 
 NAME = "diversity"
 TITLE = "Feature diversity d(ε), Depth-µP vs ODE (1, 0), limit and finite (Figs. 17, 18)"
@@ -362,11 +369,11 @@ def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
         fits = noise_fits(ds, route, "depth_mup", top)
         if route == "limit":
             fit = fits[0]
-            half = float(_scipy_t(len(fit.eps) - 3)) * fit.exponent_se if fit else math.nan
             estimate = (
-                Estimate(value=fit.exponent, low=fit.exponent - half, high=fit.exponent + half,
-                         seeds=None) if fit else missing(None)
-            )  # fmt: skip
+                from_standard_error(fit.exponent, fit.exponent_se, dof=fit.eps.size - 3, seeds=None)
+                if fit
+                else missing(None)
+            )
         else:
             estimate = t_interval([f.exponent if f else np.nan for f in fits])
         out.append(
@@ -452,9 +459,3 @@ def _limit_slopes(ds: xr.Dataset, param: str) -> np.ndarray:
     """1/2 − κ̂ (fixed window) of the limit at each depth."""
     depths = _depths(ds, "limit")
     return np.array([0.5 - window_kappa(*_one(ds, "limit", param, L, 0)) for L in depths])
-
-
-def _scipy_t(dof: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, dof)) if dof > 0 else math.nan
