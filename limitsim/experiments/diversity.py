@@ -310,17 +310,21 @@ def noise_fits(ds: xr.Dataset, route: str, param: str, depth: int, **kw: Any) ->
     ]
 
 
-def growth(ds: xr.Dataset, route: str, param: str) -> np.ndarray:
-    """Per seed, slope of (1/2 − κ̂) against log2 L with κ̂ over the fixed window (Fig. 18)."""
-    depths = _depths(ds, route)
-    kappas = np.array(
-        [[window_kappa(*_one(ds, route, param, L, s)) for s in range(_seeds(ds, route))]
-         for L in depths]
-    )  # fmt: skip
-    x = np.log2(np.asarray(depths, dtype=float))
+def slope_table(ds: xr.Dataset, route: str, param: str) -> np.ndarray:
+    """1/2 − κ̂ with κ̂ over the fixed window, shape (n_depths, n_seeds) (one column for the
+    limit): the slopes of Fig. 18's normalised curves."""
     return np.array(
-        [np.polyfit(x, 0.5 - col, 1)[0] if np.all(np.isfinite(col)) else np.nan
-         for col in kappas.T]
+        [[0.5 - window_kappa(*_one(ds, route, param, L, s)) for s in range(_seeds(ds, route))]
+         for L in _depths(ds, route)]
+    )  # fmt: skip
+
+
+def growth(ds: xr.Dataset, route: str, param: str) -> np.ndarray:
+    """Per seed, slope of (1/2 − κ̂) against log2 L (:func:`slope_table`; Fig. 18)."""
+    x = np.log2(np.asarray(_depths(ds, route), dtype=float))
+    return np.array(
+        [np.polyfit(x, col, 1)[0] if np.all(np.isfinite(col)) else np.nan
+         for col in slope_table(ds, route, param).T]
     )  # fmt: skip
 
 
@@ -412,17 +416,17 @@ def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
                 )
             )
     if {"depth_mup", "ode"} <= set(params):
-        grow_ode, grow_mup = growth(ds, route, "ode"), growth(ds, route, "depth_mup")
         window = f"ε ∈ [1/{depths[0]}, 1/16], L = {depths[0]}..{top}, {where}"
         if route == "limit":
-            slope_ode = fit_slope(np.log2(depths), _limit_slopes(ds, "ode"))
-            slope_mup = fit_slope(np.log2(depths), _limit_slopes(ds, "depth_mup"))
+            slope_ode = fit_slope(np.log2(depths), slope_table(ds, route, "ode")[:, 0])
+            slope_mup = fit_slope(np.log2(depths), slope_table(ds, route, "depth_mup")[:, 0])
             ode_estimate = slope_ode
             diff = _deterministic(
                 np.array([slope_ode.value, -slope_mup.value]),
                 np.array([slope_ode.value - slope_ode.low, slope_mup.value - slope_mup.low]),
             )
         else:
+            grow_ode, grow_mup = growth(ds, route, "ode"), growth(ds, route, "depth_mup")
             ode_estimate = t_interval(grow_ode)
             diff = paired_interval(grow_ode, grow_mup)
         out.append(
@@ -453,9 +457,3 @@ def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
             )
         )
     return out
-
-
-def _limit_slopes(ds: xr.Dataset, param: str) -> np.ndarray:
-    """1/2 − κ̂ (fixed window) of the limit at each depth."""
-    depths = _depths(ds, "limit")
-    return np.array([0.5 - window_kappa(*_one(ds, "limit", param, L, 0)) for L in depths])
