@@ -113,7 +113,7 @@ def make_figures(
 
     Parameters
     ----------
-    profile : {"tiny", "quick", "paper"}
+    profile : {"tiny", "quick", "standard", "paper"}
     out : path
         Output directory.
     only : sequence of str, optional

@@ -46,7 +46,7 @@ def test_tiny_profile(name, tmp_path):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_seeded_finite_experiments_use_eight_seeds(name):
     """The issue's floor: every claim on finite networks rests on at least 8 seeds (quick)."""
-    for profile in ("quick", "paper"):
+    for profile in ("quick", "standard", "paper"):
         sizes = sizes_for(profile, name)
         if "seeds" in sizes:
             assert int(sizes["seeds"]) >= 8, (profile, name)
@@ -74,11 +74,12 @@ def test_every_profile_covers_every_experiment():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_profiles_are_derived_frozen_sizes(name):
-    """quick and paper (never run in CI) are the tiny sizes with fields replaced."""
+    """quick, standard and paper (never run in CI) are the tiny sizes with fields replaced."""
     module = importlib.import_module(f"limitsim.experiments.{name}")
-    tiny, quick, paper = (sizes_for(profile, name) for profile in PROFILES)
-    assert type(tiny) is type(quick) is type(paper) is module.Sizes
-    assert set(tiny) == set(quick) == set(paper)
+    sizes = [sizes_for(profile, name) for profile in PROFILES]
+    assert {type(s) for s in sizes} == {module.Sizes}
+    assert all(set(s) == set(sizes[0]) for s in sizes)
+    quick = sizes_for("quick", name)
     field = next(iter(quick))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(quick, field, None)

@@ -110,7 +110,8 @@ PAPER = replace(
     window=200,
     batch_size=4,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:

@@ -115,7 +115,8 @@ PAPER = replace(
     n_particles=131072,
     batch_size=2,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
 def _task(point: dict[str, Any]) -> Any:

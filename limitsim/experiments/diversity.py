@@ -125,7 +125,8 @@ PAPER = replace(
     steps=1000,
     window=100,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 LIMIT_FIXED = ("limit_steps", "limit_eta", "n_points", "d_in", "target_scale")
 FIXED = (
     "width",

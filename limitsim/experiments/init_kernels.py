@@ -55,7 +55,8 @@ PAPER = replace(
     phis=("relu", "abs", "leaky_relu:0.2", "tanh", "erf", "gelu", "silu", "linear"),
     depths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 LIMIT_GRID = np.linspace(0.0, 1.0, 65)
 
 

@@ -77,7 +77,8 @@ PAPER = replace(
     QUICK,
     widths=(128, 256, 512, 1024, 2048, 4096, 8192),
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
 def make_task(*, steps: int, batch: int, d_in: int, seed: int = 0) -> tuple[Task, np.ndarray]:

@@ -80,7 +80,8 @@ PAPER = replace(
     steps=3000,
     window=500,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_eta", "base_eta", "optimizer")
 
 

@@ -110,7 +110,8 @@ PAPER = replace(
     steps=3000,
     window=500,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 #: θ of relu in the family.
 RELU_THETA = 0.0

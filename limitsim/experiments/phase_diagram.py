@@ -45,7 +45,8 @@ PAPER = replace(
     QUICK,
     per_quarter=80,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 REGIONS = (
     "unstable at initialization",
     "unstable during training",

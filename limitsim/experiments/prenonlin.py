@@ -88,7 +88,8 @@ PAPER = replace(
     steps=3000,
     window=500,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}

@@ -1,8 +1,10 @@
-"""Profiles ``tiny`` (tests), ``quick`` (two CPU cores, minutes) and ``paper`` (a cluster).
+"""Profiles ``tiny`` (tests), ``quick`` (two CPU cores, minutes), ``standard`` (a workstation,
+under an hour on two cores) and ``paper`` (a cluster).
 
 Each experiment module owns its sizes next to the code that uses them: a frozen ``Sizes``
-dataclass (a subclass of :class:`ExperimentSizes`) and three instances derived from one
-another, ``QUICK = replace(TINY, ...)`` and ``PAPER = replace(QUICK, ...)``, collected in the
+dataclass (a subclass of :class:`ExperimentSizes`) and four instances derived from one
+another, ``QUICK = replace(TINY, ...)``, ``STANDARD = replace(QUICK, ...)`` and
+``PAPER = replace(QUICK, ...)``, collected in the
 module's ``SIZES`` mapping.  This module only defines the base class and looks them up.
 """
 
@@ -17,7 +19,7 @@ import numpy as np
 
 __all__ = ["PROFILES", "ExperimentSizes", "log2_grid", "sizes_for"]
 
-PROFILES = ("tiny", "quick", "paper")
+PROFILES = ("tiny", "quick", "standard", "paper")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -70,7 +70,8 @@ PAPER = replace(
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     width=512,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 

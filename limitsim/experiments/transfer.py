@@ -105,7 +105,8 @@ PAPER = replace(
     steps=3000,
     window=200,
 )
-SIZES = {"tiny": TINY, "quick": QUICK, "paper": PAPER}
+STANDARD = replace(QUICK)
+SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 #: SGD runs only the parametrizations whose SGD prediction is stated (extension rows).
 SGD_PARAMS = ("depth_mup", "block_only")
 #: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
