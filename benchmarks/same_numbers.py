@@ -2,7 +2,8 @@
 
 Run it on two commits and compare the outputs (they must be identical, bit for bit)::
 
-    git worktree add /tmp/before REV && (cd /tmp/before && PYTHONPATH=. python benchmarks/same_numbers.py) > before.txt
+    git worktree add /tmp/before REV
+    (cd /tmp/before && PYTHONPATH=. python benchmarks/same_numbers.py) > before.txt
     PYTHONPATH=. python benchmarks/same_numbers.py > after.txt && diff before.txt after.txt
 
 Each line is ``name sha256`` of the raw bytes of one result array (float64), so any change
@@ -41,9 +42,7 @@ def _print_run(name: str, run: Run) -> None:
 
 
 def main() -> None:
-    task = limitsim.Task.from_dataset(
-        "digits", batch_size=16, steps=6, seed=3, eval_fraction=0.02
-    )
+    task = limitsim.Task.from_dataset("digits", batch_size=16, steps=6, seed=3, eval_fraction=0.02)
     small = limitsim.Task.from_dataset("digits", batch_size=4, steps=6, seed=3, eval_fraction=0)
     record = Record(steps=(0, 3, 6))
     param = limitsim.Parametrization.preset("depth_mup", eta=0.05)
@@ -64,7 +63,11 @@ def main() -> None:
         )
         for k, run in enumerate(runs):
             _print_run(f"finite_batch.{name}.{k}", run)
-        for block, block_depth, phi in (("post", 1, "relu"), ("pre", 1, "tanh"), ("post", 2, "abs")):
+        for block, block_depth, phi in (
+            ("post", 1, "relu"),
+            ("pre", 1, "tanh"),
+            ("post", 2, "abs"),
+        ):
             run = limitsim.simulate_limit(
                 small, p, depth=8, phi=phi, n_particles=1024, seed=7, block=block,
                 block_depth=block_depth, record=record, progress=False,
