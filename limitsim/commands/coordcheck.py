@@ -69,7 +69,9 @@ def predicted_exponents(alpha: float, gamma: float) -> dict[str, tuple[float, fl
     exponent is NaN.  The exponents are those of the first step; for a stable nontrivial
     parametrization they hold at every fixed step (Def. 7.2), for an unstable one the growth
     can compound with the steps.  They are derived for the paper's post-nonlin blocks of
-    depth 1 (Sec. 6.3).
+    depth 1 (Sec. 6.3).  The RMS exponents are asymptotic: at moderate sizes the Θ(1) init
+    parts x_0, h_0 (and f_0 = Θ(n^-1/2)) hide a growing Δ, so the Δ quantities are the
+    sharper check.
 
     Parameters
     ----------
