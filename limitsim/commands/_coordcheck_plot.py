@@ -186,5 +186,5 @@ def _fraction(value: float) -> str:
 
 
 def _number(value: float) -> str:
-    """A slope to two decimals with a real minus sign."""
-    return f"{value:.2f}".replace("-", "−")
+    """A slope to two decimals with a real minus sign ('n/a' when it could not be fitted)."""
+    return f"{value:.2f}".replace("-", "−") if math.isfinite(value) else "n/a"
