@@ -274,7 +274,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="coordinate check of finite resnets across widths and depths",
         description=(
             "Change of x, h, f since init (or their RMS) vs width and vs depth, mean of "
-            "several seeds with 95%% t-intervals, for --param beside --compare, with fitted "
+            "several seeds with 95% t-intervals, for --param beside --compare, with fitted "
             "and predicted exponents."
         ),
     )
