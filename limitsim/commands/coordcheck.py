@@ -35,7 +35,15 @@ from limitsim.run import Record
 from limitsim.stats import LEVEL, fit_slope
 from limitsim.task import Task
 
-__all__ = ["AXES", "QUANTITIES", "coordcheck", "predicted_exponents", "register", "run"]
+__all__ = [
+    "AXES",
+    "QUANTITIES",
+    "VARIABLES",
+    "coordcheck",
+    "predicted_exponents",
+    "register",
+    "run",
+]
 
 #: What ``--quantity`` plots: ``delta`` the RMS of the change since init, ``rms`` the RMS.
 QUANTITIES = ("delta", "rms")
