@@ -26,11 +26,11 @@ log2(η/1e-3) ≈ −1…0 at every depth): the signed slope of the per-seed opt
 log2 L (:func:`~limitsim.experiments._common.optimum_trend`, Student-t over seeds) lies in
 [−0.25, 0.25], half the L^{-1/2} shift of a mis-scaled rate as in
 :mod:`~limitsim.experiments.transfer` (undecided when more than 10% of the per-seed optima sit
-at the η grid's edge); abs beats relu in loss at depth ≥ 32 (Fig. 3 right); abs's κ̂ exceeds relu's early in
-training (Fig. 19, at most 5% into the run), paired over seeds, with t = 0 and later times as
-``extension`` rows; δh̃ of neighbouring blocks decorrelated completely for abs and less than
-for relu (Sec. 8.3), and at init as (Eφ′)²/Eφ′² (our formula, ``extension``); over the
-family, gradient and feature diversity are best at abs (Sec. 8.3: abs maximises diversity
+at the η grid's edge); abs beats relu in loss at depth ≥ 32 (Fig. 3 right); abs's κ̂ exceeds
+relu's early in training (Fig. 19, at most 5% into the run), paired over seeds, with t = 0 and
+later times as ``extension`` rows; δh̃ of neighbouring blocks decorrelated completely for abs
+and less than for relu (Sec. 8.3), and at init as (Eφ′)²/Eφ′² (our formula, ``extension``); over
+the family, gradient and feature diversity are best at abs (Sec. 8.3: abs maximises diversity
 among homogeneous φ), per-seed optimum over θ with a t interval.
 """
 
