@@ -36,7 +36,7 @@ def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
                            color=f"C{k}", label=phi)  # fmt: skip
     ax.set_xlabel("log2 L (depth)")
     ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs depth (Fig. 3 left: flat)")
+    ax.set_title("optimal η vs L (Fig. 3 left)")
     ax.legend(fontsize=7)
     axes[1, 3].set_axis_off()
     ax = axes[0, 0]

@@ -144,7 +144,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                            color=f"C{k}", label=BLOCK_LABELS.get(block, block))  # fmt: skip
     ax.set_xlabel("log2 L (depth)")
     ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs depth (Fig. 2 left: flat)")
+    ax.set_title("optimal η vs L (Fig. 2 left)")
     ax.legend(fontsize=7)
     best = per_seed_min(ds.log_loss, ("log2_eta",))
     ax = axes[0, -1]

@@ -265,9 +265,10 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
             best = best_per_depth(ds, opt, param)
             if np.isfinite(best).any():
                 rows = [t_interval(b) for b in best]
-                errorbar_estimates(ax, np.log2(depths), rows, marker="o", color=f"C{k}",
+                x = np.log2(depths) + 0.06 * (k - len(params) / 2)  # offsets: equal values
+                errorbar_estimates(ax, x, rows, marker="o", color=f"C{k}",
                                    label=PARAM_LABELS.get(param, param))  # fmt: skip
-        ax.set_title(f"best loss vs depth ({opt}; Fig. 10 top: falls)")
+        ax.set_title(f"best loss vs L ({opt}; Fig. 10 top)")
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed min over η of LogLoss, 95% CI")
         ax.legend(fontsize=6)
