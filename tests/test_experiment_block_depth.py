@@ -44,7 +44,7 @@ def test_point_function_matches_direct_training(phi):
         "optimizer": "adam", "base_eta": 0.1, "phi": phi, "pre_ln": pre_ln, "log2_a": log2_a,
         "block_depth": 2, "depth": 4, "log2_eta": 1.5, "seed": 3,
     }  # fmt: skip
-    (result,) = train_points([point])
+    (result,) = train_points([{**point, "loss_checkpoints": (3,)}])
     task = load_dataset("digits", steps=point["steps"], batch_size=point["batch"])
     param = Parametrization(alpha=0.5, gamma=0.5, eta=0.1 * 2**1.5, a=2.0**log2_a,
                             optimizer="adam", base_depth=8)  # fmt: skip
@@ -52,6 +52,9 @@ def test_point_function_matches_direct_training(phi):
                        block_depth=2, pre_ln=pre_ln, dtype="float32", eval_every=0)  # fmt: skip
     expected = math.log(float(np.mean(run.loss[-point["window"] :])))
     assert result["log_loss"] == pytest.approx(expected, rel=1e-6)
+    # the early checkpoint: the window of steps before step 3 of the same run
+    early = math.log(float(np.mean(run.loss[3 - point["window"] : 3])))
+    assert result["log_loss_at"] == pytest.approx([early], rel=1e-6)
 
 
 def _synthetic(optimum, offset, *, seeds=8, noise=0.02, early=None):
