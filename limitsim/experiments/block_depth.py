@@ -35,7 +35,8 @@ Depth-µP transfers (Fig. 10: flat from 2^6; below the base depth L/8 < 1):
 - (Fig. 4 right against Fig. 5 right) with longer training block depth 2 catches up for relu
   without LN: per seed, gap(end) − gap(early checkpoint) < 0 (sign only; the paper's gap
   closes to ≈ 0 by step 37k); but not for abs with LN: gap(end) > 0 (sign only; the paper's
-  abs gap stays ≈ 0.5 at 2^10 layers).  Both are paired over seeds (the same runs).
+  abs gap stays ≈ 0.5 at 2^10 layers).  Gaps are per seed (k = 1 and k = 2 share a seed's
+  data order), and relu's change is paired over the two times of the same runs.
 """
 
 from __future__ import annotations
