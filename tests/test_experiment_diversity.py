@@ -7,6 +7,7 @@ import xarray as xr
 
 from limitsim.experiments import diversity
 from limitsim.experiments._diversity_fit import window_kappa
+from limitsim.experiments._diversity_limit import regression_task
 from limitsim.experiments._diversity_plot import normalize_curves
 from tests.helpers import tiny_dataset
 
@@ -29,7 +30,7 @@ def test_normalized_curves_of_pure_power_laws(depth):
 
 
 def test_regression_task():
-    task = diversity.regression_task(steps=3, n_points=5, d_in=7, target_scale=2.5)
+    task = regression_task(steps=3, n_points=5, d_in=7, target_scale=2.5)
     assert task.X.shape == (3, 5, 7) and task.Y.shape == (3, 5, 1)
     np.testing.assert_allclose(np.linalg.norm(task.X[0], axis=1), 1.0)
     np.testing.assert_allclose(np.abs(task.Y), 2.5)

@@ -37,7 +37,8 @@ Curves are recorded at three times (Fig. 18: t = 100, 500, 1000).  Measures and 
   ODE scaling than for Depth-µP (paired over seeds for finite nets; for the limit the log–log
   fits' intervals added in quadrature).  Sign-only ranges: the paper gives no numbers.
 
-The fits live in :mod:`limitsim.experiments._diversity_fit`.
+Route 1's point function lives in :mod:`limitsim.experiments._diversity_limit`, the fits in
+:mod:`limitsim.experiments._diversity_fit`.
 """
 
 from __future__ import annotations
@@ -51,15 +52,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, preset, seed_axis, sweep
+from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    DIVERSITY_LAMBDAS,
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
     DigitsTraining,
-    check_failures,
     tidy,
     train_points,
 )
@@ -71,6 +69,7 @@ from limitsim.experiments._diversity_fit import (
     slope_table,
     time_growth,
 )
+from limitsim.experiments._diversity_limit import LIMIT_A, limit_point, record_steps, tidy_limit
 from limitsim.report import Claim
 from limitsim.stats import (
     fit_slope,
@@ -152,62 +151,11 @@ FIXED = (
     "base_eta",
     "optimizer",
 )
-LIMIT_A = 8**-0.5
 PARAM_LABELS = {"depth_mup": "Depth-µP (1/2, 1/2)", "ode": "ODE (1, 0)"}
 PARAM_STYLES = {"depth_mup": "-", "ode": "--"}
 #: Accepted ranges: κ̂ within ±0.1 of the paper's value; |dκ̂/d log2 L| ≤ 0.05 for Depth-µP.
 KAPPA_TOLERANCE = 0.1
 FLAT_SLOPE = 0.05
-
-
-def record_steps(steps: int) -> tuple[int, ...]:
-    """The recorded times: T/10, T/2 and T (the paper's t = 100, 500, 1000 of 1000)."""
-    return tuple(sorted({max(1, steps // 10), max(1, steps // 2), steps}))
-
-
-def regression_task(*, steps: int, n_points: int, d_in: int, target_scale: float) -> Any:
-    """Full-batch regression of random unit-norm inputs onto ±``target_scale`` (seed 0)."""
-    from limitsim.task import Task
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n_points, d_in))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    Y = target_scale * rng.choice([-1.0, 1.0], size=(n_points, 1))
-    return Task.full_batch(X, Y, steps, loss="mse", name=f"regression({n_points}, ±{target_scale})")
-
-
-def limit_point(point: dict[str, Any]) -> dict[str, Any]:
-    """Train the exact linear limit of one (parametrization, depth) (sweep function)."""
-    from limitsim.linear_limit import linear_limit
-    from limitsim.measures import diversity_exponent, feature_diversity
-    from limitsim.run import Record
-
-    T = int(point["limit_steps"])
-    task = regression_task(
-        steps=T,
-        n_points=int(point["n_points"]),
-        d_in=int(point["d_in"]),
-        target_scale=float(point["target_scale"]),
-    )
-    param = preset(
-        str(point["parametrization"]),
-        eta=float(point["limit_eta"]),
-        a=LIMIT_A,
-        base_depth=BASE_DEPTH,
-    )
-    L = int(point["depth"])
-    steps = record_steps(T)
-    run = linear_limit(task, param, depth=L, record=Record(steps=steps, backward=False))
-    if run.diverged:
-        return {"final_loss": math.nan, "diverged": True}
-    ks = np.arange(1, L // 16 + 1)
-    d = np.stack([feature_diversity(run, ks / L, lam=DIVERSITY_LAMBDAS, step=t) for t in steps])
-    kappa = np.full((2, len(steps)), np.nan)
-    if ks.size >= 3:
-        for r, t in enumerate(steps):
-            fit = diversity_exponent(run, lam=DIVERSITY_LAMBDAS, step=t)
-            kappa[:, r] = fit.kappa, fit.kappa_se
-    return {"final_loss": float(run.loss[-1]), "kappa": kappa[0], "kappa_se": kappa[1], "d": d}
 
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
@@ -241,35 +189,12 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     ds = xr.merge(
         [
             tidy(finite, steps).drop_vars("lag1", errors="ignore"),
-            _tidy_limit(limit, record_steps(sizes["limit_steps"])),
+            tidy_limit(limit, record_steps(sizes["limit_steps"])),
         ],
         join="outer",
     )
     ds.attrs = {key: sizes[key] for key in (*FIXED, *LIMIT_FIXED)} | {"limit_a": LIMIT_A}
     return ds
-
-
-def _tidy_limit(ds: xr.Dataset, steps: tuple[int, ...]) -> xr.Dataset:
-    """Limit results with dimensions ``limit_depth``, ``limit_step`` and ``limit_k``."""
-    check_failures(ds)
-    names = {
-        "depth": "limit_depth",
-        "kappa_dim0": "limit_step",
-        "kappa_se_dim0": "limit_step",
-        "d_dim0": "limit_step",
-        "d_dim1": "limit_k",
-    }
-    out = {}
-    for var in ("final_loss", "kappa", "kappa_se", "d", "status"):
-        if var in ds:
-            da = ds[var]
-            out[f"limit_{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
-    tidied = xr.Dataset(out)
-    if "limit_step" in tidied.dims:
-        tidied = tidied.assign_coords(limit_step=list(steps))
-    if "limit_k" in tidied.dims:
-        tidied = tidied.assign_coords(limit_k=np.arange(1, tidied.sizes["limit_k"] + 1))
-    return tidied
 
 
 # ---------------------------------------------------------------------- plots
