@@ -1,22 +1,21 @@
 """Route 1 of the diversity experiment: the exact n = ∞ limit of a linear resnet.
 
-:func:`limit_point` is the sweep function of one (parametrization, depth) point (the setting is
-described in :mod:`limitsim.experiments.diversity`'s docstring), :func:`tidy_limit` names the
+:func:`regression_task` is its task (the setting is described in
+:mod:`limitsim.experiments.diversity`'s docstring, whose ``limit_point`` is the sweep function,
+named there in the sweep's list of built-in point functions), :func:`tidy_limit` names the
 dimensions of its results; :func:`record_steps` gives the recorded times of both routes.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import preset
-from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_failures
+from limitsim.experiments._digits import check_failures
 
-__all__ = ["LIMIT_A", "limit_point", "record_steps", "regression_task", "tidy_limit"]
+__all__ = ["LIMIT_A", "record_steps", "regression_task", "tidy_limit"]
 
 #: The multiplier a = 8^{-1/2} (a² L0 = 1, see the diversity docstring).
 LIMIT_A = 8**-0.5
@@ -36,40 +35,6 @@ def regression_task(*, steps: int, n_points: int, d_in: int, target_scale: float
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     Y = target_scale * rng.choice([-1.0, 1.0], size=(n_points, 1))
     return Task.full_batch(X, Y, steps, loss="mse", name=f"regression({n_points}, ±{target_scale})")
-
-
-def limit_point(point: dict[str, Any]) -> dict[str, Any]:
-    """Train the exact linear limit of one (parametrization, depth) (sweep function)."""
-    from limitsim.linear_limit import linear_limit
-    from limitsim.measures import diversity_exponent, feature_diversity
-    from limitsim.run import Record
-
-    T = int(point["limit_steps"])
-    task = regression_task(
-        steps=T,
-        n_points=int(point["n_points"]),
-        d_in=int(point["d_in"]),
-        target_scale=float(point["target_scale"]),
-    )
-    param = preset(
-        str(point["parametrization"]),
-        eta=float(point["limit_eta"]),
-        a=LIMIT_A,
-        base_depth=BASE_DEPTH,
-    )
-    L = int(point["depth"])
-    steps = record_steps(T)
-    run = linear_limit(task, param, depth=L, record=Record(steps=steps, backward=False))
-    if run.diverged:
-        return {"final_loss": math.nan, "diverged": True}
-    ks = np.arange(1, L // 16 + 1)
-    d = np.stack([feature_diversity(run, ks / L, lam=DIVERSITY_LAMBDAS, step=t) for t in steps])
-    kappa = np.full((2, len(steps)), np.nan)
-    if ks.size >= 3:
-        for r, t in enumerate(steps):
-            fit = diversity_exponent(run, lam=DIVERSITY_LAMBDAS, step=t)
-            kappa[:, r] = fit.kappa, fit.kappa_se
-    return {"final_loss": float(run.loss[-1]), "kappa": kappa[0], "kappa_se": kappa[1], "d": d}
 
 
 def tidy_limit(ds: xr.Dataset, steps: tuple[int, ...]) -> xr.Dataset:

@@ -52,8 +52,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import Context, preset, seed_axis, sweep
 from limitsim.experiments._digits import (
+    BASE_DEPTH,
+    DIVERSITY_LAMBDAS,
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
@@ -69,7 +71,12 @@ from limitsim.experiments._diversity_fit import (
     slope_table,
     time_growth,
 )
-from limitsim.experiments._diversity_limit import LIMIT_A, limit_point, record_steps, tidy_limit
+from limitsim.experiments._diversity_limit import (
+    LIMIT_A,
+    record_steps,
+    regression_task,
+    tidy_limit,
+)
 from limitsim.report import Claim
 from limitsim.stats import (
     fit_slope,
@@ -156,6 +163,40 @@ PARAM_STYLES = {"depth_mup": "-", "ode": "--"}
 #: Accepted ranges: κ̂ within ±0.1 of the paper's value; |dκ̂/d log2 L| ≤ 0.05 for Depth-µP.
 KAPPA_TOLERANCE = 0.1
 FLAT_SLOPE = 0.05
+
+
+def limit_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Train the exact linear limit of one (parametrization, depth) (sweep function)."""
+    from limitsim.linear_limit import linear_limit
+    from limitsim.measures import diversity_exponent, feature_diversity
+    from limitsim.run import Record
+
+    T = int(point["limit_steps"])
+    task = regression_task(
+        steps=T,
+        n_points=int(point["n_points"]),
+        d_in=int(point["d_in"]),
+        target_scale=float(point["target_scale"]),
+    )
+    param = preset(
+        str(point["parametrization"]),
+        eta=float(point["limit_eta"]),
+        a=LIMIT_A,
+        base_depth=BASE_DEPTH,
+    )
+    L = int(point["depth"])
+    steps = record_steps(T)
+    run = linear_limit(task, param, depth=L, record=Record(steps=steps, backward=False))
+    if run.diverged:
+        return {"final_loss": math.nan, "diverged": True}
+    ks = np.arange(1, L // 16 + 1)
+    d = np.stack([feature_diversity(run, ks / L, lam=DIVERSITY_LAMBDAS, step=t) for t in steps])
+    kappa = np.full((2, len(steps)), np.nan)
+    if ks.size >= 3:
+        for r, t in enumerate(steps):
+            fit = diversity_exponent(run, lam=DIVERSITY_LAMBDAS, step=t)
+            kappa[:, r] = fit.kappa, fit.kappa_se
+    return {"final_loss": float(run.loss[-1]), "kappa": kappa[0], "kappa_se": kappa[1], "d": d}
 
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
