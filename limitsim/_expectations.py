@@ -104,22 +104,11 @@ def numerical_moments(
         return mean, second, vprime
     from limitsim import _quadrature  # compiles its kernel (seconds, once) on first use
 
-    mean_err, second_err, vprime_err = np.zeros(P), np.zeros((P, P)), np.zeros((P, P))
+    errors = (np.zeros(P), np.zeros((P, P)), np.zeros((P, P)))  # of mean, second, vprime
     _quadrature.gauss_moments_quadrature(
-        phi,
-        dphi,
-        K,
-        points,
-        resolved,
-        QUAD_TOL,
-        coef,
-        mean,
-        second,
-        vprime,
-        mean_err,
-        second_err,
-        vprime_err,
+        phi, dphi, K, points, resolved, QUAD_TOL, coef, mean, second, vprime, *errors
     )
+    mean_err, second_err, vprime_err = errors
     d2, dv = np.abs(np.diag(second)), np.abs(np.diag(vprime))
     with np.errstate(invalid="ignore", over="ignore"):
         excess = (  # finite entries only (NaN comparisons are False)

@@ -295,28 +295,11 @@ def _mehler_pair(coef, cerr, tails, i, j, rho, value, bound):  # type: ignore[no
 
 _F64 = types.float64[::1]
 _M64 = types.float64[:, ::1]
-_T64 = types.float64[:, :, ::1]
+_MOMENTS = (_F64, _M64, _M64)  # mean, second, vprime (and their error estimates)
+_INPUTS = (SCALAR_FUNCTION, SCALAR_FUNCTION, _M64, _F64, types.boolean[::1], types.float64)
 
 
-@jit(
-    signatures=[
-        types.void(
-            SCALAR_FUNCTION,
-            SCALAR_FUNCTION,
-            _M64,
-            _F64,
-            types.boolean[::1],
-            types.float64,
-            _T64,
-            _F64,
-            _M64,
-            _M64,
-            _F64,
-            _M64,
-            _M64,
-        )
-    ]
-)
+@jit(signatures=[types.void(*_INPUTS, types.float64[:, :, ::1], *_MOMENTS, *_MOMENTS)])
 def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     phi,
     dphi,

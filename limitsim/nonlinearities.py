@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -122,16 +122,7 @@ class Nonlinearity:
             or not 2 <= terms <= MAX_HERMITE_TERMS
         ):
             raise ValueError(f"terms must be an integer in [2, {MAX_HERMITE_TERMS}], got {terms!r}")
-        return Nonlinearity(
-            name=self.name,
-            phi=self.phi,
-            dphi=self.dphi,
-            d2phi=self.d2phi,
-            expression=self.expression,
-            homogeneous=self.homogeneous,
-            hermite_terms=terms,
-            kinks=self.kinks,
-        )
+        return replace(self, hermite_terms=terms)  # a fresh Hermite-rule cache
 
     @property
     def closed_form(self) -> str | None:
