@@ -353,9 +353,8 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
 
     Notes
     -----
-    jit-compiled, serial (the inputs and pairs are independent: a ``prange`` over them is
-    possible, but a thread pool's synchronisation under load cost more than it saved);
-    writes into the outputs.
+    jit-compiled, serial (the inputs and pairs are independent, but run in sequence; see
+    ``benchmarks/README.md``); writes into the outputs.
     """
     P = K.shape[0]
     n_terms = coef.shape[2]
