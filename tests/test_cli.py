@@ -284,6 +284,6 @@ def test_reachable_scheduler_passes_the_check():
     from limitsim.commands.figures import check_scheduler
 
     with LocalCluster(
-        n_workers=0, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None
+        n_workers=0, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=":0"
     ) as cluster:
         assert check_scheduler(cluster.scheduler_address, 5.0) is None

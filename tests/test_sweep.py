@@ -175,7 +175,7 @@ def test_local_processes_and_dask_give_identical_datasets(tmp_path):
         processes=False,
         host="127.0.0.1",
         protocol="tcp",
-        dashboard_address=None,
+        dashboard_address=":0",
     ) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         dask = run_sweep(
