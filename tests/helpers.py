@@ -1,14 +1,9 @@
-"""Shared test builders: nonlinearities, a plain numpy resnet, the tiny experiment datasets."""
+"""Shared test builders: nonlinearities and a plain numpy resnet."""
 
 from __future__ import annotations
 
-import functools
-import importlib
-
 import numpy as np
-import xarray as xr
 
-from limitsim.experiments.profiles import sizes_for
 from limitsim.nonlinearities import BUILTINS, nonlinearity
 
 ALL_BUILTINS = tuple(BUILTINS)
@@ -67,14 +62,3 @@ def numpy_resnet_init_kernels(
     K = np.stack([x.T @ x / n for x in xs])
     G = np.stack([g.T @ g / n for g in reversed(gs)])
     return K, G
-
-
-@functools.cache
-def _tiny(name: str) -> xr.Dataset:
-    module = importlib.import_module(f"limitsim.experiments.{name}")
-    return module.run(sizes_for("tiny", name))  # no context: a throw-away store, in process
-
-
-def tiny_dataset(name: str) -> xr.Dataset:
-    """The tiny-profile dataset of experiment ``name``, computed once per test session."""
-    return _tiny(name).copy(deep=True)
