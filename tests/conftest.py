@@ -1,14 +1,18 @@
-"""Shared fixtures: a fixed-seed generator (never a global seed) and the tiny experiments."""
+"""Shared fixtures: a fixed-seed generator (never a global seed), the tiny experiments, an empty
+registry of point functions and a finished sweep store."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+import sweep_funcs
 import xarray as xr
 
+from limitsim import Grid, run_sweep
 from limitsim.experiments.profiles import sizes_for
 
 
@@ -34,3 +38,30 @@ def tiny_experiment() -> Callable[[str], xr.Dataset]:
         return cache[name].copy(deep=True)
 
     return dataset
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """An empty registry of user point functions, restored after the test."""
+    from limitsim import sweep_spec
+
+    monkeypatch.setattr(sweep_spec, "_REGISTERED", {})
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> tuple[Path, xr.Dataset]:
+    """``(root, dataset)``: a finished store ``root/"s"`` of ``sweep_funcs.noisy`` over
+    x = 0..7, its Dataset, and a spec file ``root/"spec.toml"`` that runs it."""
+    root = tmp_path_factory.mktemp("pristine")
+    grid = Grid(axes={"x": list(range(8))})
+    dataset = run_sweep(sweep_funcs.noisy, grid, store=root / "s", executor="inline")
+    assert sorted(p.name for p in (root / "s").iterdir()) == [
+        "ledger.sqlite",
+        "points",
+        "store.json",
+        "tmp",
+    ]  # closed: no WAL left beside the ledger
+    (root / "spec.toml").write_text(
+        'function = "sweep_funcs:noisy"\n[axes]\nx = [0, 1, 2, 3, 4, 5, 6, 7]\n'
+    )
+    return root, dataset

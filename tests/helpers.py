@@ -1,6 +1,9 @@
-"""Shared test builders: nonlinearities and a plain numpy resnet."""
+"""Shared test builders: nonlinearities, a plain numpy resnet, damage to a sweep store."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -62,3 +65,25 @@ def numpy_resnet_init_kernels(
     K = np.stack([x.T @ x / n for x in xs])
     G = np.stack([g.T @ g / n for g in reversed(gs)])
     return K, G
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Flip the lowest bit of the byte at ``offset`` of the file ``path``."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def ledger_offsets(ledger: bytes) -> dict[str, int]:
+    """Offsets in a sweep store's ``ledger.sqlite`` where a flipped byte damages it in
+    distinct ways."""
+    key = re.search(rb"points/[0-9a-f]{2}/([0-9a-f]{64})-", ledger).group(1)
+    hits = [m.start() for m in re.finditer(key, ledger)]  # row key, row file path, index
+    return {
+        "magic": 0,  # "SQLite format 3"
+        "write version": 18,  # readable, but SQLite refuses to write
+        "row key": hits[0],  # the table's copy of a key: the index no longer matches it
+        "index key": hits[-1],  # the index's copy
+        "row status": ledger.index(b"done", 4096),  # past the schema on the first page
+        "schema": ledger.index(b"CHECK"),
+    }
