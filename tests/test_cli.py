@@ -30,6 +30,8 @@ from limitsim import Grid, open_store, register_point_function, run_sweep
 from limitsim.cli import COMMANDS, build_parser, main
 from limitsim.commands import sweep as sweep_commands
 from limitsim.commands._output import print_json
+from limitsim.experiments import EXPERIMENTS
+from limitsim.experiments.profiles import sizes_for
 from limitsim.sweep_spec import (
     PRESETS,
     SweepSpec,
@@ -440,8 +442,32 @@ def test_json_of_a_diverged_run_is_strict(capsys):
 
 
 # ------------------------------------------------------------------------------------ figures
-def test_figures_tiny(tmp_path, capsys):
+@pytest.fixture
+def session_experiments(monkeypatch, tiny_experiment):
+    """Each experiment's ``run`` at the tiny sizes and seed 0 returns the session's dataset
+    (conftest ``tiny_experiment``), so ``limitsim figures --profile tiny`` writes, reuses and
+    reports it without running the experiment a second time.  Other sizes or seeds run; their
+    names are listed in the returned list."""
+    ran = []
+
+    def shared(name, run):
+        def run_or_reuse(sizes, context=None):
+            if sizes == sizes_for("tiny", name) and (context is None or context.seed == 0):
+                return tiny_experiment(name)
+            ran.append(name)
+            return run(sizes, context)
+
+        return run_or_reuse
+
+    for name in EXPERIMENTS:
+        module = importlib.import_module(f"limitsim.experiments.{name}")
+        monkeypatch.setattr(module, "run", shared(name, module.run))
+    return ran
+
+
+def test_figures_tiny(tmp_path, capsys, session_experiments):
     assert main(["figures", "--profile", "tiny", "--out", str(tmp_path)]) == 0
+    assert session_experiments == []  # every experiment's dataset is the session's
     assert (tmp_path / "report.md").exists()
     assert (tmp_path / "phase_diagram.png").exists() and (tmp_path / "init_kernels.pdf").exists()
     # resumable: a second run reuses the stored datasets
@@ -452,9 +478,13 @@ def test_figures_tiny(tmp_path, capsys):
     assert report.splitlines()[2].startswith("Paper claims: ")
 
 
-def test_figures_seed_is_recorded_and_not_reused(tmp_path, capsys):
+def test_figures_seed_is_recorded_and_not_reused(tmp_path, capsys, tiny_experiment):
     args = ["figures", "--profile", "tiny", "--out", str(tmp_path), "--only", "multiplier"]
     assert main([*args, "--seed", "0"]) == 0
+    # a run through figures (sweep store, worker processes) at seed 0 gives the session's
+    # in-process dataset: what `session_experiments` relies on
+    with xr.open_dataset(tmp_path / "data" / "multiplier.nc") as ds:
+        xr.testing.assert_equal(ds.load(), tiny_experiment("multiplier"))
     assert main([*args, "--seed", "1"]) == 0
     assert "reusing" not in capsys.readouterr().out  # another seed is another experiment
     assert "(profile `tiny`, seed 1)" in (tmp_path / "report.md").read_text()
