@@ -1,14 +1,12 @@
-"""Shared test builders: nonlinearities, a plain numpy resnet, the tiny experiment datasets."""
+"""Shared test builders: nonlinearities, a plain numpy resnet, damage to a sweep store."""
 
 from __future__ import annotations
 
-import functools
-import importlib
+import re
+from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
-from limitsim.experiments.profiles import sizes_for
 from limitsim.nonlinearities import BUILTINS, nonlinearity
 
 ALL_BUILTINS = tuple(BUILTINS)
@@ -69,12 +67,23 @@ def numpy_resnet_init_kernels(
     return K, G
 
 
-@functools.cache
-def _tiny(name: str) -> xr.Dataset:
-    module = importlib.import_module(f"limitsim.experiments.{name}")
-    return module.run(sizes_for("tiny", name))  # no context: a throw-away store, in process
+def flip_byte(path: Path, offset: int) -> None:
+    """Flip the lowest bit of the byte at ``offset`` of the file ``path``."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
-def tiny_dataset(name: str) -> xr.Dataset:
-    """The tiny-profile dataset of experiment ``name``, computed once per test session."""
-    return _tiny(name).copy(deep=True)
+def ledger_offsets(ledger: bytes) -> dict[str, int]:
+    """Offsets in a sweep store's ``ledger.sqlite`` where a flipped byte damages it in
+    distinct ways."""
+    key = re.search(rb"points/[0-9a-f]{2}/([0-9a-f]{64})-", ledger).group(1)
+    hits = [m.start() for m in re.finditer(key, ledger)]  # row key, row file path, index
+    return {
+        "magic": 0,  # "SQLite format 3"
+        "write version": 18,  # readable, but SQLite refuses to write
+        "row key": hits[0],  # the table's copy of a key: the index no longer matches it
+        "index key": hits[-1],  # the index's copy
+        "row status": ledger.index(b"done", 4096),  # past the schema on the first page
+        "schema": ledger.index(b"CHECK"),
+    }

@@ -1,5 +1,6 @@
-"""Depth limit: Richardson extrapolation of the simulator ladder, O(1/L) convergence, and the
-paper's Def. E.1 recursion (printed and corrected) against independent routes."""
+"""Depth limit: the extrapolations of depth_limit and linear_depth_limit on known expansions in
+1/L, the simulator ladder against the exact linear limit, O(1/L) convergence, and the paper's
+Def. E.1 recursion (printed and corrected) against independent routes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from limitsim import Parametrization, Task, init_kernels, linear_limit
+import limitsim.depth
+import limitsim.linear_depth
+from limitsim import Parametrization, Run, Task, init_kernels, linear_depth_limit, linear_limit
 from limitsim._def_e1 import solve_def_e1
-from limitsim.depth import compare_def_e1, def_e1, depth_limit, richardson
+from limitsim.depth import compare_def_e1, def_e1, depth_limit
 from limitsim.nonlinearities import nonlinearity
 
 SGD = Parametrization.depth_mup(eta=1.0)
@@ -23,29 +26,75 @@ def small_task(steps=4, batch=2, seed=3):
 
 
 def exact_linear_infinite_depth(task, param):
-    """Exact n = ∞ linear limit at depths 64..512, extrapolated (error printed by the test)."""
-    depths = (64, 128, 256, 512)
-    ladder = np.stack([linear_limit(task, param, depth=L).f for L in depths])
-    return richardson(ladder, None, depths)
+    """Exact n = ∞ linear limit extrapolated to L = ∞ from depths 64..512: (f, error)."""
+    run = linear_depth_limit(task, param, grid=(64, 128, 256, 512))
+    return run.f, run.f_se
 
 
-def test_richardson_on_a_known_expansion():
-    depths = (4, 8, 16, 32)
-    L = np.array(depths, dtype=float)[:, None]
-    values = 1.5 + 0.8 / L - 2.0 / L**2 + 3.0 / L**3
-    estimate, mc, err = richardson(values, None, depths)
-    assert np.all(mc == 0)
-    assert abs(estimate[0] - 1.5) <= err[0]  # the error estimate covers the truth
-    pure = 1.5 + 0.8 / L
-    np.testing.assert_allclose(richardson(pure, None, depths)[0], 1.5, rtol=1e-12)
-    with pytest.raises(ValueError, match="depths"):
-        richardson(values[:2], None, depths[:2])
+# ------------------------------------------------- extrapolation on known expansions in 1/L
+ONE = Task.full_batch(np.eye(1), np.ones((1, 1)), 2)
+
+
+def ladder_of(expansion, se=None):
+    """A stand-in for ``simulate_limit``: f = loss = ``expansion(L)``, standard error ``se(L)``."""
+
+    def simulate(task, param, *, depth, **options):
+        f = np.full((2, 1, 1), expansion(depth))
+        f_se = np.full_like(f, 0.0 if se is None else se(depth))
+        config = {"depth": depth}
+        return Run(f=f, loss=f[:, 0, 0], route="particles", config=config, f_se=f_se,
+                   loss_se=f_se[:, 0, 0])  # fmt: skip
+
+    return simulate
+
+
+def test_depth_limit_is_exact_on_first_order_expansions(monkeypatch):
+    """f(L) = 1.5 + 0.8/L: the extrapolation is 1.5 and its extrapolation error 0; Monte Carlo
+    errors se_i propagate through the weights (−L₁, L₂)/(L₂ − L₁) = (−1, 2) of doubling depths."""
+    se = {4: 0.3, 8: 0.2, 16: 0.05, 32: 0.01}
+    monkeypatch.setattr(
+        limitsim.depth, "simulate_limit", ladder_of(lambda L: 1.5 + 0.8 / L, se.get)
+    )
+    run = depth_limit(ONE, SGD, depths=(4, 8, 16, 32))
+    np.testing.assert_allclose(run.f, 1.5, rtol=1e-14)
+    np.testing.assert_allclose(run.config["f_extrapolation_error"], 0, atol=1e-14)
+    np.testing.assert_allclose(run.f_se, np.hypot(se[16], 2 * se[32]), rtol=1e-14)
+    np.testing.assert_allclose(run.loss_se, np.hypot(se[16], 2 * se[32]), rtol=1e-14)
+    np.testing.assert_allclose(run.config["ladder_f"][:, 0, 0, 0], [1.7, 1.6, 1.55, 1.525])
+
+
+def test_depth_limit_error_is_three_times_that_of_a_second_order_term(monkeypatch):
+    """f(L) = c + b/L + d/L² at doubling depths L₀, L₁ = 2L₀, L₂ = 2L₁: the first-order
+    extrapolation is c − d/(L₁L₂) = c − d/(2L₁²), the previous pair's c − 2d/L₁², so the
+    estimated error, their difference 3d/(2L₁²), is exactly 3× the actual error."""
+    c, b, d = 1.5, 0.8, -2.0
+    expansion = ladder_of(lambda L: c + b / L + d / L**2)
+    monkeypatch.setattr(limitsim.depth, "simulate_limit", expansion)
+    run = depth_limit(ONE, SGD, depths=(4, 8, 16))
+    np.testing.assert_allclose(run.f, c - d / (8 * 16), rtol=1e-14)
+    np.testing.assert_allclose(run.f_se, 3 * abs(d / (8 * 16)), rtol=1e-12)
+
+
+def test_linear_depth_limit_is_exact_on_polynomials_in_one_over_depth(monkeypatch):
+    """Neville through K points reproduces a polynomial of degree K − 1 in h = 1/L at h = 0;
+    the estimate through all but the coarsest point misses the top term b h^{K−1}, by
+    b Π h_i over those K − 1 points (the interpolation error of h^{K−1} at 0), the error
+    estimate."""
+    coefficients = [0.7, -1.1, 2.5, 4.0]  # of 1, h, h², h³
+    grid = (4, 8, 16, 32)
+
+    def linear(task, param, *, depth, **options):
+        f = np.full((2, 1, 1), sum(c * depth**-k for k, c in enumerate(coefficients)))
+        return Run(f=f, loss=f[:, 0, 0], route="linear_limit", config={"depth": depth})
+
+    monkeypatch.setattr(limitsim.linear_depth, "linear_limit", linear)
+    run = linear_depth_limit(ONE, SGD, grid=grid)
+    np.testing.assert_allclose(run.f, coefficients[0], rtol=1e-12)
+    np.testing.assert_allclose(run.f_se, coefficients[-1] / (8 * 16 * 32), rtol=1e-8)
 
 
 @pytest.mark.parametrize("depths", [(4, 8), (8, 4, 16)])
 def test_depth_ladder_is_checked_before_any_simulation(depths, monkeypatch):
-    import limitsim.depth
-
     def simulated(*args, **kwargs):
         pytest.fail("simulated before checking the ladder")
 
@@ -69,7 +118,7 @@ def test_simulator_ladder_extrapolation_covers_the_truth():
     error of the extrapolation is ≤ 0.5 of its error estimate; at η = 1 it is not)."""
     task = small_task()
     param = Parametrization.depth_mup(eta=0.5)
-    truth, _, truth_err = exact_linear_infinite_depth(task, param)
+    truth, truth_err = exact_linear_infinite_depth(task, param)
     run = depth_limit(
         task, param, phi="linear", depths=(4, 8, 16, 32), n_particles=8192, progress=False
     )
@@ -107,21 +156,37 @@ def test_def_e1_at_initialization_is_the_init_kernel_recursion(phi, variant):
     np.testing.assert_allclose(C0, ref.K[:-1], rtol=1e-10, atol=1e-12)
 
 
-def test_compare_def_e1_reports_distances():
+def test_compare_def_e1_against_the_exact_linear_ladder():
+    """With φ = linear the corrected Def. E.1 is the exact linear limit at every depth, so its
+    extrapolation is first-order Richardson of linear_limit on the same depths: for doubling
+    depths 2 f(32) − f(16), with error |2 f(32) − 3 f(16) + f(8)|.  The reported distances
+    are those of that reference from the extrapolated simulator."""
     task = small_task(steps=3)
+    e1_depths = (8, 16, 32)
     result = compare_def_e1(
         task,
         SGD,
-        phi="relu",
+        phi="linear",
         depths=(2, 4, 8),
-        e1_depths=(8, 16, 32),
+        e1_depths=e1_depths,
         n_particles=2048,
         progress=False,
     )
-    for variant in ("printed", "corrected"):
-        assert np.isfinite(result.distance[variant]) and result.distance[variant] >= 0
-        assert np.isfinite(result.z[variant]) and result.relative[variant] >= 0
-        assert result.e1[variant].f.shape == result.simulator.f.shape
+    f8, f16, f32 = (linear_limit(task, SGD, depth=L).f for L in e1_depths)
+    reference, error = 2 * f32 - f16, np.abs(2 * f32 - 3 * f16 + f8)
+    corrected, printed, sim = result.e1["corrected"], result.e1["printed"], result.simulator
+    np.testing.assert_allclose(corrected.f, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(corrected.f_se, error, rtol=1e-8, atol=1e-12)
+    diff = np.abs(reference - sim.f)
+    assert result.distance["corrected"] == pytest.approx(diff.max(), rel=1e-9)
+    moved = np.abs(sim.f - sim.f[:1]).max()
+    assert result.relative["corrected"] == pytest.approx(diff.max() / moved, rel=1e-9)
+    assert result.z["corrected"] == pytest.approx(
+        np.max(diff / np.hypot(sim.f_se, error)), rel=1e-6
+    )
+    # as printed, Def. E.1 drops a Prop. 4.4 term for φ = id (tp6-notes §3.4 item 2)
+    assert np.max(np.abs(printed.f - reference)) > 1e-3
+    assert result.distance["printed"] == pytest.approx(np.abs(printed.f - sim.f).max(), rel=1e-12)
 
 
 def test_def_e1_rejects_what_it_does_not_cover():

@@ -11,11 +11,10 @@ from limitsim.experiments import block_depth as bd
 from limitsim.experiments._digits import train_points
 from limitsim.finite import train_finite
 from limitsim.parametrization import Parametrization
-from tests.helpers import tiny_dataset
 
 
-def test_tiny_run_and_filter():
-    ds = tiny_dataset("block_depth")
+def test_tiny_run_and_filter(tiny_experiment):
+    ds = tiny_experiment("block_depth")
     assert ds.log_loss.dims == ("phi", "block_depth", "depth", "log2_eta", "seed")
     # k·L > max_layers is not run: block depth 2 at L = 16 (32 layers) is the largest run
     assert np.isfinite(ds.log_loss.sel(block_depth=2, depth=16)).all()

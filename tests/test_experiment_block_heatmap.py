@@ -7,11 +7,10 @@ import pytest
 import xarray as xr
 
 from limitsim.experiments import block_heatmap as bh
-from tests.helpers import tiny_dataset
 
 
-def test_tiny_run():
-    ds = tiny_dataset("block_heatmap")
+def test_tiny_run(tiny_experiment):
+    ds = tiny_experiment("block_heatmap")
     assert ds.log_loss.dims == ("depth", "log2_a", "log2_eta", "seed")
     assert np.isfinite(ds.log_loss).all()
     claims = bh.claims(ds)

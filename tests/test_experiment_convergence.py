@@ -8,12 +8,11 @@ import xarray as xr
 
 from limitsim.experiments import convergence as cv
 from limitsim.linear_depth import linear_depth_limit
-from tests.helpers import tiny_dataset
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return tiny_dataset("convergence")
+def tiny(tiny_experiment):
+    return tiny_experiment("convergence")
 
 
 def test_tiny_run_plot_claims(tiny, tmp_path):

@@ -9,7 +9,6 @@ from limitsim.experiments import diversity
 from limitsim.experiments._diversity_fit import window_kappa
 from limitsim.experiments._diversity_limit import regression_task
 from limitsim.experiments._diversity_plot import normalize_curves
-from tests.helpers import tiny_dataset
 
 
 @pytest.mark.parametrize("depth", [64, 512])
@@ -42,8 +41,8 @@ def test_record_steps():
     assert diversity.record_steps(3) == (1, 3)
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("diversity")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("diversity")
     expected = {"parametrization", "depth", "seed", "step", "k", "limit_depth", "limit_step"}
     assert expected <= set(ds.coords)
     assert ds.d.dims == ("parametrization", "depth", "seed", "step", "k")

@@ -4,7 +4,6 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments import multiplier
-from tests.helpers import tiny_dataset
 
 GRID = np.arange(-1.0, 2.01, 0.5)
 
@@ -21,8 +20,8 @@ def synthetic(optima, *, seeds=8, noise=0.01, seed=0):
     )
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("multiplier")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("multiplier")
     assert ds.log_loss.dims == ("depth", "multiplier", "seed")
     assert np.isfinite(ds.log_loss).all()
     (claim,) = multiplier.claims(ds)

@@ -15,7 +15,6 @@ from limitsim.experiments._homogeneous import (
     lag_prediction,
 )
 from limitsim.nonlinearities import nonlinearity as get_nonlinearity
-from tests.helpers import tiny_dataset
 
 THETAS = np.arange(-90.0, 90.1, 22.5)
 
@@ -53,8 +52,8 @@ def test_lag_prediction_against_monte_carlo(theta, rng):
     assert abs(mean - float(lag_prediction(theta))) <= 5 * se + 1e-12
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("nonlinearity")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("nonlinearity")
     assert ds.log_loss.dims == ("phi", "depth", "log2_eta", "seed")
     assert ds.family_lag1.dims == ("theta", "seed", "step")
     assert list(ds.step.values) == [0, 2, 4, 8]  # t = 0 and 25%, 50%, 100% of 8 steps

@@ -8,7 +8,6 @@ import xarray as xr
 
 from limitsim.experiments import prenonlin
 from limitsim.experiments._digits import edge_fraction, per_seed_min
-from tests.helpers import tiny_dataset
 
 DEPTHS = [4, 8, 16, 32, 64]
 ETAS = [-1.0, 0.0, 1.0]
@@ -34,8 +33,8 @@ def synthetic(post, pre, *, seeds=8, noise=0.02, seed=0, etas=ETAS, shift=0.0):
     )
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("prenonlin")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("prenonlin")
     assert ds.log_loss.dims == ("block", "depth", "log2_eta", "seed")
     claims = prenonlin.claims(ds)
     assert [c.kind for c in claims] == ["paper"] * 4  # Adam, as in the paper

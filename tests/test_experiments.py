@@ -9,7 +9,6 @@ import pytest
 from limitsim.experiments import EXPERIMENTS
 from limitsim.experiments.profiles import PROFILES, ExperimentSizes, sizes_for
 from limitsim.report import SOURCES
-from tests.helpers import tiny_dataset
 
 COORDS = {
     "phase_diagram": {"alpha", "alpha_plus_gamma"},
@@ -28,9 +27,9 @@ COORDS = {
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_tiny_profile(name, tmp_path):
+def test_tiny_profile(name, tmp_path, tiny_experiment):
     module = importlib.import_module(f"limitsim.experiments.{name}")
-    ds = tiny_dataset(name)
+    ds = tiny_experiment(name)
     assert COORDS[name] <= set(ds.coords)
     paths = module.plot(ds, tmp_path)
     assert paths and all(p.exists() for p in paths)

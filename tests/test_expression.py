@@ -149,36 +149,6 @@ def test_injection_payloads_run_nothing(tmp_path):
         assert not marker.exists(), payload
 
 
-def _cli(args, cwd, *, timeout=60):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LIMITSIM_CACHE_DIR=str(cwd / "cache"))
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "limitsim.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return out, time.perf_counter() - started
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        "__import__('os').system('touch pwned') + x",
-        'x#"""; import os; os.system("touch pwned")#',
-        "exp(x).__class__.__init__.__globals__['os'].system('touch pwned')",
-    ],
-    ids=["import", "docstring-escape", "attribute-chain"],
-)
-def test_cli_refuses_payloads(tmp_path, payload):
-    out, _ = _cli(["kernels", "--depth", "2", "--json", "--phi", payload], tmp_path)
-    assert out.returncode == 2 and "limitsim kernels: error:" in out.stderr
-    assert "Traceback" not in out.stderr and out.stdout == ""
-    assert not (tmp_path / "pwned").exists()
-
-
 # ------------------------------------------------------------------ checks on φ
 @pytest.fixture(scope="module")
 def warm():
@@ -225,14 +195,6 @@ def test_second_derivative_kept_only_where_checked():
     t = np.array([-2.0, 0.5, 3.0])
     np.testing.assert_allclose(phi.derivative(t), np.sign(t), rtol=1e-15)
     assert nonlinearity("log(1 + exp(x))").d2phi is not None
-
-
-@pytest.mark.parametrize("spec", ["log(x)", "exp(x**2)", "zoo*x", "oo*x", "1/x", "[x]"])
-def test_cli_former_hangs_end_in_seconds(tmp_path, spec):
-    out, elapsed = _cli(["kernels", "--depth", "4", "--json", "--phi", spec], tmp_path)
-    assert out.returncode == 2 and "limitsim kernels: error:" in out.stderr
-    assert "Traceback" not in out.stderr
-    assert elapsed < 30  # interpreter start and imports included
 
 
 # ------------------------------------------------------------------ generated modules

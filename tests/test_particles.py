@@ -378,56 +378,6 @@ def test_finite_networks_approach_the_simulator(phi, optimizer, options):
     assert_within(mean, np.hypot(se, sim.f_se), sim.f)
 
 
-# ---------------------------------------------------------------------------- CLI
-def test_cli_simulate_and_compare(capsys, tmp_path):
-    import json
-
-    from limitsim.cli import main
-
-    small = ["--steps", "2", "--batch-size", "2", "--depth", "2", "--quiet"]
-    assert main(["simulate", *small, "--n-particles", "512", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["route"] == "particles" and len(out["loss"]) == 2
-    assert (
-        main(
-            [
-                "simulate",
-                *small[:4],
-                "--depth-limit",
-                "2",
-                "4",
-                "8",
-                "--n-particles",
-                "512",
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    assert json.loads(capsys.readouterr().out)["route"] == "depth_limit"
-    assert main(["simulate", *small, "--n-particles", "16"]) == 2
-    assert "n_particles ≥" in capsys.readouterr().err
-    plot = tmp_path / "convergence.png"
-    args = [
-        "compare",
-        *small[:-1],
-        "--phi",
-        "linear",
-        "--widths",
-        "32",
-        "64",
-        "--seeds",
-        "2",
-        "--plot",
-        str(plot),
-        "--json",
-    ]
-    assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["route"] == "linear_limit" and len(out["rms_error"]) == 2 and plot.exists()
-
-
 def test_state_larger_than_memory_is_refused_before_allocating():
     task = small_task(steps=4)
     with pytest.raises(ValueError, match=r"n_particles=.*GiB of particle state.*reduce"):

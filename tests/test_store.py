@@ -6,13 +6,11 @@ import errno
 import hashlib
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from limitsim.store import (
     StoreError,
     limitsim_version,
 )
+from tests.helpers import flip_byte, ledger_offsets
 
 TESTS = Path(__file__).parent
 FUNCTION = "sweep_funcs:noisy"
@@ -246,146 +245,7 @@ def test_concurrent_writers_never_corrupt_the_store(tmp_path):
         xr.testing.assert_identical(st.to_dataset(), reference)
 
 
-# ----------------------------------------------------------------------------- damaged results
-def _flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def _damage(store: Path, how: str) -> set[str]:
-    """Damage the result files of x = 1 (and x = 2 when swapped); return the damaged keys."""
-    with open_store(store, readonly=True) as st:
-        rows = {r["config"]["x"]: r for r in st.rows()}
-    one, two = store / rows[1]["file"], store / rows[2]["file"]
-    if how == "swapped":
-        a, b = one.read_bytes(), two.read_bytes()
-        one.write_bytes(b)
-        two.write_bytes(a)
-        return {rows[1]["key"], rows[2]["key"]}
-    if how == "truncated":
-        one.write_bytes(one.read_bytes()[: one.stat().st_size // 2])
-    elif how == "bit-flipped":  # in the value of y = 2.0
-        _flip(one, one.read_bytes().index(np.float64(2.0).tobytes()))
-        with np.load(one) as npz, pytest.raises(zipfile.BadZipFile):
-            npz["y"]  # what run and export crashed with before the checksum was verified
-    else:
-        one.unlink()
-    return {rows[1]["key"]}
-
-
-@pytest.mark.parametrize("how", ["swapped", "truncated", "bit-flipped", "missing"])
-def test_damaged_result_files_are_refused_quarantined_and_recomputed(tmp_path, how, capsys):
-    from limitsim.cli import main
-    from limitsim.store import DamagedResultError, DamagedResultWarning
-
-    store = tmp_path / "s"
-    reference = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
-    damaged = _damage(store, how)
-    with open_store(store, readonly=True) as st:  # no load returns the damaged data
-        for key in damaged:
-            with pytest.raises(DamagedResultError, match="No damaged result was used"):
-                st.load(key)
-        with pytest.raises(DamagedResultError) as info:
-            st.to_dataset()
-        assert set(info.value.damaged) == damaged
-    out = tmp_path / "export.nc"
-    assert main(["sweep", "export", str(store), "--out", str(out)]) == 2
-    assert f"{len(damaged)} damaged result file(s)" in capsys.readouterr().err
-    assert not out.exists()
-    assert main(["sweep", "status", str(store), "--deep"]) == 1
-    assert "integrity  DAMAGED" in capsys.readouterr().out
-    # the next run reports the damage, moves the files aside and recomputes the points
-    with pytest.warns(DamagedResultWarning, match=f"{len(damaged)} damaged result file"):
-        resumed = run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
-    xr.testing.assert_identical(resumed, reference)
-    with open_store(store, readonly=True) as st:
-        report = st.check_integrity(deep=True)
-        assert all(r["attempts"] == 1 for r in st.rows()) and report.rows == 8
-    assert report.ok and len(report.quarantined) == (0 if how == "missing" else len(damaged))
-    assert main(["sweep", "status", str(store)]) == 0
-    if how != "missing":
-        assert f"quarantine {len(damaged)} damaged result file(s)" in capsys.readouterr().out
-
-
 # ----------------------------------------------------------------------------- damaged ledger
-SPEC = 'function = "sweep_funcs:noisy"\n[axes]\nx = [0, 1, 2, 3, 4, 5, 6, 7]\n'
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A finished store of GRID, its Dataset and a spec file that runs it."""
-    root = tmp_path_factory.mktemp("pristine")
-    dataset = run_sweep(sweep_funcs.noisy, GRID, store=root / "s", executor="inline")
-    assert sorted(p.name for p in (root / "s").iterdir()) == [
-        "ledger.sqlite",
-        "points",
-        "store.json",
-        "tmp",
-    ]  # closed: no WAL left beside the ledger
-    (root / "spec.toml").write_text(SPEC)
-    return root, dataset
-
-
-def _ledger_offsets(ledger: bytes) -> dict[str, int]:
-    """Offsets where a flipped byte damages the ledger in distinct ways."""
-    key = re.search(rb"points/[0-9a-f]{2}/([0-9a-f]{64})-", ledger).group(1)
-    hits = [m.start() for m in re.finditer(key, ledger)]  # row key, row file path, index
-    return {
-        "magic": 0,  # "SQLite format 3"
-        "write version": 18,  # readable, but SQLite refuses to write
-        "row key": hits[0],  # the table's copy of a key: the index no longer matches it
-        "index key": hits[-1],  # the index's copy
-        "row status": ledger.index(b"done", 4096),  # past the schema on the first page
-        "schema": ledger.index(b"CHECK"),
-    }
-
-
-def _cli_outcomes(store: Path, spec: Path, out: Path, capsys) -> dict[str, tuple[int, str]]:
-    from limitsim.cli import main
-
-    outcomes = {}
-    for action, argv in (
-        ("status", ["status", str(store)]),
-        ("export", ["export", str(store), "--out", str(out)]),
-        ("run", ["run", str(spec), "--store", str(store), "--executor", "inline", "--allow-code"]),
-    ):
-        code = main(["sweep", *argv])
-        captured = capsys.readouterr()
-        outcomes[action] = (code, captured.out + captured.err)
-    return outcomes
-
-
-def test_a_flipped_ledger_byte_is_a_clear_error_never_wrong_data(pristine, tmp_path, capsys):
-    """Every flipped byte: a clear error naming the store and the recovery, or correct data."""
-    import shutil
-
-    root, reference = pristine
-    ledger = (root / "s" / "ledger.sqlite").read_bytes()
-    named = _ledger_offsets(ledger)
-    sampled = np.random.default_rng(7).choice(len(ledger), size=16, replace=False)
-    offsets = {**named, **{f"random {int(o)}": int(o) for o in sampled}}
-    for label, offset in offsets.items():
-        store = tmp_path / label.replace(" ", "_") / "s"
-        shutil.copytree(root / "s", store)
-        _flip(store / "ledger.sqlite", offset)
-        out = store.parent / "export.nc"
-        outcomes = _cli_outcomes(store, root / "spec.toml", out, capsys)
-        for action, (code, text) in outcomes.items():
-            if code == 2:
-                assert "Traceback" not in text
-                if "ledger" in text:
-                    assert f"store {store}" in text and "move the ledger aside" in text, label
-            elif action == "export":
-                assert code == 0, (label, text)
-                with xr.open_dataset(out) as exported:
-                    xr.testing.assert_identical(exported.load(), reference)
-            elif action == "run":
-                assert code == 0 and "8 done, 0 diverged, 0 failed, 0 pending" in text, label
-        if label == "write version":
-            assert outcomes["run"][0] == 2, outcomes
-        if label in ("row key", "index key", "row status", "magic"):
-            assert all(code == 2 for code, _ in outcomes.values()), (label, outcomes)
 
 
 def test_following_the_recovery_advice_restores_the_store(pristine, tmp_path):
@@ -395,7 +255,7 @@ def test_following_the_recovery_advice_restores_the_store(pristine, tmp_path):
     store = tmp_path / "s"
     shutil.copytree(root / "s", store)
     ledger = store / "ledger.sqlite"
-    _flip(ledger, _ledger_offsets(ledger.read_bytes())["row key"])
+    flip_byte(ledger, ledger_offsets(ledger.read_bytes())["row key"])
     with pytest.raises(StoreError, match="move the ledger aside") as info:
         run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
     assert f"`mv {ledger} {ledger}.damaged`" in str(info.value)

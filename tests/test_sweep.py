@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -17,21 +16,13 @@ import pytest
 import sweep_funcs
 import xarray as xr
 
-from limitsim import Grid, open_store, point_seed, register_point_function, run_sweep
-from limitsim.commands import sweep as sweep_command
+from limitsim import Grid, open_store, point_seed, run_sweep
 from limitsim.grid import point_key
 from limitsim.store import limitsim_version
-from limitsim.sweep_spec import PRESETS, SweepSpec, get_preset, load_spec
+from limitsim.sweep_spec import get_preset, load_spec
 
 TESTS = Path(__file__).parent
 GRID = Grid(axes={"x": list(range(6)), "z": [0.5, 2.0]}, filters=["x * z < 9"], fixed={"k": 1})
-
-
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    sweep_command.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["sweep", *argv])
-    return int(args.func(args))
 
 
 # ----------------------------------------------------------------------------- grids and seeds
@@ -492,86 +483,6 @@ def test_parent_watchdog_ends_a_child_whose_parent_was_killed():
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-# ----------------------------------------------------------------------------- specs and CLI
-SPEC = """
-description = "test sweep"
-function = "flaky"
-batch_axes = []
-filters = ["x != 6"]
-
-[axes]
-x = [0, 1, 2, 3, 4, 5, 6]
-
-[fixed]
-k = 1
-"""
-
-
-@pytest.fixture
-def registry(monkeypatch):
-    """An empty registry of user point functions, restored after the test."""
-    from limitsim import _sweep_registry
-
-    monkeypatch.setattr(_sweep_registry, "_REGISTERED", {})
-
-
-def test_spec_file_and_cli_run_status_export(tmp_path, capsys, registry):
-    register_point_function("flaky", sweep_funcs.flaky)
-    spec_path = tmp_path / "spec.toml"
-    spec_path.write_text(SPEC)
-    spec = load_spec(spec_path)
-    assert spec.grid.points()[-1] == {"x": 5, "k": 1}
-    store = tmp_path / "s"
-    assert cli("run", str(spec_path), "--store", str(store), "--executor", "inline") == 1
-    assert "4 done, 1 diverged, 1 failed, 0 pending" in capsys.readouterr().out
-    assert cli("status", str(store)) == 0
-    out = capsys.readouterr().out
-    assert "4 done, 1 diverged, 1 failed, 0 pending" in out
-    assert "integrity  ok: 6 rows, 0 missing" in out
-    assert "{'x': 3, 'k': 1}: ValueError: bad point x=3" in out
-    assert cli("export", str(store), "--format", "netcdf", "--out", str(tmp_path / "s.nc")) == 0
-    with open_store(store, readonly=True) as st:
-        expected = st.to_dataset()
-    with xr.open_dataset(tmp_path / "s.nc") as exported:
-        xr.testing.assert_identical(exported.load(), expected)
-    assert cli("presets") == 0
-    assert "demo" in capsys.readouterr().out
-
-
-def test_export_refuses_the_store_and_checks_its_output_first(tmp_path, capsys):
-    from limitsim.cli import main
-
-    store = tmp_path / "s"
-    run_sweep(sweep_funcs.noisy, GRID, store=store, executor="inline")
-    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    (tmp_path / "link").symlink_to(store)
-    for out in (store / "ledger.sqlite", store, store / "points" / "x.nc", tmp_path / "link/a.nc"):
-        assert main(["sweep", "export", str(store), "--out", str(out)]) == 2
-        assert "is inside the store" in capsys.readouterr().err
-    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
-    # output paths are checked before the store is read: here there is no store at all
-    for out, match in ((tmp_path / "nodir" / "a.nc", "does not exist"), (tmp_path, "directory")):
-        assert main(["sweep", "export", str(tmp_path / "none"), "--out", str(out)]) == 2
-        assert match in capsys.readouterr().err
-
-
-def test_run_exits_nonzero_while_points_are_pending(tmp_path, capsys, monkeypatch, registry):
-    from limitsim.cli import main
-    from limitsim.store import Store
-
-    register_point_function("noisy", sweep_funcs.noisy)
-    spec = tmp_path / "spec.toml"
-    spec.write_text('function = "noisy"\n[axes]\nx = [0, 1, 2]\n')
-    argv = ["sweep", "run", str(spec), "--store", str(tmp_path / "s"), "--executor", "inline"]
-    record = Store.record
-    with monkeypatch.context() as m:  # the result of x = 1 never reaches the ledger
-        m.setattr(Store, "record", lambda st, r: r.config["x"] != 1 and record(st, r))
-        assert main(argv) == 1
-    assert "2 done, 0 diverged, 0 failed, 1 pending" in capsys.readouterr().out
-    assert main(argv) == 0
-    assert "3 done, 0 diverged, 0 failed, 0 pending" in capsys.readouterr().out
-
-
 @pytest.mark.parametrize(
     ("text", "match"),
     [
@@ -586,29 +497,3 @@ def test_bad_spec_files(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         load_spec(path)
-
-
-def test_cli_errors(tmp_path, capsys):
-    with pytest.raises(ValueError, match="exactly one"):
-        cli("run", "--store", str(tmp_path / "s"))
-    with pytest.raises(ValueError, match="unknown preset"):
-        cli("run", "--preset", "nope", "--store", str(tmp_path / "s"))
-    assert cli("status", str(tmp_path / "missing")) == 2
-    assert "no sweep store" in capsys.readouterr().err
-
-
-def test_demo_preset(tmp_path, capsys):
-    spec = PRESETS["demo"]
-    assert isinstance(spec, SweepSpec) and spec.batch_axes == ("log2_eta", "seed")
-    store = tmp_path / "demo"
-    try:
-        spec.check_requirements()
-    except ImportError:
-        code = cli("run", "--preset", "demo", "--store", str(store), "--executor", "inline")
-        assert code == 2
-        assert "needs limitsim.finite.train_finite_batch" in capsys.readouterr().err
-        assert not store.exists()
-        return
-    ds = spec.run(store=store, executor="inline")
-    assert set(np.unique(ds.status.values)) == {"done", "diverged"}  # large rates diverge
-    assert ds.loss.sizes["loss_dim0"] == spec.grid.fixed["steps"]
