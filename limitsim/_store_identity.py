@@ -94,6 +94,8 @@ def _create(path: Path, function: str) -> None:
 
     try:
         if not _is_empty(path):
+            if (path / "store.json").is_file():
+                return  # a concurrent caller created the store after this one looked
             raise StoreError(
                 f"{path} exists and is not a limitsim sweep store (no store.json); "
                 "give a new or empty directory"

@@ -359,3 +359,30 @@ def test_concurrent_first_opens_of_a_new_store_are_safe(tmp_path):
             assert sorted(store.entries()) == [f"{1:064x}", f"{2:064x}"]
             assert store.check_integrity(deep=True).ok
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(str(t) for t in range(trials))
+
+
+def test_a_store_created_between_look_and_create_is_accepted(tmp_path, monkeypatch):
+    """The race window of the concurrent test, made deterministic: another process creates
+    the store after this one found no ``store.json`` and before it creates one."""
+    from limitsim import _store_identity
+
+    path = tmp_path / "s"
+    real_read = _store_identity._read_identity
+    seen = []
+
+    def read_then_lose_the_race(p):
+        if not seen:  # first look: nothing there yet; the other process creates it now
+            seen.append(p)
+            with open_store(p, function=FUNCTION):
+                pass
+            return None
+        return real_read(p)
+
+    monkeypatch.setattr(_store_identity, "_read_identity", read_then_lose_the_race)
+    with open_store(path, function=FUNCTION) as store:
+        assert not list(store.entries())
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="not a limitsim sweep store"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "junk").write_text("x")
+        open_store(tmp_path / "other", function=FUNCTION)
