@@ -18,30 +18,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["LOSSES", "Task", "check_probabilities"]
+from limitsim.validation import as_finite_array, check_depth
+
+__all__ = ["LOSSES", "Task", "as_finite_array", "check_probabilities"]
 
 LOSSES = ("mse", "xent")
-
-
-def as_finite_array(value: ArrayLike, name: str, ndim: int) -> NDArray[np.float64]:
-    """Return ``value`` as a float64 array of ``ndim`` dimensions with finite entries.
-
-    Raises
-    ------
-    ValueError
-        Naming ``name`` for a wrong number of dimensions, an empty array, or NaN/inf entries.
-    """
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real-valued array: {exc}") from None
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return array
 
 
 def check_probabilities(Y: NDArray[np.float64], name: str) -> None:
@@ -160,8 +141,6 @@ class Task:
         **kwargs: object,
     ) -> Task:
         """Task that trains on the same batch (``X`` (B, d), ``Y`` (B, e)) for ``steps`` steps."""
-        from limitsim.parametrization import check_depth
-
         steps = check_depth(steps, "steps")
         X2 = as_finite_array(X, "X", 2)
         Y2 = np.asarray(Y, dtype=np.float64)

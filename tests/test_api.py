@@ -6,6 +6,7 @@ import limitsim
 def test_public_names():
     assert sorted(limitsim.__all__) == sorted(
         [
+            "Architecture",
             "Classification",
             "Grid",
             "Nonlinearity",

@@ -9,7 +9,7 @@ from scipy import stats
 
 from limitsim import Parametrization, Task, init_kernels, linear_limit
 from limitsim._def_e1 import solve_def_e1
-from limitsim.depth import compare_def_e1, def_e1, depth_limit, richardson
+from limitsim.depth import compare_def_e1, def_e1, depth_limit, extrapolate_first_order
 from limitsim.nonlinearities import nonlinearity
 
 SGD = Parametrization.depth_mup(eta=1.0)
@@ -26,20 +26,20 @@ def exact_linear_infinite_depth(task, param):
     """Exact n = ∞ linear limit at depths 64..512, extrapolated (error printed by the test)."""
     depths = (64, 128, 256, 512)
     ladder = np.stack([linear_limit(task, param, depth=L).f for L in depths])
-    return richardson(ladder, None, depths)
+    return extrapolate_first_order(ladder, None, depths)
 
 
 def test_richardson_on_a_known_expansion():
     depths = (4, 8, 16, 32)
     L = np.array(depths, dtype=float)[:, None]
     values = 1.5 + 0.8 / L - 2.0 / L**2 + 3.0 / L**3
-    estimate, mc, err = richardson(values, None, depths)
+    estimate, mc, err = extrapolate_first_order(values, None, depths)
     assert np.all(mc == 0)
     assert abs(estimate[0] - 1.5) <= err[0]  # the error estimate covers the truth
     pure = 1.5 + 0.8 / L
-    np.testing.assert_allclose(richardson(pure, None, depths)[0], 1.5, rtol=1e-12)
+    np.testing.assert_allclose(extrapolate_first_order(pure, None, depths)[0], 1.5, rtol=1e-12)
     with pytest.raises(ValueError, match="depths"):
-        richardson(values[:2], None, depths[:2])
+        extrapolate_first_order(values[:2], None, depths[:2])
 
 
 @pytest.mark.parametrize("depths", [(4, 8), (8, 4, 16)])

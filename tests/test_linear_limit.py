@@ -26,7 +26,7 @@ from limitsim import (
     linear_limit,
 )
 from limitsim import _linear_kernels as lk
-from limitsim.linear_depth import richardson
+from limitsim.linear_depth import extrapolate_polynomial
 from limitsim.linear_limit import _State
 
 
@@ -423,10 +423,10 @@ def test_depth_limit_error_estimate_and_record():
     )
 
 
-def test_richardson_exact_on_polynomials():
+def test_extrapolate_polynomial_exact_on_polynomials():
     h = 1.0 / np.array([4.0, 8.0, 16.0])
     v = 3.0 + 2.0 * h - 5.0 * h**2
-    limit, err = richardson(h, v)
+    limit, err = extrapolate_polynomial(h, v)
     assert abs(limit - 3.0) < 1e-12
     assert err > 0
 
