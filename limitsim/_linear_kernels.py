@@ -26,27 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from limitsim._kernels import dot1
 from limitsim._numba import jit
 
 __all__ = ["apply_covariance", "backward_passes", "forward_passes"]
-
-
-@jit(inline="always")
-def _dot1(x, x0, y, y0, n):  # type: ignore[no-untyped-def]
-    """``Σ_i x[x0+i] y[y0+i]`` for i < n, with four fixed partial sums (deterministic)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        s0 += x[x0 + i] * y[y0 + i]
-        s1 += x[x0 + i + 1] * y[y0 + i + 1]
-        s2 += x[x0 + i + 2] * y[y0 + i + 2]
-        s3 += x[x0 + i + 3] * y[y0 + i + 3]
-    for i in range(n4, n):
-        s0 += x[x0 + i] * y[y0 + i]
-    return (s0 + s1) + (s2 + s3)
 
 
 @jit(inline="always")
@@ -105,7 +88,7 @@ def _mutual(a, y, v, t_of, off, beta2, own, K_out, layer):  # type: ignore[no-un
         for c in range(b, p):
             nb = off[t_of[b]]
             nc = off[t_of[c]]
-            val = _dot1(y[b], 0, a[c], 0, nc) + _dot1(v[c], 0, a[b], 0, nb) + own[b, c]
+            val = dot1(y[b, :nc], a[c, :nc]) + dot1(v[c, :nb], a[b, :nb]) + own[b, c]
             K_out[b, c, layer] = val
             K_out[c, b, layer] = val
     for b in range(p):
@@ -180,7 +163,8 @@ def forward_passes(  # type: ignore[no-untyped-def]
             for s in range(S):
                 n1 = off[s + 1]
                 for j in range(r):
-                    q = _dot1(y[b], 0, store, koff[s] + (j * L + m) * n1, n1)
+                    start = koff[s] + (j * L + m) * n1
+                    q = dot1(y[b, :n1], store[start : start + n1])
                     Q_out[b, m, s * r + j] = q
                     v[b, off[s] + m * r + j] = beta * q
             t = t_of[b]
@@ -261,7 +245,8 @@ def backward_passes(  # type: ignore[no-untyped-def]
             for s in range(S):
                 n1 = off[s + 1]
                 for j in range(r):
-                    q = _dot1(y[b], 0, store, koff[s] + ((r + j) * L + m) * n1, n1)
+                    start = koff[s] + ((r + j) * L + m) * n1
+                    q = dot1(y[b, :n1], store[start : start + n1])
                     Q_out[b, m, s * r + j] = q
                     v[b, off[s] + Lr + m * r + j] = beta * q
             t = t_of[b]

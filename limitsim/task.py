@@ -18,11 +18,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from limitsim.validation import as_finite_array, check_depth
+from limitsim._datasets import load_fields
+from limitsim.validation import LOSSES, as_finite_array, check_depth, check_loss
 
 __all__ = ["LOSSES", "Task", "as_finite_array", "check_probabilities"]
-
-LOSSES = ("mse", "xent")
 
 
 def check_probabilities(Y: NDArray[np.float64], name: str) -> None:
@@ -93,8 +92,7 @@ class Task:
             raise ValueError(
                 f"X and Y must agree in (steps, batch): X has shape {X.shape}, Y has {Y.shape}"
             )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_loss(self.loss)
         if self.loss == "xent":
             check_probabilities(Y, "Y")
         object.__setattr__(self, "X", X)
@@ -158,11 +156,15 @@ class Task:
     def from_dataset(cls, name: str, **kwargs: object) -> Task:
         """Task of a named dataset (``"digits"``, ``"teacher"``, ``"few_point"``, ``"cifar10"``).
 
-        Delegates to :func:`limitsim.data.load_dataset`; see the loaders there for the options.
-        """
-        from limitsim.data import load_dataset
+        The options are those of the loaders of :mod:`limitsim.data` (digits, teacher,
+        few_point, cifar10).
 
-        return load_dataset(name, **kwargs)
+        Raises
+        ------
+        ValueError
+            For an unknown name (the message lists the valid names) or a bad option.
+        """
+        return cls(**load_fields(name, **kwargs))
 
     # ------------------------------------------------------------- properties
     @property

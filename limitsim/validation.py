@@ -16,23 +16,36 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, SupportsInt, cast
+from typing import Any, Literal, SupportsInt, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "LOSSES",
     "as_finite_array",
     "bounded",
     "check_bool",
     "check_depth",
     "check_integer",
     "check_limit_alpha",
+    "check_loss",
     "check_positive_real",
     "check_real",
     "check_type",
     "diverged",
 ]
+
+
+#: Losses of a :class:`limitsim.Task`: batch-mean squared error or softmax cross-entropy.
+LOSSES = ("mse", "xent")
+
+
+def check_loss(loss: object) -> Literal["mse", "xent"]:
+    """Return ``loss`` after checking it is one of :data:`LOSSES` (ValueError otherwise)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return cast(Literal["mse", "xent"], loss)
 
 
 def check_real(name: str, value: object) -> float:

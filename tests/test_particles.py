@@ -117,7 +117,7 @@ def test_linear_cross_entropy_and_eval():
     exact = linear_limit(task, SGD, depth=3)
     assert_within(run.f, run.f_se, exact.f)
     # the evaluation inputs are the training inputs: same outputs, independent hats
-    assert_within(run.f_eval, run.config["f_eval_se"], exact.f)
+    assert_within(run.f_eval, run.f_eval_se, exact.f)
 
 
 def test_repeated_inputs_give_no_nan():
