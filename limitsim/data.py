@@ -38,18 +38,14 @@ def _task_loader(fields: Callable[..., _datasets.TaskFields]) -> Callable[..., T
     return load
 
 
-digits = _task_loader(_datasets.digits)
-teacher = _task_loader(_datasets.teacher)
-few_point = _task_loader(_datasets.few_point)
-cifar10 = _task_loader(_datasets.cifar10)
-
 #: Loader of each dataset name accepted by :func:`load_dataset` / ``Task.from_dataset``.
 DATASETS: dict[str, Callable[..., Task]] = {
-    "digits": digits,
-    "teacher": teacher,
-    "few_point": few_point,
-    "cifar10": cifar10,
+    name: _task_loader(fields) for name, fields in _datasets.LOADERS.items()
 }
+digits = DATASETS["digits"]
+teacher = DATASETS["teacher"]
+few_point = DATASETS["few_point"]
+cifar10 = DATASETS["cifar10"]
 
 
 def load_dataset(name: str, **kwargs: Any) -> Task:

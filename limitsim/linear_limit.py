@@ -206,6 +206,16 @@ class _State:
     def _args(self) -> tuple[Any, ...]:
         return (self.store, self.koff, self.off, self.CF, self.CB, self.d, self.e, self.L, self.r)
 
+    def _outputs(
+        self, p: int, S: int, layers: bool, mutual: bool
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Out arrays of ``p`` passes over ``S`` steps: layer kets, Ż products, kernels."""
+        L = self.L
+        A = np.empty((p, L + 1 if layers else 0, int(self.off[S])))
+        Q = np.zeros((p, L, S * self.r))
+        K = np.empty((p, p, L + 1 if mutual else 0))
+        return A, Q, K
+
     def forward(
         self,
         xi: NDArray[np.float64],
@@ -216,11 +226,8 @@ class _State:
         mutual: bool,
     ) -> tuple[NDArray[np.float64], ...]:
         """Forward passes (see :func:`limitsim._linear_kernels.forward_passes`)."""
-        p, N, L = xi.shape[0], int(self.off[S]), self.L
-        a = np.empty((p, N))
-        A = np.empty((p, L + 1 if layers else 0, N))
-        Q = np.zeros((p, L, S * self.r))
-        K = np.empty((p, p, L + 1 if mutual else 0))
+        a = np.empty((xi.shape[0], int(self.off[S])))
+        A, Q, K = self._outputs(xi.shape[0], S, layers, mutual)
         lk.forward_passes(
             np.ascontiguousarray(xi, dtype=np.float64),
             t_of,
@@ -245,10 +252,7 @@ class _State:
         mutual: bool,
     ) -> tuple[NDArray[np.float64], ...]:
         """Backward passes (see :func:`limitsim._linear_kernels.backward_passes`)."""
-        p, N, L = seed.shape[0], int(self.off[S]), self.L
-        A = np.empty((p, L + 1 if layers else 0, N))
-        Q = np.zeros((p, L, S * self.r))
-        K = np.empty((p, p, L + 1 if mutual else 0))
+        A, Q, K = self._outputs(seed.shape[0], S, layers, mutual)
         lk.backward_passes(
             np.ascontiguousarray(seed, dtype=np.float64),
             t_of,
