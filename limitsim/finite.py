@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, cast
+from typing import Any, Literal, Required, TypedDict, Unpack, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,26 +64,28 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 _BLAS_THREADS = "a positive integer or None"
 
 
+class FiniteOptions(TypedDict, total=False):
+    """The keywords :func:`train_finite` passes on to :func:`train_finite_batch`."""
+
+    depth: Required[int]
+    width: Required[int]
+    phi: str | Nonlinearity | None
+    arch: Architecture | None
+    block_depth: int | None
+    block: Literal["post", "pre"] | None
+    pre_ln: bool | None
+    dtype: str
+    record: Record | None
+    train_input: bool
+    train_output: bool
+    divergence_bound: float
+    eval_every: int
+    blas_threads: int | None
+    progress: bool
+
+
 def train_finite(
-    task: Task,
-    param: Parametrization,
-    *,
-    depth: int,
-    width: int,
-    phi: str | Nonlinearity | None = None,
-    seed: int = 0,
-    arch: Architecture | None = None,
-    block_depth: int | None = None,
-    block: Literal["post", "pre"] | None = None,
-    pre_ln: bool | None = None,
-    dtype: str = "float64",
-    record: Record | None = None,
-    train_input: bool = False,
-    train_output: bool = False,
-    divergence_bound: float = 1e8,
-    eval_every: int = 1,
-    blas_threads: int | None = 1,
-    progress: bool = False,
+    task: Task, param: Parametrization, *, seed: int = 0, **options: Unpack[FiniteOptions]
 ) -> Run:
     """Train one width-n, depth-L resnet on ``task`` (route R4).
 
@@ -139,28 +141,10 @@ def train_finite(
 
     Notes
     -----
-    This is :func:`train_finite_batch` with one configuration.
+    This is :func:`train_finite_batch` with one configuration (the keywords other than
+    ``seed`` are passed on; their defaults are that function's).
     """
-    (run,) = train_finite_batch(
-        task,
-        [param],
-        depth=depth,
-        width=width,
-        phi=phi,
-        seeds=[seed],
-        arch=arch,
-        block_depth=block_depth,
-        block=block,
-        pre_ln=pre_ln,
-        dtype=dtype,
-        record=record,
-        train_input=train_input,
-        train_output=train_output,
-        divergence_bound=divergence_bound,
-        eval_every=eval_every,
-        blas_threads=blas_threads,
-        progress=progress,
-    )
+    (run,) = train_finite_batch(task, [param], seeds=[seed], **options)
     return run
 
 

@@ -117,11 +117,11 @@ class DepthLimitKernels:
         return iter((self.K, self.G))
 
 
-def _architecture(arch: Architecture | None, **loose: Any) -> Architecture:
-    """The route's Architecture (:func:`limitsim.architecture.resolve`), pre block depth 1."""
+def _architecture(arch: Architecture | None, **loose: Any) -> tuple[Architecture, dict[str, Any]]:
+    """The route's Architecture (pre block of depth 1) and its :func:`block_increment` options."""
     arch = resolve(arch, **loose)
     arch.require_pre_depth_one("block='pre' supports block_depth=1 only")
-    return arch
+    return arch, {"block": arch.block, "block_depth": arch.block_depth, "pre_ln": arch.pre_ln}
 
 
 def block_increment(
@@ -154,15 +154,6 @@ def block_increment(
         with np.errstate(divide="ignore", invalid="ignore"):
             backward = np.where(scale > 0, backward / scale, 0.0)
     return forward, backward
-
-
-def _increment(
-    arch: Architecture, K: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """:func:`block_increment` of the architecture ``arch``."""
-    return block_increment(
-        arch.phi, K, block=arch.block, block_depth=arch.block_depth, pre_ln=arch.pre_ln
-    )
 
 
 def init_kernels(
@@ -217,7 +208,9 @@ def init_kernels(
             "L -> infinity (limitsim kernels prints it as K_limit, G_limit)"
         )
     check_type("param", param, Parametrization)
-    arch = _architecture(arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
+    arch, options = _architecture(
+        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
+    )
     P = X.shape[0]
     check_memory(
         kernel_bytes(depth, P),
@@ -233,7 +226,7 @@ def init_kernels(
     G[depth] = 1.0
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
         for layer in range(1, depth + 1):
-            forward, backward = _increment(arch, K[layer - 1])
+            forward, backward = block_increment(arch.phi, K[layer - 1], **options)
             K[layer] = K[layer - 1] + c * forward
             factors[layer - 1] = 1.0 + c * backward
         for layer in range(depth, 0, -1):
@@ -315,7 +308,9 @@ def depth_limit_kernels(
         raise ValueError(f"a must be a finite number > 0, got {a}")
     alpha = check_real("alpha", alpha)
     check_limit_alpha(alpha, "; use init_kernels at finite depth")
-    arch = _architecture(arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
+    arch, options = _architecture(
+        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
+    )
     phi_ = arch.phi
     K0 = X @ X.T
     P = K0.shape[0]
@@ -330,7 +325,7 @@ def depth_limit_kernels(
         return _homogeneous_limit(K0, phi_.homogeneous, a * a, lam)
 
     def rhs(_: float, y: NDArray[np.float64]) -> NDArray[np.float64]:
-        forward, backward = _increment(arch, y[: P * P].reshape(P, P))
+        forward, backward = block_increment(phi_, y[: P * P].reshape(P, P), **options)
         return (a * a) * np.concatenate([forward.ravel(), backward.ravel()])
 
     y0 = np.concatenate([K0.ravel(), np.zeros(P * P)])
