@@ -268,11 +268,9 @@ def _broadcast(
     if not param_list or not seed_list:
         raise ValueError("params and seeds must not be empty")
     for p in param_list:
-        if not isinstance(p, Parametrization):
-            raise TypeError(f"params must be Parametrization objects, got {type(p).__name__}")
+        check_type("params", p, Parametrization, "Parametrization objects")
     for s in seed_list:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+        check_integer("seeds", s, what="non-negative integers")
     K = max(len(param_list), len(seed_list))
     if len(param_list) not in (1, K) or len(seed_list) not in (1, K):
         raise ValueError(

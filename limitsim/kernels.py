@@ -304,7 +304,7 @@ def depth_limit_kernels(
     lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
     if lam.ndim != 1 or lam.size == 0 or not np.all((lam >= 0) & (lam <= 1)):
         raise ValueError("lambdas must be a non-empty 1-d array of depth fractions in [0, 1]")
-    if not np.isfinite(a) or a <= 0:
+    if not check_real("a", a) > 0:
         raise ValueError(f"a must be a finite number > 0, got {a}")
     alpha = check_real("alpha", alpha)
     check_limit_alpha(alpha, "; use init_kernels at finite depth")

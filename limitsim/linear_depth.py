@@ -33,9 +33,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from limitsim.linear_limit import linear_limit
-from limitsim.parametrization import Parametrization, check_depth
+from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Recorded, Run
 from limitsim.task import Task
+from limitsim.validation import check_depth, check_type
 
 __all__ = ["extrapolate_polynomial", "linear_depth_limit"]
 
@@ -153,8 +154,7 @@ def extrapolate_polynomial(
 
 
 def _check_grid(grid: Any, param: Any, record: Record | None) -> list[int]:
-    if not isinstance(param, Parametrization):
-        raise TypeError(f"param must be a limitsim.Parametrization, got {type(param).__name__}")
+    check_type("param", param, Parametrization)
     if not math.isclose(param.alpha + param.gamma, 1.0, abs_tol=1e-12):
         kind = "trivial (f_t -> f_0 = 0)" if param.alpha + param.gamma > 1 else "unstable"
         raise ValueError(
