@@ -40,7 +40,12 @@ __all__ = ["BatchedResnet", "Hyper", "Layer", "Spec", "draw_weights"]
 
 @dataclass(frozen=True)
 class Spec:
-    """Architecture shared by all configurations of a batch."""
+    """Lowered configuration shared by all configurations of a batch.
+
+    The fields of a :class:`limitsim.Architecture` (φ, block, block depth, pre-LN; built and
+    validated by :func:`limitsim.finite.train_finite_batch`) plus the sizes, dtype, optimizer
+    and which of U and V are trained: plain values for the passes.
+    """
 
     depth: int
     width: int
