@@ -1,10 +1,11 @@
-"""Argument checks shared by every route: numbers, arrays, and the task/record/parametrization.
+"""Argument checks shared by every route: counts, reals, losses, arrays, divergence.
 
 Each check either returns the normalised value or raises a ``TypeError`` (wrong kind of
 object) or ``ValueError`` (right kind, bad value) whose message names the parameter and says
 what is allowed, before any work starts.  The routes (:mod:`limitsim.kernels`,
 :mod:`limitsim.linear_limit`, :mod:`limitsim.particles`, :mod:`limitsim.finite`) call these
 instead of checking in place, so one kind of argument is refused with one message everywhere.
+The divergence test of every route is :func:`bounded` / :func:`diverged`.
 
 It imports nothing from limitsim, so the configuration modules (:mod:`limitsim.parametrization`,
 :mod:`limitsim.task`, :mod:`limitsim.architecture`) build on it; the composite check of a

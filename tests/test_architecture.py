@@ -65,7 +65,7 @@ def test_resolve_builds_once_and_refuses_conflicts():
         resolve(arch, phi="relu")
     with pytest.raises(ValueError, match="and block_depth=2 conflict"):
         resolve(arch, block_depth=2)
-    with pytest.raises(TypeError, match="arch must be a limitsim.Architecture"):
+    with pytest.raises(TypeError, match=r"arch must be a limitsim\.Architecture"):
         resolve("tanh")  # type: ignore[arg-type]
 
 

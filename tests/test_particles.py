@@ -13,8 +13,8 @@ from limitsim import _particle_adam_kernels as pa
 from limitsim import _particle_kernels as pk
 from limitsim._def_e1 import solve_def_e1
 from limitsim._numba import get_num_threads, set_num_threads
-from limitsim.nonlinearities import nonlinearity
 from limitsim.architecture import Architecture
+from limitsim.nonlinearities import nonlinearity
 from limitsim.particles import _particle_init_kernels, simulate_limit
 
 SGD = Parametrization.depth_mup(eta=1.0)
