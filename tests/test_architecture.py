@@ -76,7 +76,7 @@ def _same_run(a, b):
         assert (x is None) == (y is None), name
         if x is not None:
             np.testing.assert_array_equal(x, y, err_msg=name)
-    assert a.config == b.config
+    np.testing.assert_equal(a.config, b.config)
 
 
 def test_arch_equals_loose_keywords_finite(task):
@@ -117,6 +117,18 @@ def test_arch_equals_loose_keywords_particles(task):
         limitsim.simulate_limit(task, MUP, arch=arch, phi="relu", **opts)
     with pytest.raises(ValueError, match="unsupported combination: block='pre'"):
         limitsim.simulate_limit(task, MUP, arch=Architecture(block="pre", block_depth=2), **opts)
+
+
+def test_arch_equals_loose_keywords_depth_limit(task):
+    arch = Architecture("abs", block_depth=2)
+    opts = dict(depths=(2, 3, 4), n_particles=2 * 8 * 4 * 8, progress=False)
+    a = limitsim.depth_limit(task, MUP, arch=arch, **opts)
+    b = limitsim.depth_limit(task, MUP, phi="abs", block_depth=2, **opts)
+    _same_run(a, b)
+    assert a.arch is arch and a.param is MUP and a.config["depths"] == (2, 3, 4)
+    assert a.f_eval_se is not None and np.all(a.f_eval_se > 0)
+    with pytest.raises(ValueError, match="and block_depth=1 conflict"):
+        limitsim.depth_limit(task, MUP, arch=arch, block_depth=1, **opts)
 
 
 # ------------------------------------------------------------------------ Run fields
