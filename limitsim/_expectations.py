@@ -9,8 +9,9 @@ pair, from the cheapest:
    (:func:`limitsim._kernels.gauss_moments_hermite`) for every input whose coefficient tail
    beyond the truncation is at most ``TAIL_TOL`` of its variance (for φ′: of E φ′²).
    Cauchy–Schwarz bounds the truncation error of a pair of such inputs by ``TAIL_TOL`` times
-   the scale above at every correlation.  Smooth φ at moderate variance (tanh up to a
-   variance of about 1.7 with 128 terms) take this path only.
+   the scale above at every correlation.  Smooth φ at moderate variance take this path only
+   (with 128 terms, tanh at unit variance does, at variance 1000 it does not:
+   ``tests/test_expectations.py``).
 2. For the other inputs (:func:`limitsim._quadrature.gauss_moments_quadrature`): moments
    by adaptive Gauss–Kronrod quadrature split at φ's kinks (:func:`kink_points`) and at 0,
    and Hermite coefficients by a composite rule; a pair then uses the Mehler series where
@@ -104,22 +105,11 @@ def numerical_moments(
         return mean, second, vprime
     from limitsim import _quadrature  # compiles its kernel (seconds, once) on first use
 
-    mean_err, second_err, vprime_err = np.zeros(P), np.zeros((P, P)), np.zeros((P, P))
+    errors = (np.zeros(P), np.zeros((P, P)), np.zeros((P, P)))  # of mean, second, vprime
     _quadrature.gauss_moments_quadrature(
-        phi,
-        dphi,
-        K,
-        points,
-        resolved,
-        QUAD_TOL,
-        coef,
-        mean,
-        second,
-        vprime,
-        mean_err,
-        second_err,
-        vprime_err,
+        phi, dphi, K, points, resolved, QUAD_TOL, coef, mean, second, vprime, *errors
     )
+    mean_err, second_err, vprime_err = errors
     d2, dv = np.abs(np.diag(second)), np.abs(np.diag(vprime))
     with np.errstate(invalid="ignore", over="ignore"):
         excess = (  # finite entries only (NaN comparisons are False)

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from limitsim._store_errors import StoreError
+
 __all__ = ["STATUSES", "Ledger", "StoreError", "create_ledger"]
 
 #: Ledger statuses: ``done`` and ``diverged`` points are finished (have a file); ``failed`` ones
@@ -50,10 +52,6 @@ ON CONFLICT (key) DO UPDATE SET
     finished = excluded.finished
 WHERE points.status = 'failed'
 """
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used or written (the message says why and what is intact)."""
 
 
 def create_ledger(path: Path) -> None:

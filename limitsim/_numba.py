@@ -62,8 +62,8 @@ def jit(
     Use as ``@jit`` or ``@jit(parallel=True)``.  Kernels that take a nonlinearity as an
     argument are compiled eagerly for ``signatures`` built with :data:`SCALAR_FUNCTION`:
     a dispatcher passed lazily is typed by its identity, which differs between processes, so
-    its compiled kernel would never be found in the cache again (measured: ~1 s of
-    recompilation per process and nonlinearity).
+    its compiled kernel would never be found in the cache again, and every process would
+    recompile it (the cost: ``benchmarks/README.md``).
     """
     deco: Any = nb.njit(
         signatures,

@@ -2,9 +2,9 @@
 
 tqdm starts a monitor thread with its first bar (even a disabled one) and leaves it running.
 A thread in the parent process makes sweeps start their local workers with ``spawn`` instead
-of ``fork`` (:func:`limitsim._sweep_exec.start_method`): about a second per worker instead of
-milliseconds.  The bars of limitsim advance once per training step or grid point and need no
-monitor.
+of ``fork`` (:func:`limitsim._sweep_exec.start_method`), which starts workers far more slowly
+(``benchmarks/README.md``).  The bars of limitsim advance once per training step or grid
+point and need no monitor.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
-"""Adaptive Gauss–Kronrod quadrature of Gaussian expectations of φ (numba kernels).
+"""Gaussian moments of φ by adaptive quadrature where the Hermite expansion has not converged.
 
 For φ without a closed form and inputs at which the Gauss–Hermite rule of the Hermite
 expansion has not converged (large variance, kinks), route R1's moments E φ(z_i),
 E φ(z_i)φ(z_j) and E φ′(z_i)φ′(z_j), z ~ N(0, K), are computed here
 (:func:`gauss_moments_quadrature`; the choice of path is explained in
-:mod:`limitsim._expectations`).
-
-One variable, y ~ N(μ, σ²): with y = μ + σu, the integral over u ∈ [−R, R] (R = 7.5, widened
-while the tails estimated from the integrand at ±R by the Mills ratio are not negligible) is
-split into panels at the breakpoints of φ (its kinks and 0, mapped to u), graded
-geometrically (ratio 4) from a first width of one unit of y, and at most 3 units of u wide.
-Each panel gets the 21-point Gauss–Kronrod rule with QUADPACK's error estimate (``qk21``);
-the panel with the largest estimate is bisected until the estimates sum to at most
-max(``tol`` · ∫|integrand|, ``atol``) (QUADPACK's ``qag`` strategy, Piessens et al. 1983,
-started from the graded panels instead of one interval).
+:mod:`limitsim._expectations`).  One-variable expectations use the adaptive Gauss–Kronrod
+rule of :mod:`limitsim._gauss_kronrod`.
 
 Two variables: with correlation ρ, z_i = s_i u and z_j | z_i ~ N(ρ s_j u, τ²),
 τ = s_j √(1 − ρ²), so E F(z_i) G(z_j) = E_u[F(s_i u) H(ρ s_j u)] with the conditional
@@ -38,370 +30,95 @@ import math
 
 import numpy as np
 
+from limitsim._gauss_kronrod import (
+    FEATURE,
+    GRADING,
+    MAX_BISECTIONS,
+    NC,
+    NODES,
+    PANEL,
+    RANGE,
+    RANGE_MAX,
+    WG,
+    WK,
+    XK,
+    boundaries,
+    expect,
+    gauss,
+    misfit,
+    n_boundaries,
+    next_panel,
+    qk21,
+    workspace,
+)
 from limitsim._numba import SCALAR_FUNCTION, jit, types
 
 __all__ = ["gauss_moments_quadrature"]
 
-# 21-point Kronrod rule on [-1, 1] and its embedded 10-point Gauss rule (QUADPACK qk21).
-_XK_POS = np.array(
-    [
-        0.995657163025808080735527280689003,
-        0.973906528517171720077964012084452,
-        0.930157491355708226001207180059508,
-        0.865063366688984510732096688423493,
-        0.780817726586416897063717578345042,
-        0.679409568299024406234327365114874,
-        0.562757134668604683339000099272694,
-        0.433395394129247190799265943165784,
-        0.294392862701460198131126603103866,
-        0.148874338981631210884826001129720,
-        0.0,
-    ]
-)
-_WK_POS = np.array(
-    [
-        0.011694638867371874278064396062192,
-        0.032558162307964727478818972459390,
-        0.054755896574351996031381300244580,
-        0.075039674810919952767043140916190,
-        0.093125454583697605535065465083366,
-        0.109387158802297641899210590325805,
-        0.123491976262065851077208980614867,
-        0.134709217311473325928054001771707,
-        0.142775938577060080797094273138717,
-        0.147739104901338491374841515972068,
-        0.149445554002916905664936468389821,
-    ]
-)
-_WG_POS = np.array(
-    [
-        0.0,
-        0.066671344308688137593568809893332,
-        0.0,
-        0.149451349150580593145776339657697,
-        0.0,
-        0.219086362515982043995534934228163,
-        0.0,
-        0.269266719309996355091226921569469,
-        0.0,
-        0.295524224714752870173892994651338,
-        0.0,
-    ]
-)
-XK = np.concatenate((-_XK_POS[:-1], _XK_POS[::-1]))
-WK = np.concatenate((_WK_POS[:-1], _WK_POS[::-1]))
-WG = np.concatenate((_WG_POS[:-1], _WG_POS[::-1]))
-# Resolution check: the integrand at three more points of each panel against the degree-20
-# interpolant through the Kronrod nodes (row t of LAGRANGE: the Lagrange basis at CHECK[t]).
-# A miss by more than _MISFIT of the largest node value means the rule does not resolve the
-# integrand (aliasing of an oscillation, a narrow feature between nodes), which the
-# Kronrod−Gauss difference can fail to show; the panel is then bisected.
-CHECK = np.array([-0.6180339887498949, 0.1213203435596426, 0.7320508075688772])
-LAGRANGE = np.array(
-    [[np.prod([(t - x) / (xj - x) for x in XK if x != xj]) for xj in XK] for t in CHECK]
-)
-_NODES = np.concatenate((XK, CHECK))
-_MISFIT = 1e-3
-
-_RANGE = 7.5  # initial half-width of the range of u (Gaussian tail mass 6e-14)
-_RANGE_MAX = 38.0  # exp(-R²/2) underflows beyond
-_FEATURE = 1.0  # width (in y) of the first panel next to a breakpoint
-_GRADING = 4.0  # growth factor of consecutive panels away from a breakpoint
-_PANEL = 3.0  # largest initial panel width in u (21-point rule error on N(0,1) < 1e-11)
 _COEF_PANEL = 0.5  # largest panel width (in g) for Hermite coefficients
-_MAX_GRADES = 24
-_MAX_BISECTIONS = 200
 _INNER = 0.1  # inner tolerance / outer tolerance
-_NC = 4  # components per panel (columns of the panel table)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_EPS = float(np.finfo(np.float64).eps)
 
 
 @jit
-def _n_boundaries(n_points, r, width):  # type: ignore[no-untyped-def]
-    """Capacity of the boundary list of ``_boundaries`` (breakpoints, grades, gap fillers)."""
-    return 2 * (2 + n_points * (1 + 2 * _MAX_GRADES)) + int(2.0 * r / width) + 2
+def _panel_pair(F, G, pair, points, ws_in, inner, a, b, fbuf, panels, p):  # type: ignore[no-untyped-def]
+    """Evaluate panel ``p`` = [a, b] (in u) of a pair expectation (see ``_expect_pair``).
 
-
-@jit
-def _workspace(n_points):  # type: ignore[no-untyped-def]
-    """``(points in u, boundaries, panel table, node values)`` for one adaptive integral."""
-    n_b = _n_boundaries(n_points, _RANGE_MAX, _PANEL)
-    return (
-        np.empty((max(n_points, 1), 2)),
-        np.empty(n_b),
-        np.empty((n_b + _MAX_BISECTIONS, 2 + 3 * _NC)),
-        np.empty((_NODES.size, _NC)),
-    )
-
-
-@jit
-def _boundaries(upts, n_points, r, grading, width, out):  # type: ignore[no-untyped-def]
-    """Initial panel boundaries on [−r, r]: breakpoints, graded neighbours, gap fillers.
-
-    ``upts[k] = (point, h0)``: around each breakpoint, boundaries at distances h0,
-    h0·grading, h0·grading², ... below ``width`` (a point given twice is graded once, from
-    the smaller h0); gaps wider than ``width`` are split evenly.  Returns the number of
-    boundaries written (sorted) into ``out``.
+    ``pair`` = (s_o, β, τ, inner relative target, inner absolute targets (2,)); ``ws_in``: a
+    :func:`~limitsim._gauss_kronrod.workspace` of the inner expectations, written into
+    ``inner`` (3, ``NC``).  Returns True when every inner expectation converged.
     """
-    n = 2
-    out[0] = -r
-    out[1] = r
-    for k in range(n_points):
-        p = upts[k, 0]
-        h = upts[k, 1]
-        repeated = False  # the same point twice (a pair's F and H at 0): the finer grading
-        for j in range(n_points):
-            if j != k and abs(upts[j, 0] - p) <= 1e-14 * r:
-                if upts[j, 1] < h or (upts[j, 1] == h and j < k):
-                    repeated = True
-        if repeated:
-            continue
-        if -r < p < r:
-            out[n] = p
-            n += 1
-        for _ in range(_MAX_GRADES):
-            if h >= width:
-                break
-            if -r < p - h < r:
-                out[n] = p - h
-                n += 1
-            if -r < p + h < r:
-                out[n] = p + h
-                n += 1
-            h *= grading
-    for k in range(1, n):  # insertion sort (a few dozen entries)
-        v = out[k]
-        m = k - 1
-        while m >= 0 and out[m] > v:
-            out[m + 1] = out[m]
-            m -= 1
-        out[m + 1] = v
-    m = 1  # drop duplicates, then split gaps wider than ``width`` (in place, from the end)
-    for k in range(1, n):
-        if out[k] - out[m - 1] > 1e-14 * r:
-            out[m] = out[k]
-            m += 1
-    extra = 0
-    for k in range(m - 1):
-        extra += max(math.ceil((out[k + 1] - out[k]) / width) - 1, 0)
-    write = m + extra - 1
-    for k in range(m - 1, 0, -1):
-        right, left = out[k], out[k - 1]
-        pieces = max(math.ceil((right - left) / width), 1)
-        out[write] = right
-        write -= 1
-        for t in range(pieces - 1, 0, -1):
-            out[write] = left + (right - left) * t / pieces
-            write -= 1
-    return m + extra
-
-
-@jit
-def _qk21(fbuf, half, panels, p):  # type: ignore[no-untyped-def]
-    """Kronrod value, ∫|f| and QUADPACK's error estimate of each column of ``fbuf``.
-
-    Rows of ``fbuf``: the integrand at the Kronrod nodes, then at the ``CHECK`` points; an
-    unresolved column gets an error estimate of at least its ∫|f|.
-    """
-    for c in range(_NC):
-        resk = 0.0
-        resg = 0.0
-        resabs = 0.0
-        for k in range(XK.size):
-            resk += WK[k] * fbuf[k, c]
-            resg += WG[k] * fbuf[k, c]
-            resabs += WK[k] * abs(fbuf[k, c])
-        mean = 0.5 * resk
-        resasc = 0.0
-        for k in range(XK.size):
-            resasc += WK[k] * abs(fbuf[k, c] - mean)
-        resk *= half
-        resabs *= half
-        resasc *= half
-        err = abs(resk - resg * half)
-        if resasc != 0.0 and err != 0.0:
-            err = resasc * min(1.0, (200.0 * err / resasc) ** 1.5)
-        err = max(50.0 * _EPS * resabs, err)
-        miss = _misfit(fbuf, c)
-        if miss > 0.0:
-            err = max(err, resabs + 2.0 * half * miss)
-        panels[p, 2 + c] = resk
-        panels[p, 2 + _NC + c] = resabs
-        panels[p, 2 + 2 * _NC + c] = err
-
-
-@jit
-def _misfit(fbuf, c):  # type: ignore[no-untyped-def]
-    """Largest miss of the interpolant at the check points, or 0 below ``_MISFIT``."""
-    n_k = XK.size
-    top = 0.0
-    for k in range(n_k):
-        top = max(top, abs(fbuf[k, c]))
-    worst = 0.0
-    for t in range(CHECK.size):
-        guess = 0.0
-        for k in range(n_k):
-            guess += LAGRANGE[t, k] * fbuf[k, c]
-        worst = max(worst, abs(guess - fbuf[n_k + t, c]))
-    return worst if worst > _MISFIT * top else 0.0
-
-
-@jit
-def _totals(panels, n, out):  # type: ignore[no-untyped-def]
-    """Sums of value, |value| and error over the first ``n`` panels into ``out`` (3, _NC)."""
-    out[:] = 0.0
-    for p in range(n):
-        for c in range(_NC):
-            out[0, c] += panels[p, 2 + c]
-            out[1, c] += panels[p, 2 + _NC + c]
-            out[2, c] += panels[p, 2 + 2 * _NC + c]
-
-
-@jit
-def _worst(panels, n, n_conv, totals, tol, atol):  # type: ignore[no-untyped-def]
-    """Index of the panel to bisect, or −1 when the first ``n_conv`` components converged.
-
-    Component c has converged when its summed error estimate is at most
-    max(tol · ∫|integrand|, atol[c]).
-    """
-    done = True
-    for c in range(n_conv):
-        if not math.isfinite(totals[0, c]):  # NaN or inf: refining cannot help
-            return -1
-        if totals[2, c] > max(tol * totals[1, c], atol[c]):
-            done = False
-    if done:
-        return -1
-    best = -1
-    worst = -1.0
-    for p in range(n):
-        score = 0.0
-        for c in range(n_conv):
-            score += panels[p, 2 + 2 * _NC + c] / max(tol * totals[1, c], atol[c], 1e-300)
-        if score > worst:
-            worst = score
-            best = p
-    return best
-
-
-@jit(inline="always")
-def _gauss(u):  # type: ignore[no-untyped-def]
-    return math.exp(-0.5 * u * u) * _INV_SQRT_2PI
-
-
-@jit
-def _panel_1d(F, G, mode, mu, sigma, a, b, fbuf, panels, p):  # type: ignore[no-untyped-def]
-    """Evaluate panel ``p`` = [a, b] (in u) of a one-variable expectation (see ``_expect``)."""
-    panels[p, 0] = a
-    panels[p, 1] = b
-    centre = 0.5 * (a + b)
-    half = 0.5 * (b - a)
-    for k in range(_NODES.size):
-        u = centre + half * _NODES[k]
-        w = _gauss(u)
-        y = mu + sigma * u
-        f = F(y)
-        g = G(y)
-        if mode == 0:
-            fbuf[k, 0] = f * w
-            fbuf[k, 1] = g * w
-            fbuf[k, 2] = 0.0
-        else:
-            fbuf[k, 0] = f * w
-            fbuf[k, 1] = f * w * f  # weight first: no needless overflow
-            fbuf[k, 2] = g * w * g
-        fbuf[k, 3] = 0.0
-    _qk21(fbuf, half, panels, p)
-
-
-@jit
-def _expect(F, G, mode, mu, sigma, points, tol, atol, upts, bnd, panels, fbuf, out):  # type: ignore[no-untyped-def]
-    """One-variable expectations over y ~ N(mu, sigma²) by adaptive Gauss–Kronrod.
-
-    ``mode`` 0: ``(E F(y), E G(y))`` (the conditional expectation of a pair); ``mode`` 1:
-    ``(E F(y), E F(y)², E G(y)²)`` (one input).  Writes value, ∫|integrand| and error
-    estimate of each component into the rows of ``out`` (3, 4); returns True when the
-    estimates met ``max(tol · ∫|integrand|, atol)``.
-    """
-    n_conv = 2 if mode == 0 else 3
-    if sigma <= 0.0:
-        f = F(mu)
-        g = G(mu)
-        out[:] = 0.0
-        if mode == 0:
-            out[0, 0] = f
-            out[0, 1] = g
-        else:
-            out[0, 0] = f
-            out[0, 1] = f * f
-            out[0, 2] = g * g
-        for c in range(_NC):
-            out[1, c] = abs(out[0, c])
-        return True
-    n_points = points.size
-    for k in range(n_points):
-        upts[k, 0] = (points[k] - mu) / sigma
-        upts[k, 1] = _FEATURE / sigma
-    r = _RANGE
-    while True:
-        n_b = _boundaries(upts, n_points, r, _GRADING, _PANEL, bnd)
-        n = n_b - 1
-        for p in range(n):
-            _panel_1d(F, G, mode, mu, sigma, bnd[p], bnd[p + 1], fbuf, panels, p)
-        converged = False
-        for _ in range(_MAX_BISECTIONS + 1):
-            _totals(panels, n, out)
-            p = _worst(panels, n, n_conv, out, tol, atol)
-            if p < 0:
-                converged = True
-                break
-            if n == panels.shape[0]:
-                break
-            a, b = panels[p, 0], panels[p, 1]
-            _panel_1d(F, G, mode, mu, sigma, a, 0.5 * (a + b), fbuf, panels, p)
-            _panel_1d(F, G, mode, mu, sigma, 0.5 * (a + b), b, fbuf, panels, n)
-            n += 1
-        if r >= _RANGE_MAX:
-            break
-        tail = 2.0 * _gauss(r) / r  # Mills ratio: both tails beyond ±r, per unit integrand
-        fl, fr, gl, gr = F(mu - sigma * r), F(mu + sigma * r), G(mu - sigma * r), G(mu + sigma * r)
-        if mode == 0:
-            ends = (max(abs(fl), abs(fr)), max(abs(gl), abs(gr)), 0.0)
-        else:
-            ends = (max(abs(fl), abs(fr)), max(fl * fl, fr * fr), max(gl * gl, gr * gr))
-        small = True
-        for c in range(n_conv):
-            if not ends[c] * tail <= max(tol * out[1, c], atol[c]):
-                small = False
-        if small:
-            break
-        r = min(1.5 * r, _RANGE_MAX)
-    return converged
-
-
-@jit
-def _panel_pair(F, G, s_o, beta, tau, points, tol_in, atol_in, ws_in, inner, a, b, fbuf, panels, p):  # type: ignore[no-untyped-def]
-    """Evaluate panel ``p`` = [a, b] (in u) of a pair expectation (see ``_expect_pair``)."""
+    s_o, beta, tau, tol_in, atol_in = pair
     upts, bnd, tab, buf = ws_in
     panels[p, 0] = a
     panels[p, 1] = b
     centre = 0.5 * (a + b)
     half = 0.5 * (b - a)
     ok = True
-    for k in range(_NODES.size):
-        u = centre + half * _NODES[k]
-        w = _gauss(u)
+    for k in range(NODES.size):
+        u = centre + half * NODES[k]
+        w = gauss(u)
         x = s_o * u
-        ok &= _expect(F, G, 0, beta * u, tau, points, tol_in, atol_in, upts, bnd, tab, buf, inner)
+        ok &= expect(F, G, 0, beta * u, tau, points, tol_in, atol_in, upts, bnd, tab, buf, inner)
         f = F(x)
         g = G(x)
         fbuf[k, 0] = f * inner[0, 0] * w
         fbuf[k, 1] = g * inner[0, 1] * w
         fbuf[k, 2] = abs(f) * inner[2, 0] * w
         fbuf[k, 3] = abs(g) * inner[2, 1] * w
-    _qk21(fbuf, half, panels, p)
+    qk21(fbuf, half, panels, p)
     return ok
+
+
+@jit
+def _pair_points(points, s_o, beta, tau, upts):  # type: ignore[no-untyped-def]
+    """Outer breakpoints ``(point, first width)`` into ``upts`` (2n, 2).
+
+    Those of F(s_o u), then those of H(β u), whose features are smoothed over τ.
+    """
+    n_points = points.size
+    for k in range(n_points):
+        upts[k, 0] = points[k] / s_o
+        upts[k, 1] = FEATURE / s_o
+        upts[n_points + k, 0] = points[k] / beta if beta != 0.0 else 0.0
+        smoothing = tau if 0.0 < tau < FEATURE else FEATURE
+        upts[n_points + k, 1] = smoothing / abs(beta) if beta != 0.0 else math.inf
+
+
+@jit
+def _pair_tails_small(F, G, pair, points, ws_in, inner, r, totals, tol, atol):  # type: ignore[no-untyped-def]
+    """Whether the integrand beyond ±r (Mills ratio at the ends) is below both targets."""
+    s_o, beta, tau, tol_in, atol_in = pair
+    w_pts, w_bnd, w_tab, w_buf = ws_in
+    small = True
+    for side in (-r, r):
+        expect(
+            F, G, 0, beta * side, tau, points, tol_in, atol_in, w_pts, w_bnd, w_tab, w_buf, inner
+        )
+        ends = (abs(F(s_o * side) * inner[0, 0]), abs(G(s_o * side) * inner[0, 1]))
+        for c in range(2):
+            if not ends[c] * gauss(r) / r <= max(tol * totals[1, c], atol[c]):
+                small = False
+    return small
 
 
 @jit
@@ -425,86 +142,31 @@ def _expect_pair(F, G, s_o, s_in, rho, points, tol, atol, atol_in, out):  # type
         return True
     beta = rho * s_in
     tau = s_in * math.sqrt(max(0.0, 1.0 - rho * rho))
-    n_points = points.size
-    upts, bnd, panels, fbuf = _workspace(2 * n_points)
-    ws_in = _workspace(n_points)
-    w_pts, w_bnd, w_tab, w_buf = ws_in
-    inner = np.empty((3, _NC))
-    # breakpoints of F(s_o u) and of H(beta u), whose features are smoothed over τ
-    for k in range(n_points):
-        upts[k, 0] = points[k] / s_o
-        upts[k, 1] = _FEATURE / s_o
-        upts[n_points + k, 0] = points[k] / beta if beta != 0.0 else 0.0
-        smoothing = tau if 0.0 < tau < _FEATURE else _FEATURE
-        upts[n_points + k, 1] = smoothing / abs(beta) if beta != 0.0 else math.inf
-    tol_in = _INNER * tol
-    r = _RANGE
+    pair = (s_o, beta, tau, _INNER * tol, atol_in)
+    upts, bnd, panels, fbuf = workspace(2 * points.size)
+    ws_in = workspace(points.size)
+    inner = np.empty((3, NC))
+    _pair_points(points, s_o, beta, tau, upts)
+    r = RANGE
     ok = True
     while True:
-        n_b = _boundaries(upts, 2 * n_points, r, _GRADING, _PANEL, bnd)
-        n = n_b - 1
+        n = boundaries(upts, 2 * points.size, r, GRADING, PANEL, bnd) - 1
         for p in range(n):
-            ok &= _panel_pair(
-                F,
-                G,
-                s_o,
-                beta,
-                tau,
-                points,
-                tol_in,
-                atol_in,
-                ws_in,
-                inner,
-                bnd[p],
-                bnd[p + 1],
-                fbuf,
-                panels,
-                p,
-            )
+            ok &= _panel_pair(F, G, pair, points, ws_in, inner, bnd[p], bnd[p + 1], fbuf, panels, p)
         converged = False
-        for _ in range(_MAX_BISECTIONS + 1):
-            _totals(panels, n, out)
-            p = _worst(panels, n, 2, out, tol, atol)
+        for _ in range(MAX_BISECTIONS + 1):
+            p = next_panel(panels, n, 2, out, tol, atol)
             if p < 0:
-                converged = True
-                break
-            if n == panels.shape[0]:
+                converged = p == -1
                 break
             a, b = panels[p, 0], panels[p, 1]
             mid = 0.5 * (a + b)
-            ok &= _panel_pair(
-                F, G, s_o, beta, tau, points, tol_in, atol_in, ws_in, inner, a, mid, fbuf, panels, p
-            )
-            ok &= _panel_pair(
-                F, G, s_o, beta, tau, points, tol_in, atol_in, ws_in, inner, mid, b, fbuf, panels, n
-            )
+            ok &= _panel_pair(F, G, pair, points, ws_in, inner, a, mid, fbuf, panels, p)
+            ok &= _panel_pair(F, G, pair, points, ws_in, inner, mid, b, fbuf, panels, n)
             n += 1
-        if r >= _RANGE_MAX:
+        if r >= RANGE_MAX or _pair_tails_small(F, G, pair, points, ws_in, inner, r, out, tol, atol):
             break
-        small = True
-        for side in (-r, r):
-            _expect(
-                F,
-                G,
-                0,
-                beta * side,
-                tau,
-                points,
-                tol_in,
-                atol_in,
-                w_pts,
-                w_bnd,
-                w_tab,
-                w_buf,
-                inner,
-            )
-            ends = (abs(F(s_o * side) * inner[0, 0]), abs(G(s_o * side) * inner[0, 1]))
-            for c in range(2):
-                if not ends[c] * _gauss(r) / r <= max(tol * out[1, c], atol[c]):
-                    small = False
-        if small:
-            break
-        r = min(1.5 * r, _RANGE_MAX)
+        r = min(1.5 * r, RANGE_MAX)
     out[2, 0] += out[0, 2]
     out[2, 1] += out[0, 3]
     return ok and converged
@@ -530,13 +192,13 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     upts = np.empty((max(n_points, 1), 2))
     for k in range(n_points):
         upts[k, 0] = points[k] / s
-        upts[k, 1] = _FEATURE / s
-    bnd = np.empty(_n_boundaries(n_points, r, _COEF_PANEL))
-    n_b = _boundaries(upts, n_points, r, 2.0, _COEF_PANEL, bnd)
+        upts[k, 1] = FEATURE / s
+    bnd = np.empty(n_boundaries(n_points, r, _COEF_PANEL))
+    n_b = boundaries(upts, n_points, r, 2.0, _COEF_PANEL, bnd)
     n_q = XK.size
     roots = np.sqrt(np.arange(n_terms + 1.0))
     inv_roots = 1.0 / roots[1:]
-    vals = np.zeros((_NODES.size, _NC))  # F and G times the weight at nodes and check points
+    vals = np.zeros((NODES.size, NC))  # F and G times the weight at nodes and check points
     fw = np.empty((4, n_q))  # F and G times the Kronrod and the Gauss weights, per node
     nodes = np.empty(n_q)
     h = np.empty(n_q)
@@ -544,13 +206,13 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
     for p in range(n_b - 1):
         centre = 0.5 * (bnd[p] + bnd[p + 1])
         half = 0.5 * (bnd[p + 1] - bnd[p])
-        for q in range(_NODES.size):
-            g = centre + half * _NODES[q]
-            w = half * _gauss(g)
+        for q in range(NODES.size):
+            g = centre + half * NODES[q]
+            w = half * gauss(g)
             vals[q, 0] = F(s * g) * w if w > 0.0 else 0.0
             vals[q, 1] = G(s * g) * w if w > 0.0 else 0.0
-        miss0 = 2.0 * _misfit(vals, 0)  # an unresolved panel: error up to ∫|miss| |h_k|
-        miss1 = 2.0 * _misfit(vals, 1)
+        miss0 = 2.0 * misfit(vals, 0)  # an unresolved panel: error up to ∫|miss| |h_k|
+        miss1 = 2.0 * misfit(vals, 1)
         for q in range(n_q):
             nodes[q] = centre + half * XK[q]
             fw[0, q] = WK[q] * vals[q, 0]
@@ -577,30 +239,67 @@ def _hermite_coefficients(F, G, s, points, out, err):  # type: ignore[no-untyped
                 h[q] = nxt
 
 
+@jit
+def _coefficient_tails(coef, mean, second, vprime, tol):  # type: ignore[no-untyped-def]
+    """Absolute tails beyond the Hermite coefficients, shape (P, 2): of φ's variance, of E φ′².
+
+    Variance (E φ′²) minus the squared coefficients, with ``tol`` times the diagonal entry
+    (its error target) as a floor.
+    """
+    P, n_terms = coef.shape[1], coef.shape[2]
+    tails = np.empty((P, 2))
+    for i in range(P):
+        var = second[i, i] - mean[i] ** 2
+        head = 0.0
+        dhead = coef[1, i, 0] ** 2
+        for k in range(1, n_terms):
+            head += coef[0, i, k] ** 2
+            dhead += coef[1, i, k] ** 2
+        tails[i, 0] = max(var - head, 0.0) + tol * abs(second[i, i])
+        tails[i, 1] = max(vprime[i, i] - dhead, 0.0) + tol * abs(vprime[i, i])
+    return tails
+
+
+@jit
+def _open_pairs(resolved):  # type: ignore[no-untyped-def]
+    """Pairs ``(i, j)``, i < j, with at least one input not ``resolved``; shape (n_pairs, 2)."""
+    P = resolved.size
+    pairs = np.empty((P * (P - 1) // 2, 2), dtype=np.int64)
+    n_pairs = 0
+    for i in range(P):
+        for j in range(i + 1, P):
+            if not (resolved[i] and resolved[j]):
+                pairs[n_pairs, 0] = i
+                pairs[n_pairs, 1] = j
+                n_pairs += 1
+    return pairs[:n_pairs]
+
+
+@jit
+def _mehler_pair(coef, cerr, tails, i, j, rho, value, bound):  # type: ignore[no-untyped-def]
+    """Mehler series of E φφ and E φ′φ′ for the pair (i, j) into ``value`` (2,), with its bound.
+
+    ``bound`` (2,) receives the propagated coefficient errors plus the truncation bound
+    |ρ|^K √(T_i T_j) (``tails`` of :func:`_coefficient_tails`).
+    """
+    power = 1.0
+    for k in range(coef.shape[2]):
+        for c in range(2):
+            a, b = coef[c, i, k], coef[c, j, k]
+            value[c] += a * b * power
+            bound[c] += (cerr[c, i, k] * abs(b) + abs(a) * cerr[c, j, k]) * abs(power)
+        power *= rho
+    for c in range(2):
+        bound[c] += abs(power) * math.sqrt(tails[i, c] * tails[j, c])
+
+
 _F64 = types.float64[::1]
 _M64 = types.float64[:, ::1]
-_T64 = types.float64[:, :, ::1]
+_MOMENTS = (_F64, _M64, _M64)  # mean, second, vprime (and their error estimates)
+_INPUTS = (SCALAR_FUNCTION, SCALAR_FUNCTION, _M64, _F64, types.boolean[::1], types.float64)
 
 
-@jit(
-    signatures=[
-        types.void(
-            SCALAR_FUNCTION,
-            SCALAR_FUNCTION,
-            _M64,
-            _F64,
-            types.boolean[::1],
-            types.float64,
-            _T64,
-            _F64,
-            _M64,
-            _M64,
-            _F64,
-            _M64,
-            _M64,
-        )
-    ]
-)
+@jit(signatures=[types.void(*_INPUTS, types.float64[:, :, ::1], *_MOMENTS, *_MOMENTS)])
 def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     phi,
     dphi,
@@ -654,9 +353,8 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
 
     Notes
     -----
-    jit-compiled, serial (the inputs and pairs are independent: a ``prange`` over them is
-    possible, but a thread pool's synchronisation under load cost more than it saved);
-    writes into the outputs.
+    jit-compiled, serial (the inputs and pairs are independent, but run in sequence; see
+    ``benchmarks/README.md``); writes into the outputs.
     """
     P = K.shape[0]
     n_terms = coef.shape[2]
@@ -664,10 +362,10 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
     cerr = np.zeros((2, P, n_terms))
     for t in range(todo.size):
         i = todo[t]
-        out = np.empty((3, _NC))
-        upts, bnd, panels, fbuf = _workspace(points.size)
+        out = np.empty((3, NC))
+        upts, bnd, panels, fbuf = workspace(points.size)
         s = math.sqrt(max(K[i, i], 0.0))
-        ok = _expect(phi, dphi, 1, 0.0, s, points, tol, np.zeros(_NC), upts, bnd, panels, fbuf, out)
+        ok = expect(phi, dphi, 1, 0.0, s, points, tol, np.zeros(NC), upts, bnd, panels, fbuf, out)
         bad = 0.0 if ok else math.inf
         mean[i] = out[0, 0]
         second[i, i] = out[0, 1]
@@ -676,25 +374,9 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
         second_err[i, i] = out[2, 1] + bad
         vprime_err[i, i] = out[2, 2] + bad
         _hermite_coefficients(phi, dphi, s, points, coef[:, i, :], cerr[:, i, :])
-    tails = np.empty((P, 2))  # absolute, with the diagonal's error as a floor
-    for i in range(P):
-        var = second[i, i] - mean[i] ** 2
-        head = 0.0
-        dhead = coef[1, i, 0] ** 2
-        for k in range(1, n_terms):
-            head += coef[0, i, k] ** 2
-            dhead += coef[1, i, k] ** 2
-        tails[i, 0] = max(var - head, 0.0) + tol * abs(second[i, i])
-        tails[i, 1] = max(vprime[i, i] - dhead, 0.0) + tol * abs(vprime[i, i])
-    pairs = np.empty((P * (P - 1) // 2, 2), dtype=np.int64)
-    n_pairs = 0
-    for i in range(P):
-        for j in range(i + 1, P):
-            if not (resolved[i] and resolved[j]):
-                pairs[n_pairs, 0] = i
-                pairs[n_pairs, 1] = j
-                n_pairs += 1
-    for t in range(n_pairs):
+    tails = _coefficient_tails(coef, mean, second, vprime, tol)
+    pairs = _open_pairs(resolved)
+    for t in range(pairs.shape[0]):
         i, j = pairs[t, 0], pairs[t, 1]
         o, n = (i, j) if K[i, i] >= K[j, j] else (j, i)  # outer: the larger variance
         s_o = math.sqrt(max(K[o, o], 0.0))
@@ -707,15 +389,7 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
         atol[1] = tol * math.sqrt(abs(vprime[o, o] * vprime[n, n]))
         value = np.zeros(2)
         bound = np.zeros(2)
-        power = 1.0
-        for k in range(n_terms):
-            for c in range(2):
-                a, b = coef[c, i, k], coef[c, j, k]
-                value[c] += a * b * power
-                bound[c] += (cerr[c, i, k] * abs(b) + abs(a) * cerr[c, j, k]) * abs(power)
-            power *= rho
-        for c in range(2):
-            bound[c] += abs(power) * math.sqrt(tails[i, c] * tails[j, c])
+        _mehler_pair(coef, cerr, tails, i, j, rho, value, bound)
         if bound[0] <= atol[0] and bound[1] <= atol[1]:
             second[i, j] = second[j, i] = value[0]
             vprime[i, j] = vprime[j, i] = value[1]
@@ -725,7 +399,7 @@ def gauss_moments_quadrature(  # type: ignore[no-untyped-def]
             atol_in = np.empty(2)
             atol_in[0] = _INNER * tol * math.sqrt(abs(second[n, n]))
             atol_in[1] = _INNER * tol * math.sqrt(abs(vprime[n, n]))
-            out = np.empty((3, _NC))
+            out = np.empty((3, NC))
             ok = _expect_pair(phi, dphi, s_o, s_in, rho, points, tol, atol, atol_in, out)
             bad = 0.0 if ok else math.inf
             second[i, j] = second[j, i] = out[0, 0]

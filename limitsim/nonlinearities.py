@@ -22,8 +22,8 @@ goes through :func:`limitsim._expectations.numerical_moments`, accurate to a rel
 (of √(E φ(z_i)² E φ(z_j)²), of √(E φ′(z_i)² E φ′(z_j)²)) at any variance and correlation, or
 a ValueError: the Hermite (Mehler) expansion E φ(z_i)φ(z_j) = Σ_k c_k(s_i) c_k(s_j) ρ^k
 truncated after ``hermite_terms`` terms (default 128; :meth:`Nonlinearity.with_hermite_terms`)
-for the inputs at which it has converged (smooth φ at moderate variance: tanh up to a
-variance of about 1.7), adaptive Gauss–Kronrod quadrature split at φ's kinks (found in the
+for the inputs at which it has converged (smooth φ at moderate variance, e.g. tanh at unit
+variance), adaptive Gauss–Kronrod quadrature split at φ's kinks (found in the
 expression) for the others.  Tested against 30-digit quadrature at variances 1 to 1000
 (``tests/test_expectations.py``).
 """
@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -122,16 +122,7 @@ class Nonlinearity:
             or not 2 <= terms <= MAX_HERMITE_TERMS
         ):
             raise ValueError(f"terms must be an integer in [2, {MAX_HERMITE_TERMS}], got {terms!r}")
-        return Nonlinearity(
-            name=self.name,
-            phi=self.phi,
-            dphi=self.dphi,
-            d2phi=self.d2phi,
-            expression=self.expression,
-            homogeneous=self.homogeneous,
-            hermite_terms=terms,
-            kinks=self.kinks,
-        )
+        return replace(self, hermite_terms=terms)  # a fresh Hermite-rule cache
 
     @property
     def closed_form(self) -> str | None:

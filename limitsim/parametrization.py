@@ -106,6 +106,11 @@ class Parametrization:
         return cls.preset("standard", **kwargs)
 
     @classmethod
+    def standard_gamma1(cls, **kwargs: object) -> Parametrization:
+        """Standard parametrization with γ = 1, (α, γ) = (0, 1) (Sec. 10.2 text, Fig. 23)."""
+        return cls.preset("standard_gamma1", **kwargs)
+
+    @classmethod
     def preset(cls, name: str, **kwargs: object) -> Parametrization:
         """Build a preset by name (one of :data:`PRESETS`), other fields as keywords."""
         if name not in PRESETS:
@@ -186,10 +191,14 @@ class Parametrization:
         return f"({self.alpha:g}, {self.gamma:g})"
 
 
-#: (α, γ) of the named presets (paper, Sec. 10.2).
+#: (α, γ) of the named presets (paper, Sec. 10.2).  The paper defines SP twice: Fig. 10
+#: (bottom) and Fig. 20 are labelled (0, 0) ("standard"); the text of Sec. 10.2 and footnote 26
+#: give SP the learning rate scaled by L^-1, (0, 1) ("standard_gamma1"), and Fig. 23 ("SP with
+#: γ = 1", x axis log(η·L)) uses it.
 PRESETS: dict[str, tuple[float, float]] = {
     "depth_mup": (0.5, 0.5),
     "block_only": (0.5, 0.0),
     "ode": (1.0, 0.0),
     "standard": (0.0, 0.0),
+    "standard_gamma1": (0.0, 1.0),
 }

@@ -9,9 +9,8 @@ Layout of a store directory::
     STORE/tmp/                       temporary files of writes in progress
     STORE/quarantine/                damaged result files, moved aside (kept for inspection)
 
-Creation is atomic: the store is built in a hidden sibling directory and renamed into place
-(:func:`limitsim._store_files.create_dir_atomic`), so a kill leaves no store or a complete one,
-and of two processes creating it at once one creates it and the other opens it.
+Creation is atomic, and a store this limitsim cannot use is refused before anything is modified
+(:mod:`limitsim._store_identity`).
 
 Crash safety (a kill at any moment leaves no half-written result): the arrays are written
 atomically first (:mod:`limitsim._store_files`: temporary file, ``fsync``, ``os.replace``,
@@ -40,30 +39,35 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import shutil
-import sqlite3
 import time
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from limitsim._ledger import STATUSES, Ledger, StoreError, create_ledger
+from limitsim._ledger import STATUSES, Ledger
+from limitsim._store_errors import (
+    DamagedResultError,
+    DamagedResultWarning,
+    IncompatibleStoreError,
+    StoreError,
+)
 from limitsim._store_files import (
-    create_dir_atomic,
     file_intact,
     npz_bytes,
     remove_stale_temp_files,
     write_atomic,
 )
-from limitsim.grid import SCHEMA, Grid, canonical_json
+from limitsim._store_identity import FORMAT as FORMAT
+from limitsim._store_identity import identify
+from limitsim._store_identity import limitsim_version as limitsim_version
+from limitsim.grid import Grid, canonical_json
+from limitsim.sweep_dataset import build_dataset
 
 __all__ = [
     "STATUSES",
@@ -76,45 +80,6 @@ __all__ = [
     "StoreError",
     "open_store",
 ]
-
-FORMAT = "limitsim-sweep-store"
-
-
-def limitsim_version() -> str:
-    """The installed limitsim version (as in ``limitsim.__version__``)."""
-    try:
-        return version("limitsim")
-    except PackageNotFoundError:  # pragma: no cover - source tree without installation
-        return "0.0.0+unknown"
-
-
-class IncompatibleStoreError(StoreError):
-    """The store was written by another schema, limitsim version or point function."""
-
-
-class DamagedResultError(StoreError):
-    """Result files that are missing or do not match their recorded SHA-256.
-
-    Attributes
-    ----------
-    damaged : dict
-        Point key → what is wrong with its file.
-    """
-
-    def __init__(self, store: Path, damaged: Mapping[str, str]) -> None:
-        self.damaged = dict(damaged)
-        shown = "; ".join(f"point {k[:12]}…: {why}" for k, why in list(self.damaged.items())[:5])
-        more = f" (and {len(self.damaged) - 5} more)" if len(self.damaged) > 5 else ""
-        #: "store S: N damaged result file(s): point …: why; …"
-        self.summary = f"store {store}: {len(self.damaged)} damaged result file(s): {shown}{more}"
-        super().__init__(
-            f"{self.summary}. No damaged result was used; run the sweep again "
-            "(`limitsim sweep run`) to move them to quarantine/ and recompute their points."
-        )
-
-
-class DamagedResultWarning(UserWarning):
-    """Damaged result files were moved to ``quarantine/`` and their points recomputed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -405,81 +370,10 @@ class Store:
         DamagedResultError
             Some result files of the grid are missing or damaged (none is used).
         """
-        from limitsim.sweep_dataset import build_dataset
-
         grid = grid if grid is not None else self.grid
         if grid is None:
             raise StoreError(f"store {self.path} has no grid yet: run a sweep on it first")
         return build_dataset(self, grid)
-
-
-def _read_identity(path: Path) -> dict[str, Any] | None:
-    identity = path / "store.json"
-    if not identity.is_file():
-        return None
-    try:
-        info = json.loads(identity.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {identity}: {exc}") from exc
-    if not isinstance(info, dict) or not all(
-        isinstance(info.get(name), str) for name in ("format", "function", "limitsim_version")
-    ):
-        raise StoreError(
-            f"cannot read {identity}: it must be a JSON object with the strings 'format', "
-            "'function' and 'limitsim_version' (it was written by limitsim when the store was "
-            "created; restore it from a copy or use a new store path)"
-        )
-    return info
-
-
-def _is_empty(path: Path) -> bool:
-    """Whether ``path`` is absent, an empty directory, or the ``tmp/`` an older limitsim left.
-
-    limitsim 0.1.0 created ``tmp/`` before ``store.json``; a kill in between left a directory
-    holding only ``tmp/`` (with at most a partial ``store.json`` temporary file), which is
-    cleared here so that the store can be created.
-    """
-    if not path.exists():
-        return True
-    if not path.is_dir():
-        return False
-    entries = list(path.iterdir())
-    if [e.name for e in entries] == ["tmp"] and entries[0].is_dir():
-        if all(f.name.startswith("store.") and f.suffix == ".tmp" for f in entries[0].iterdir()):
-            shutil.rmtree(entries[0], ignore_errors=True)
-            entries = list(path.iterdir())
-    return not entries
-
-
-def _create(path: Path, function: str) -> None:
-    """Create a complete store at ``path`` atomically (or find one a concurrent caller made)."""
-    info = {
-        "format": FORMAT,
-        "schema": SCHEMA,
-        "limitsim_version": limitsim_version(),
-        "function": function,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-    def populate(staging: Path) -> None:
-        for sub in ("points", "tmp"):
-            (staging / sub).mkdir()
-        create_ledger(staging / "ledger.sqlite")
-        write_atomic(staging / "store.json", json.dumps(info, indent=1).encode(), staging / "tmp")
-
-    try:
-        if not _is_empty(path):
-            raise StoreError(
-                f"{path} exists and is not a limitsim sweep store (no store.json); "
-                "give a new or empty directory"
-            )
-        if not create_dir_atomic(path, populate) and not (path / "store.json").is_file():
-            raise StoreError(
-                f"{path} was filled by another process while this one created a store there, "
-                "and it is not a limitsim sweep store; give a new or empty directory"
-            )
-    except (OSError, sqlite3.Error) as exc:  # sqlite3: creating the ledger
-        raise StoreError(f"cannot create a sweep store at {path}: {exc}") from exc
 
 
 def open_store(
@@ -513,33 +407,4 @@ def open_store(
         ``readonly`` and there is no store at ``path``.
     """
     path = Path(path)
-    current = limitsim_version()
-    info = _read_identity(path)
-    if info is None:
-        if readonly:
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
-                raise StoreError(f"{path} is not a limitsim sweep store (no store.json)")
-            raise FileNotFoundError(f"no sweep store at {path}")
-        if function is None:
-            raise ValueError("function is required to create a new store")
-        _create(path, function)
-        info = _read_identity(path)
-        assert info is not None  # _create leaves a store.json or raises
-    if info.get("format") != FORMAT or info.get("schema") != SCHEMA:
-        raise IncompatibleStoreError(
-            f"store {path} has format {info.get('format')!r} schema {info.get('schema')!r}; "
-            f"this limitsim {current} reads {FORMAT!r} schema {SCHEMA}. "
-            "Nothing was changed; use a new store path."
-        )
-    if not readonly and info.get("limitsim_version") != current:
-        raise IncompatibleStoreError(
-            f"store {path} was written by limitsim {info.get('limitsim_version')}, this is "
-            f"limitsim {current}: results (keyed by version) cannot be mixed. Nothing was "
-            "changed; export it with this version's `sweep export`, or use a new store path."
-        )
-    if function is not None and info.get("function") != function:
-        raise IncompatibleStoreError(
-            f"store {path} holds results of {info.get('function')!r}, not {function!r}. "
-            "Nothing was changed; use a new store path."
-        )
-    return Store(path, info, readonly=readonly)
+    return Store(path, identify(path, function=function, readonly=readonly), readonly=readonly)

@@ -18,19 +18,39 @@ the Dataset is identical whichever executor, worker count or batching produced i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
+from limitsim._store_errors import DamagedResultError
 from limitsim.grid import SCHEMA, Grid, canonical_json, point_key
 
-if TYPE_CHECKING:
-    from limitsim.store import Store
-
-__all__ = ["build_dataset", "summarize"]
+__all__ = ["ResultStore", "build_dataset", "summarize"]
 
 
-def build_dataset(store: Store, grid: Grid) -> Any:
+class ResultStore(Protocol):
+    """What the Dataset is built from: the read side of :class:`limitsim.store.Store`."""
+
+    path: Path
+    function: str
+    version: str
+
+    def entries(self) -> dict[str, tuple[str, str, float]]:
+        """Key → (status, error text, seconds) of every ledger row."""
+        ...
+
+    def load(self, key: str) -> dict[str, NDArray[Any]]:
+        """The arrays of a finished point, verified (DamagedResultError if not intact)."""
+        ...
+
+    def verify(self, key: str) -> None:
+        """Check a finished point's file (DamagedResultError if not intact)."""
+        ...
+
+
+def build_dataset(store: ResultStore, grid: Grid) -> Any:
     """The results of ``grid`` in ``store`` as an :class:`xarray.Dataset` (see module doc).
 
     Every finished point's file is verified against its SHA-256 (done points' files when
@@ -44,8 +64,6 @@ def build_dataset(store: Store, grid: Grid) -> Any:
         Listing every point of the grid whose file is missing or damaged (none is used).
     """
     import xarray as xr
-
-    from limitsim.store import DamagedResultError
 
     entries = store.entries()
     damaged: dict[str, str] = {}
@@ -93,7 +111,7 @@ def build_dataset(store: Store, grid: Grid) -> Any:
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def summarize(store: Store, grid: Grid) -> dict[str, Any]:
+def summarize(store: ResultStore, grid: Grid) -> dict[str, Any]:
     """Counts, timings and failures of ``grid`` in ``store``, without loading any arrays.
 
     Returns

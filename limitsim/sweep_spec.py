@@ -1,4 +1,4 @@
-"""Sweeps as data: :class:`SweepSpec`, its TOML file format, the point-function registry, presets.
+"""Sweeps as data: :class:`SweepSpec`, its TOML file format and the presets.
 
 A spec file (read with :func:`load_spec`; every key but ``function`` and ``axes`` optional)::
 
@@ -23,7 +23,8 @@ function of the registry, limitsim's own (:func:`point_functions`) or one regist
 with :func:`register_point_function`, and ``requires`` names parts of limitsim.  Any other
 ``function`` (an import path ``"package.module:function"``) or ``requires`` entry imports
 and runs code named by the file: it is refused unless ``allow_code=True`` (``limitsim sweep
-run --allow-code``) is given for a spec the user trusts as code.
+run --allow-code``) is given for a spec the user trusts as code.  The registry lives in
+:mod:`limitsim._sweep_registry`; its public functions are importable from here.
 """
 
 from __future__ import annotations
@@ -32,13 +33,22 @@ import importlib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
+from limitsim._sweep_registry import (
+    ALLOW_CODE_HINT,
+    function_name,
+    get_point_function,
+    point_functions,
+    register_point_function,
+    unregistered_error,
+)
+from limitsim._sweep_run import run_sweep
 from limitsim.grid import Grid, point_seed
 
 __all__ = [
@@ -64,164 +74,6 @@ _KEYS = (
     "fixed",
 )
 
-#: limitsim's own point functions, by dotted name (imported on first use).
-_BUILTIN = (
-    "limitsim.sweep_spec:demo_point",
-    "limitsim.experiments._digits:train_points",
-    "limitsim.experiments.convergence:finite_points",
-    "limitsim.experiments.convergence:limit_point",
-    "limitsim.experiments.diversity:limit_point",
-    "limitsim.experiments.nonlinearity:train_family_points",
-    "limitsim.experiments.scaling_exponents:step_points",
-)
-_REGISTERED: dict[str, Callable[..., Any]] = {}
-_NAME = re.compile(r"[A-Za-z_][\w.:-]*")
-_ALLOW_CODE = "pass --allow-code (allow_code=True) only for a spec you trust as code"
-
-
-def function_name(function: Callable[..., Any]) -> str:
-    """The dotted name ``"module:qualname"`` by which workers import ``function``.
-
-    Raises
-    ------
-    TypeError
-        For non-callables, lambdas, nested functions and other objects that workers cannot
-        import by name.
-    """
-    if not callable(function):
-        raise TypeError(f"function must be callable or a name, got {function!r}")
-    module = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", "")
-    if not module or "<" in qualname:
-        raise TypeError(
-            f"the point function must be a top-level function that workers can import by "
-            f"name, got {qualname or function!r} (lambdas and nested functions cannot be used)"
-        )
-    return f"{module}:{qualname}"
-
-
-def _import_path(path: str) -> Any:
-    """The object at ``"package.module:attr"`` (or ``"package.module.attr"``); imports code."""
-    module, sep, qualname = path.partition(":")
-    if not sep:
-        module, _, qualname = path.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(
-            f"function {path!r} cannot be imported ({type(exc).__name__}: {exc}); "
-            "give 'package.module:function' of a top-level function"
-        ) from None
-    return obj
-
-
-@overload
-def register_point_function(
-    name: str, function: None = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
-@overload
-def register_point_function(name: str, function: Callable[..., Any]) -> Callable[..., Any]: ...
-def register_point_function(
-    name: str, function: Callable[..., Any] | None = None
-) -> Callable[..., Any]:
-    """Let sweep spec files name ``function`` as ``name`` (or by its dotted name).
-
-    Use it as a call, ``register_point_function("my_sweep", my_point)``, or as a decorator,
-    ``@register_point_function("my_sweep")``.  Registering runs in Python, so only code the
-    user runs can extend what a spec file may call (``SECURITY.md``).
-
-    Parameters
-    ----------
-    name : str
-        Name for the spec's ``function`` key: a letter or ``_``, then letters, digits and
-        ``_.:-``.
-    function : callable, optional
-        A top-level point function (:mod:`limitsim.sweep`); omitted for the decorator form.
-
-    Returns
-    -------
-    callable
-        ``function`` itself (or the decorator).
-
-    Raises
-    ------
-    ValueError
-        A malformed name, or a name already registered to another function.
-    TypeError
-        ``function`` cannot be imported by name in the workers (a lambda, a nested function).
-    """
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
-            f"name must start with a letter or '_' and hold only letters, digits and '_.:-', "
-            f"got {name!r}"
-        )
-    if function is None:
-        return lambda fn: register_point_function(name, fn)
-    dotted = function_name(function)
-    known = point_functions().get(name)
-    if known is not None and known != dotted:
-        raise ValueError(f"point function name {name!r} is already registered to {known}")
-    _REGISTERED[name] = function
-    return function
-
-
-def point_functions() -> dict[str, str]:
-    """Name → dotted name of every point function a spec file may name without allow_code."""
-    names = {dotted: dotted for dotted in _BUILTIN}
-    names.update({name: function_name(fn) for name, fn in _REGISTERED.items()})
-    return names
-
-
-def _registered(name: str) -> Callable[..., Any] | None:
-    """The function registered as ``name`` (or with that dotted name), else None."""
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    for function in _REGISTERED.values():
-        if function_name(function) == name:
-            return function
-    if name in _BUILTIN:  # one of the constant names above: imports limitsim only
-        builtin: Callable[..., Any] = _import_path(name)
-        return builtin
-    return None
-
-
-def _unregistered(name: str) -> ValueError:
-    return ValueError(
-        f"function {name!r} is not a registered point function. A spec may name "
-        f"{sorted(point_functions())} or a function registered in Python with "
-        f"limitsim.register_point_function. An import path runs code from this file; {_ALLOW_CODE}"
-    )
-
-
-def get_point_function(name: str, *, allow_code: bool = False) -> Callable[..., Any]:
-    """The point function a spec names: registered, built in, or (``allow_code``) imported.
-
-    Parameters
-    ----------
-    name : str
-        A name of :func:`point_functions`, or an import path ``"package.module:function"``.
-    allow_code : bool
-        Accept an import path (it imports, hence runs, the module the name gives).
-
-    Raises
-    ------
-    ValueError
-        ``name`` is not registered and ``allow_code`` is False, or it does not import.
-    TypeError
-        The object is not a top-level function.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"function must be a name string, got {type(name).__name__}")
-    function = _registered(name)
-    if function is None:
-        if not allow_code:
-            raise _unregistered(name)
-        function = _import_path(name)
-    function_name(function)
-    return function
-
 
 def _check_requires(requires: Sequence[str], allow_code: bool) -> None:
     for entry in requires:
@@ -231,7 +83,7 @@ def _check_requires(requires: Sequence[str], allow_code: bool) -> None:
             raise ValueError(
                 f"requires entry {entry!r} is outside limitsim: a spec may require only names "
                 "of limitsim (e.g. 'limitsim.finite.train_finite_batch'). Importing another "
-                f"module runs code from this file; {_ALLOW_CODE}"
+                f"module runs code from this file; {ALLOW_CODE_HINT}"
             )
 
 
@@ -322,7 +174,7 @@ class SweepSpec:
         if self.function in names or self.function in names.values():
             return
         if not allow_code:
-            raise _unregistered(self.function)
+            raise unregistered_error(self.function)
         if not re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", self.function):
             raise ValueError(
                 f"function must be a registered name or 'package.module:function', "
@@ -360,8 +212,6 @@ class SweepSpec:
         **options
             Passed on to :func:`limitsim.run_sweep`.
         """
-        from limitsim.sweep import run_sweep
-
         self.check_code(allow_code=allow_code)
         self.check_requirements(allow_code=allow_code)
         return run_sweep(

@@ -117,9 +117,9 @@ def _verdicts(claims, text):
 
 def test_claims_on_the_papers_picture_are_reproduced():
     claims = nonlinearity.claims(synthetic())
-    # loss at L ≥ 32 (2), κ̂ at t = 0 and four later times (5), lag at init (2) and after
-    # training (2), family optima (2)
-    assert len(claims) == 2 + 5 + 4 + 2
+    # abs's η transfer (1), loss at L ≥ 32 (2), κ̂ at t = 0 and four later times (5), lag at
+    # init (2) and after training (2), family optima (2)
+    assert len(claims) == 1 + 2 + 5 + 4 + 2
     assert [c.verdict for c in claims] == ["reproduced"] * len(claims)
     kinds = [c.kind for c in claims if "κ̂(abs) − κ̂(relu)" in c.quantity]
     assert kinds == ["extension", "paper", "paper", "extension", "extension"]  # t ≤ 5%: paper
@@ -132,6 +132,33 @@ def test_relu_winning_is_not_reproduced():
     ds["log_loss"] = ds.log_loss.sel(phi=["abs", "relu"]).assign_coords(phi=["relu", "abs"])
     claims = nonlinearity.claims(ds)
     assert _verdicts(claims, "in loss") == ["not reproduced"] * 2
+
+
+def _moving_optimum(ds, etas, slope):
+    """``ds`` with abs and relu LogLoss bowls over ``etas`` centred at 2 + slope·log2(L/32)."""
+    depths = ds.depth.values
+    centre = 2.0 + slope * (np.log2(depths) - 5)
+    bowl = (etas[None, :] - centre[:, None]) ** 2
+    noise = 0.01 * np.random.default_rng(2).standard_normal((2, *bowl.shape, ds.sizes["seed"]))
+    loss = np.array([-2.0, -2.5])[:, None, None, None] + bowl[None, ..., None] + noise
+    coords = {"phi": ds.phi.values, "depth": depths, "log2_eta": etas, "seed": ds.seed.values}
+    log_loss = xr.DataArray(loss, dims=tuple(coords), coords=coords)
+    return ds.drop_vars(["log_loss", "log2_eta"]).assign(log_loss=log_loss)
+
+
+@pytest.mark.parametrize(("slope", "verdict"), [(0.0, "reproduced"), (-1.0, "not reproduced")])
+def test_abs_transfer_row_follows_the_optimum(slope, verdict):
+    """Fig. 3 left: the optimum of abs must stay within ±0.25 per doubling of L."""
+    ds = _moving_optimum(synthetic(), np.arange(-2.0, 6.01, 0.5), slope)
+    (row,) = [c for c in nonlinearity.claims(ds) if "transfers" in c.claim]
+    assert row.verdict == verdict
+    assert row.estimate.value == pytest.approx(slope, abs=0.05)
+
+
+def test_abs_transfer_row_with_optima_at_the_grid_edge_is_undecided():
+    ds = _moving_optimum(synthetic(), np.array([1.0, 2.0, 3.0]), -1.0)  # L = 64: optimum 1
+    (row,) = [c for c in nonlinearity.claims(ds) if "transfers" in c.claim]
+    assert row.verdict.startswith("inconclusive (50% of per-seed optima at the η grid's edge")
 
 
 def test_diversity_rows_are_paired_over_seeds():

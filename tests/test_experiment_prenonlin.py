@@ -14,11 +14,13 @@ DEPTHS = [4, 8, 16, 32, 64]
 ETAS = [-1.0, 0.0, 1.0]
 
 
-def synthetic(post, pre, *, seeds=8, noise=0.02, seed=0):
-    """Quadratic curves in log2 η with minimum ``post[L]``/``pre[L]`` at log2 η = 0."""
+def synthetic(post, pre, *, seeds=8, noise=0.02, seed=0, etas=ETAS, shift=0.0):
+    """Quadratic curves in log2 η with minimum ``post[L]``/``pre[L]`` at log2 η =
+    ``shift`` · log2(L/8) (both blocks)."""
     rng = np.random.default_rng(seed)
-    shape = (len(DEPTHS), len(ETAS), seeds)
-    bowl = np.asarray(ETAS)[None, :, None] ** 2
+    shape = (len(DEPTHS), len(etas), seeds)
+    centre = shift * (np.log2(DEPTHS) - 3)[:, None, None]
+    bowl = (np.asarray(etas)[None, :, None] - centre) ** 2
     minima = [np.asarray([v[L] for L in DEPTHS])[:, None, None] for v in (post, pre)]
     data = [m + bowl + noise * rng.standard_normal(shape) for m in minima]
     return xr.Dataset(
@@ -26,7 +28,7 @@ def synthetic(post, pre, *, seeds=8, noise=0.02, seed=0):
         coords={
             "block": ["post", "pre"],
             "depth": DEPTHS,
-            "log2_eta": ETAS,
+            "log2_eta": list(etas),
             "seed": np.arange(seeds),
         },
     )
@@ -36,7 +38,7 @@ def test_tiny_profile():
     ds = tiny_dataset("prenonlin")
     assert ds.log_loss.dims == ("block", "depth", "log2_eta", "seed")
     claims = prenonlin.claims(ds)
-    assert [c.kind for c in claims] == ["paper"] * 3  # Adam, as in the paper
+    assert [c.kind for c in claims] == ["paper"] * 4  # Adam, as in the paper
     assert all(c.estimate.seeds == ds.sizes["seed"] for c in claims)
 
 
@@ -51,15 +53,26 @@ def test_claims_on_the_papers_picture_are_reproduced():
     post = {L: -0.5 * math.log2(L) for L in DEPTHS}  # keeps improving
     pre = dict.fromkeys(DEPTHS, -1.5)  # plateau
     claims = prenonlin.claims(synthetic(post, pre))
-    assert [c.verdict for c in claims] == ["reproduced"] * 3
-    assert claims[0].estimate.value == pytest.approx(-1.5 + 3.0, abs=0.1)  # gap at L = 64
+    assert [c.verdict for c in claims] == ["reproduced"] * 4
+    assert abs(claims[0].estimate.value) < 0.05  # the optimum stays at log2 η = 0
+    assert claims[1].estimate.value == pytest.approx(-1.5 + 3.0, abs=0.1)  # gap at L = 64
 
 
 def test_claims_on_the_opposite_picture_are_not_reproduced():
     pre = {L: -0.5 * math.log2(L) for L in DEPTHS}
     post = {L: -3.0 + 0.2 * math.log2(L) for L in DEPTHS}  # deeper is worse
     claims = prenonlin.claims(synthetic(post, pre))
-    assert [c.verdict for c in claims] == ["not reproduced"] * 3
+    assert [c.verdict for c in claims[1:]] == ["not reproduced"] * 3
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(0.0, "reproduced"), (-0.75, "not reproduced")])
+def test_pre_nonlin_transfer_row(shift, verdict):
+    """Fig. 2 left: the optimum's slope per doubling must lie within ±0.25."""
+    flat = dict.fromkeys(DEPTHS, -1.5)
+    etas = np.arange(-6.0, 4.01, 0.5)
+    row = prenonlin.claims(synthetic(flat, flat, etas=etas, shift=shift))[0]
+    assert row.verdict == verdict
+    assert row.estimate.value == pytest.approx(shift, abs=0.05)
 
 
 def test_minimum_at_the_grid_edge_is_undecided():

@@ -510,9 +510,9 @@ k = 1
 @pytest.fixture
 def registry(monkeypatch):
     """An empty registry of user point functions, restored after the test."""
-    from limitsim import sweep_spec
+    from limitsim import _sweep_registry
 
-    monkeypatch.setattr(sweep_spec, "_REGISTERED", {})
+    monkeypatch.setattr(_sweep_registry, "_REGISTERED", {})
 
 
 def test_spec_file_and_cli_run_status_export(tmp_path, capsys, registry):

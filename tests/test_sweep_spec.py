@@ -37,9 +37,9 @@ def cli(*argv: str) -> int:
 @pytest.fixture
 def registry(monkeypatch):
     """An empty registry of user point functions, restored after the test."""
-    from limitsim import sweep_spec
+    from limitsim import _sweep_registry
 
-    monkeypatch.setattr(sweep_spec, "_REGISTERED", {})
+    monkeypatch.setattr(_sweep_registry, "_REGISTERED", {})
 
 
 @pytest.fixture

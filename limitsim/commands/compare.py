@@ -24,7 +24,12 @@ from scipy import stats
 
 from limitsim.commands._output import output_file, print_json
 from limitsim.commands.simulate import SMALL_TASK
-from limitsim.commands.train import add_network_arguments, make_param, make_task
+from limitsim.commands.train import (
+    add_network_arguments,
+    make_param,
+    make_task,
+    network_options,
+)
 
 __all__ = ["register", "run"]
 
@@ -56,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         output_file(args.plot, "--plot", plot=True)
     task = make_task(args, args.seed)
     param = make_param(args)
-    arch = dict(block=args.block, block_depth=args.block_depth, pre_ln=args.pre_ln)
+    network = network_options(args)
     finite: dict[str, Any] = dict(
-        depth=args.depth, phi=args.phi, seeds=list(range(args.seeds)), dtype=args.dtype, **arch
+        depth=args.depth, seeds=list(range(args.seeds)), dtype=args.dtype, **network
     )
     check_memory(task, param, width=max(args.widths), **finite)
     if (
@@ -73,11 +78,10 @@ def run(args: argparse.Namespace) -> int:
             task,
             param,
             depth=args.depth,
-            phi=args.phi,
             n_particles=args.n_particles,
             seed=args.seed,
             progress=False,
-            **arch,
+            **network,
         )
     widths = sorted(set(args.widths))
     rms, losses = [], []

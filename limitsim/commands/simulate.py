@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from limitsim.commands._output import output_file, print_json
-from limitsim.commands.train import add_network_arguments, make_param, make_task, summary
+from limitsim.commands.train import (
+    add_network_arguments,
+    make_param,
+    make_task,
+    network_options,
+    summary,
+)
 
 __all__ = ["register", "run"]
 
@@ -71,15 +77,12 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args, args.seed)
     param = make_param(args)
     options: dict[str, Any] = dict(
-        phi=args.phi,
         n_particles=args.n_particles,
         seed=args.seed,
-        block=args.block,
-        block_depth=args.block_depth,
-        pre_ln=args.pre_ln,
         n_replicas=args.n_replicas,
         n_partners=args.n_partners,
         progress=not args.quiet,
+        **network_options(args),
     )
     start = time.perf_counter()
     if args.depth_limit is not None:

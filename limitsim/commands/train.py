@@ -71,6 +71,11 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=LOSSES, help="loss (default: the dataset's)")
 
 
+def network_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The network keywords of every route: ``phi``, ``block``, ``block_depth``, ``pre_ln``."""
+    return dict(phi=args.phi, block=args.block, block_depth=args.block_depth, pre_ln=args.pre_ln)
+
+
 def make_param(args: argparse.Namespace) -> Parametrization:
     """The Parametrization described by the command-line options."""
     alpha, gamma = PRESETS[args.param]
@@ -140,15 +145,12 @@ def run(args: argparse.Namespace) -> int:
         make_param(args),
         depth=args.depth,
         width=args.width,
-        phi=args.phi,
         seed=args.seed,
-        block_depth=args.block_depth,
-        block=args.block,
-        pre_ln=args.pre_ln,
         dtype=args.dtype,
         record=record,
         eval_every=max(1, args.steps // 20),
         progress=not (args.quiet or args.json),
+        **network_options(args),
     )
     info = summary(result, time.perf_counter() - start)
     if args.out:

@@ -16,7 +16,9 @@ configuration; the keys read here are
   optionally ``block`` (``post``/``pre``), ``block_depth`` (default 1) and ``pre_ln``
   (default False), ``task``, ``steps``, ``batch``, ``window``, optionally ``record_steps``
   (steps at which the probe kernels are recorded) and ``record_backward`` (default True;
-  False skips the (L, L) δh̃ kernels, ``lag1`` is NaN).
+  False skips the (L, L) δh̃ kernels, ``lag1`` is NaN) and ``loss_checkpoints`` (steps s at
+  which the LogLoss of the ``window`` steps before s is also returned, as ``log_loss_at``: the
+  paper's earlier windows such as "step=10000:11000", from the same runs).
 
 With ``record_steps`` the probe is the first held-out digit (``task.eval_X[0]``), and each
 point also returns, per recorded step, the lag-1 correlation of ``δh̃`` across blocks
@@ -129,7 +131,8 @@ def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         record=record,
         eval_every=0,
     )
-    return [_summary(run, int(first["window"]), steps) for run in runs]
+    checkpoints = tuple(int(s) for s in first.get("loss_checkpoints", ()))
+    return [_summary(run, int(first["window"]), steps, checkpoints) for run in runs]
 
 
 def _base_eta(point: dict[str, Any]) -> float:
@@ -168,11 +171,20 @@ def sweep_digits(
     return ds
 
 
-def _summary(run: Any, window: int, steps: tuple[int, ...]) -> dict[str, Any]:
-    """Log of the window-averaged training loss and, when recorded, the diversity measures."""
+def _summary(
+    run: Any, window: int, steps: tuple[int, ...], checkpoints: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """Log of the window-averaged training loss, at the end and at each checkpoint s (the
+    ``window`` steps before s; NaN if the run diverged before s), and, when recorded, the
+    diversity measures."""
+    out: dict[str, Any] = {}
+    if checkpoints:
+        out["log_loss_at"] = np.array(
+            [math.log(float(np.mean(run.loss[max(0, s - window) : s]))) for s in checkpoints]
+        )
     if run.diverged:
-        return {"log_loss": math.nan, "diverged": True}
-    out: dict[str, Any] = {"log_loss": math.log(float(np.mean(run.loss[-window:])))}
+        return out | {"log_loss": math.nan, "diverged": True}
+    out["log_loss"] = math.log(float(np.mean(run.loss[-window:])))
     if steps:
         out.update(diversity_measures(run, steps))
     return out
@@ -236,12 +248,20 @@ def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset
     """Name the extra dimensions of the sweep's diversity results: ``step`` and ``k``.
 
     ``lag1``/``kappa`` (…, R) and ``d`` (…, R, K) come back with dimensions ``<name>_dim0``
-    (the recorded steps) and ``d_dim1`` (ε = k/L, k = 1..K); variables get ``prefix``.
+    (the recorded steps) and ``d_dim1`` (ε = k/L, k = 1..K), ``log_loss_at`` (…, C) with
+    ``log_loss_at_dim0`` (the loss checkpoints, renamed ``checkpoint``; its coordinate is
+    set by the caller); variables get ``prefix``.
     """
     check_failures(ds)
-    names = {"lag1_dim0": "step", "kappa_dim0": "step", "d_dim0": "step", "d_dim1": "k"}
+    names = {
+        "lag1_dim0": "step",
+        "kappa_dim0": "step",
+        "d_dim0": "step",
+        "d_dim1": "k",
+        "log_loss_at_dim0": "checkpoint",
+    }
     out = {}
-    for var in ("log_loss", "lag1", "kappa", "d", "status"):
+    for var in ("log_loss", "log_loss_at", "lag1", "kappa", "d", "status"):
         if var in ds:
             da = ds[var]
             out[f"{prefix}{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})

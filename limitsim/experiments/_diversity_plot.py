@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.plotting import depth_colors, new_figure, save_figure
+from limitsim.experiments._diversity_fit import depths_of, time_slopes
+from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.stats import t_interval
 
 __all__ = ["normalize_curves", "plot_normalized", "plot_routes"]
 
@@ -79,10 +81,11 @@ def plot_routes(
     """The diversity experiment's figure (:mod:`limitsim.experiments.diversity` datasets).
 
     Rows: the n = ∞ linear limit (``limit_*`` variables) and finite nets; columns: Fig. 17
-    (c·d(ε)), Fig. 18 (d/(cε^1/2)) at the last recorded step, and κ̂ vs log2 L at every
-    recorded step, for each parametrization (``labels``/``styles`` by name).
+    (c·d(ε)), Fig. 18 (d/(cε^1/2)) at the last recorded step, κ̂ vs log2 L at every
+    recorded step, and the slope of Fig. 18's curve at the largest depth against the recorded
+    step t, for each parametrization (``labels``/``styles`` by name).
     """
-    fig, axes = new_figure(3, 2, width=3.5, height=2.9)
+    fig, axes = new_figure(4, 2, width=3.5, height=2.9)
     colors = depth_colors(sorted({int(L) for L in (*ds.depth.values, *ds.limit_depth.values)}))
     routes = (
         (
@@ -147,6 +150,7 @@ def plot_routes(
         ax.set_ylabel("κ̂ (ε ∈ [1/256, 1/16])")
         ax.set_title(f"diversity exponent ({route})")
         ax.legend(fontsize=5.5)
+        _plot_time_slopes(axes[row, 3], ds, route, labels=labels, styles=styles)
     axes[0, 0].legend(fontsize=5.5, ncol=2)
     fig.suptitle(
         "feature diversity, Depth-µP (solid) vs ODE (dashed); base depth 8; limit: linear, SGD, "
@@ -158,6 +162,29 @@ def plot_routes(
         fontsize=9,
     )
     return save_figure(fig, out_dir, name)
+
+
+def _plot_time_slopes(
+    ax: Any, ds: xr.Dataset, route: str, *, labels: dict[str, str], styles: dict[str, str]
+) -> None:
+    """Fig. 18 over training: slope 1/2 − κ̂ at the largest depth vs t (95% intervals: t over
+    seeds for finite nets, the log–log fit's for the limit)."""
+    steps = ds["limit_step" if route == "limit" else "step"].values.astype(float)
+    for k, param in enumerate(str(p) for p in ds.parametrization.values):
+        slopes = time_slopes(ds, route, param)
+        rows = [
+            per_seed[0] if route == "limit" else t_interval([e.value for e in per_seed])
+            for per_seed in slopes
+        ]
+        errorbar_estimates(ax, steps, rows, marker="o", color=f"C{k}",
+                           ls=styles.get(param, ":"), label=labels.get(param, param))  # fmt: skip
+    top = depths_of(ds, route)[-1]
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training step t (log2 scale)")
+    ax.set_ylabel("slope 1/2 − κ̂ of d/(cε^1/2), 95% CI")
+    ax.set_title(f"Fig. 18 over training: L = {top}, ε ∈ [1/{top}, 1/16] ({route})", fontsize=8)
+    ax.legend(fontsize=6)
 
 
 def _guides(ax: Any, which: str, eps_min: float) -> None:

@@ -22,11 +22,23 @@ PAIR = (("relu", 0.0), ("abs", ABS_THETA))
 
 
 def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
-    """abs vs relu: LogLoss vs η, best loss vs L, Fig. 19 curves, κ̂ time course, δh̃ corr."""
+    """abs vs relu: LogLoss vs η, best loss vs L, Fig. 19 curves, κ̂ time course, δh̃ corr,
+    optimal η vs L (Fig. 3 left)."""
+    from limitsim.experiments.nonlinearity import trend
+
     phis = [str(p) for p in ds.phi.values]
     depths = [int(d) for d in ds.depth.values]
     colors = depth_colors(depths)
-    fig, axes = new_figure(3, 2, width=3.4, height=2.8)
+    fig, axes = new_figure(4, 2, width=3.4, height=2.8)
+    ax = axes[0, 3]
+    for k, phi in enumerate(phis):
+        errorbar_estimates(ax, np.log2(depths), trend(ds, phi).per_depth(), marker="o",
+                           color=f"C{k}", label=phi)  # fmt: skip
+    ax.set_xlabel("log2 L (depth)")
+    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
+    ax.set_title("optimal η vs L (Fig. 3 left)")
+    ax.legend(fontsize=7)
+    axes[1, 3].set_axis_off()
     ax = axes[0, 0]
     for phi in phis:
         for L in depths:

@@ -27,10 +27,16 @@ Depth-µP transfers (Fig. 10: flat from 2^6; below the base depth L/8 < 1):
 - (Figs. 6, 21) at block depth 2 the optimal log2 η moves: its slope lies outside
   [−0.25, 0.25]; and it moves more than at block depth 1: the per-seed difference of the two
   slopes over the common L (paired: a seed's data order is shared) lies outside [−0.25, 0.25];
-- (Figs. 4, 5) at equal total layers k·L, block depth 2 reaches a worse (higher) LogLoss: per
-  seed, the minimum over η at k = 2 minus that at k = 1, averaged over the common totals.
-  The paper sees this gap for relu without LN only early in training (Fig. 4: it closes by
-  step 37k; our runs are short, i.e. early), and for abs with LN throughout (Fig. 5).
+- (Figs. 4, 5, left) at equal total layers k·L, block depth 2 reaches a worse (higher)
+  LogLoss early in training: per seed, the minimum over η at k = 2 minus that at k = 1,
+  averaged over the common totals (the *gap*), of the LogLoss of the ``window`` steps before
+  the early checkpoint ``round(early_fraction · steps)`` (the paper's step 10000:11000 of
+  38000: ``early_fraction`` = 11/38), recorded in the same runs;
+- (Fig. 4 right against Fig. 5 right) with longer training block depth 2 catches up for relu
+  without LN: per seed, gap(end) − gap(early checkpoint) < 0 (sign only; the paper's gap
+  closes to ≈ 0 by step 37k); but not for abs with LN: gap(end) > 0 (sign only; the paper's
+  abs gap stays ≈ 0.5 at 2^10 layers).  Gaps are per seed (k = 1 and k = 2 share a seed's
+  data order), and relu's change is paired over the two times of the same runs.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ TITLE = "Block depth 2: learning-rate shift with depth, block depth 1 vs 2 (Figs
 SETUPS: dict[str, tuple[bool, float]] = {"relu": (False, -2.0), "abs": (True, -1.0)}
 #: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
 SHIFT = 0.25
+#: What each φ's setup shows with longer training (Fig. 4 right: relu catches up; Fig. 5: abs
+#: does not).
+CATCHES_UP = {"relu": True, "abs": False}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +93,7 @@ class Sizes(DigitsTraining):
     max_layers: int
     log2_etas: tuple[float, ...]
     batch_size: int
+    early_fraction: float
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
@@ -97,6 +107,7 @@ TINY = Sizes(
     log2_etas=(0.0, 1.0, 2.0),
     steps=4,
     batch_size=6,
+    early_fraction=11 / 38,
 )
 QUICK = replace(
     TINY,
@@ -121,13 +132,23 @@ STANDARD = replace(QUICK)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
+def early_step(steps: int, window: int, fraction: float) -> int:
+    """The early checkpoint: ``round(fraction · steps)``, at least one ``window`` in."""
+    return min(steps, max(window, round(fraction * steps)))
+
+
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
-    """The (φ, block depth, L, log2 η, seed) grid; cells with k·L > max_layers are NaN."""
+    """The (φ, block depth, L, log2 η, seed) grid; cells with k·L > max_layers are NaN.
+
+    ``log_loss`` is the LogLoss at the end of the run, ``log_loss_early`` that of the window
+    before the early checkpoint (attr ``early_step``).
+    """
     from limitsim.grid import Grid
 
     keys = ("width", "steps", "batch", "task", "window", "optimizer", "base_eta", "max_layers")
     if int(sizes["seeds"]) < 2:
         raise ValueError(f"seeds must be >= 2 (standard errors over seeds), got {sizes['seeds']}")
+    early = early_step(int(sizes["steps"]), int(sizes["window"]), float(sizes["early_fraction"]))
     parts = []
     for phi in sizes["phis"]:
         pre_ln, log2_a = SETUPS[phi]
@@ -139,23 +160,26 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
                 "seed": seed_axis(context, int(sizes["seeds"])),
             },
             filters=["block_depth * depth <= max_layers"],
-            fixed={**{k: sizes[k] for k in keys}, "phi": phi, "pre_ln": pre_ln, "log2_a": log2_a},
-        )
+            fixed={**{k: sizes[k] for k in keys}, "phi": phi, "pre_ln": pre_ln, "log2_a": log2_a,
+                   "loss_checkpoints": (early,)},
+        )  # fmt: skip
         ds = sweep(context, f"{NAME}_{phi}", train_points, grid, batch_axes=("log2_eta", "seed"),
                    batch_size=int(sizes["batch_size"]))  # fmt: skip
-        parts.append(ds[["log_loss"]].expand_dims(phi=[phi]))
+        ds = ds.assign(log_loss_early=ds.log_loss_at.isel(log_loss_at_dim0=0, drop=True))
+        parts.append(ds[["log_loss", "log_loss_early"]].expand_dims(phi=[phi]))
     ds = xr.concat(parts, dim="phi")
     ds = ds.assign_coords(
         pre_ln=("phi", [SETUPS[p][0] for p in sizes["phis"]]),
         log2_a=("phi", [SETUPS[p][1] for p in sizes["phis"]]),
     )
-    ds.attrs = {k: sizes[k] for k in keys}
+    ds.attrs = {k: sizes[k] for k in keys} | {"early_step": early}
     return ds
 
 
-def _curve(ds: xr.Dataset, phi: str, k: int, L: int) -> np.ndarray:
-    """LogLoss (n_eta, n_seeds) of one (φ, block depth, L)."""
-    sel = ds.log_loss.sel(phi=phi, block_depth=k, depth=L)
+def _curve(ds: xr.Dataset, phi: str, k: int, L: int, var: str = "log_loss") -> np.ndarray:
+    """LogLoss (n_eta, n_seeds) of one (φ, block depth, L); ``var="log_loss_early"`` for the
+    early checkpoint."""
+    sel = ds[var].sel(phi=phi, block_depth=k, depth=L)
     return np.asarray(sel.transpose("log2_eta", "seed").values, dtype=np.float64)
 
 
@@ -172,24 +196,29 @@ def trend(ds: xr.Dataset, phi: str, k: int, depths: list[int] | None = None) -> 
     return optimum_trend(ds.log2_eta.values, table, depths)
 
 
-def best_losses(ds: xr.Dataset, phi: str, k: int, L: int) -> np.ndarray:
-    """Per-seed minimum over η of the LogLoss, shape (n_seeds,) (NaN if a seed diverged
+def best_losses(ds: xr.Dataset, phi: str, k: int, L: int, var: str = "log_loss") -> np.ndarray:
+    """Per-seed minimum over η of the LogLoss ``var``, shape (n_seeds,) (NaN if a seed diverged
     everywhere)."""
-    curve = _curve(ds, phi, k, L)
+    curve = _curve(ds, phi, k, L, var)
     finite = np.isfinite(curve)
     return np.where(finite.any(axis=0), np.where(finite, curve, np.inf).min(axis=0), np.nan)
 
 
-def gap(ds: xr.Dataset, phi: str) -> tuple[Estimate, list[int]]:
-    """Per-seed mean over common total layers T of min LogLoss(k = 2, T/2) − (k = 1, T)."""
+def gap_per_seed(ds: xr.Dataset, phi: str, var: str = "log_loss") -> tuple[np.ndarray, list[int]]:
+    """Per seed, the mean over common total layers T of min LogLoss(k = 2, T/2) − (k = 1, T),
+    shape (n_seeds,) (empty when no total is common), and the totals T."""
     ones, twos = set(depths_run(ds, 1)), depths_run(ds, 2)
     totals = [2 * L for L in twos if 2 * L in ones]
     if not totals:
-        return missing(), totals
-    diffs = np.mean(
-        [best_losses(ds, phi, 2, T // 2) - best_losses(ds, phi, 1, T) for T in totals], axis=0
-    )
-    return t_interval(diffs), totals
+        return np.array([]), totals
+    diffs = [best_losses(ds, phi, 2, T // 2, var) - best_losses(ds, phi, 1, T, var) for T in totals]
+    return np.mean(diffs, axis=0), totals
+
+
+def gap(ds: xr.Dataset, phi: str, var: str = "log_loss") -> tuple[Estimate, list[int]]:
+    """The gap (:func:`gap_per_seed`) with its t interval over seeds."""
+    diffs, totals = gap_per_seed(ds, phi, var)
+    return (t_interval(diffs) if totals else missing()), totals
 
 
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
@@ -198,7 +227,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     colors = depth_colors([int(L) for L in ds.depth.values])
     x = ds.log2_eta.values
     base = ds.attrs.get("base_eta", "η0")
-    fig, axes = new_figure(4, len(phis), width=3.0, height=2.6)
+    fig, axes = new_figure(5, len(phis), width=3.0, height=2.6)
     for row, phi in enumerate(phis):
         setup = f"{phi}{', pre-LN' if SETUPS[phi][0] else ''}, log2 a = {SETUPS[phi][1]:g}"
         for col, k in enumerate((2, 1)):
@@ -232,12 +261,30 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel("log2(total hidden layers k·L)")
         ax.set_ylabel("min log training loss")
         ax.legend(fontsize=7)
+        _plot_gap(axes[row, 4], ds, phi)
     fig.suptitle(
         f"{ds.attrs.get('task')}, width {ds.attrs.get('width')}, Depth-µP "
         f"{ds.attrs.get('optimizer')}, {ds.attrs.get('steps')} steps, base depth {BASE_DEPTH}; "
         "bands: ±1 SE over seeds; bars: 95% t intervals"
     )
     return save_figure(fig, out_dir, NAME)
+
+
+def _plot_gap(ax: Any, ds: xr.Dataset, phi: str) -> None:
+    """Figs. 4-5, early vs end: paired gap k = 2 − k = 1 per common total, 95% t intervals."""
+    ones = depths_run(ds, 1)
+    totals = [2 * L for L in depths_run(ds, 2) if 2 * L in ones]
+    labels = (("log_loss_early", f"step {ds.attrs.get('early_step')}", "s"),
+              ("log_loss", f"step {ds.attrs.get('steps')} (end)", "o"))  # fmt: skip
+    for var, label, marker in labels:
+        rows = [paired_interval(best_losses(ds, phi, 2, T // 2, var),
+                                best_losses(ds, phi, 1, T, var)) for T in totals]  # fmt: skip
+        errorbar_estimates(ax, np.log2(totals), rows, marker=marker, label=label)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_title(f"gap k = 2 − k = 1 over training ({phi}; Figs. 4-5)", fontsize=8)
+    ax.set_xlabel("log2(total hidden layers k·L)")
+    ax.set_ylabel("min LogLoss(k = 2) − (k = 1), paired")
+    ax.legend(fontsize=7)
 
 
 def claims(ds: xr.Dataset) -> list[Claim]:
@@ -265,7 +312,8 @@ def claims(ds: xr.Dataset) -> list[Claim]:
         )
         failed = "" if control.verdict == "reproduced" else "control failed"
         paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
-        value, totals = gap(ds, phi)
+        value, totals = gap(ds, phi, "log_loss_early")
+        early = f"step {ds.attrs.get('early_step')} of {steps}"
         out += [
             control,
             Claim(
@@ -298,20 +346,55 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             ),
             Claim(
                 experiment=NAME,
-                claim=f"at equal total layers block depth 2 trains worse ({phi})",
+                claim=f"at equal total layers block depth 2 trains worse early ({phi})",
                 source="paper: "
                 + (
-                    "Fig. 4: relu, no LN: worse early (step 10k), catches up by 37k"
+                    "Fig. 4 left: relu, no LN: worse at step 10000:11000"
                     if phi == "relu"
-                    else "Fig. 5: abs with LN: ≈ 0.5 worse at 2^10 layers throughout"
+                    else "Fig. 5 left: abs with LN: worse at step 10000:11000"
                 ),
                 quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
-                f"k·L ∈ {totals}, {regime} (early in training)",
+                f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
                 estimate=value,
                 paper="> 0",
                 low=0.0,
                 high=math.inf,
                 range_reason="sign only",
             ),
+            _catch_up(ds, phi, setup, early),
         ]
     return out
+
+
+def _catch_up(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
+    """Fig. 4 right vs Fig. 5: relu's gap shrinks by the end; abs's gap is still > 0."""
+    late, totals = gap_per_seed(ds, phi)
+    start, _ = gap_per_seed(ds, phi, "log_loss_early")
+    where = f"k·L ∈ {totals}, {setup}, Adam"
+    if CATCHES_UP.get(phi, True):
+        return Claim(
+            experiment=NAME,
+            claim=f"with longer training block depth 2 catches up with block depth 1 ({phi})",
+            source="paper: Fig. 4 right vs left: relu without LN: the gap at step 10k closes "
+            "by 37000:38000",
+            quantity=f"gap(end, step {ds.attrs.get('steps')}) − gap({early}), gap = "
+            f"per-seed min LogLoss(k = 2) − (k = 1), paired over seeds, {where}",
+            estimate=paired_interval(late, start) if totals else missing(),
+            paper="worse at 10k, equal (≈ −3.5) at 37k",
+            low=-math.inf,
+            high=0.0,
+            range_reason="sign only: the gap shrinks",
+        )
+    return Claim(
+        experiment=NAME,
+        claim=f"with longer training block depth 2 still trains worse ({phi})",
+        source="paper: Fig. 5 right (vs Fig. 4 right): abs with LN: the gap persists at "
+        "37000:38000 (≈ 0.5 at 2^10 layers)",
+        quantity=f"gap at the end (step {ds.attrs.get('steps')}), gap = per-seed min LogLoss"
+        f"(k = 2) − (k = 1), {where}",
+        estimate=t_interval(late) if totals else missing(),
+        paper="≈ 0.5",
+        low=0.0,
+        high=math.inf,
+        range_reason="sign only",
+    )

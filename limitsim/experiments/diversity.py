@@ -31,7 +31,14 @@ Curves are recorded at three times (Fig. 18: t = 100, 500, 1000).  Measures and 
 - **Fig. 18 as the paper states it**: the slopes of the normalised curves d/(c ε^{1/2}), i.e.
   1/2 − κ̂ with κ̂ over a fixed set of ε (multiples of 1/L of the smallest depth, up to 1/16),
   grow with L for the ODE scaling (per-doubling growth > 0), and more slowly for Depth-µP
-  (growth(ODE) − growth(µP) > 0).
+  (growth(ODE) − growth(µP) > 0); and they grow with training time t (Fig. 18 shows
+  t = 100, 500, 1000): at the largest depth L, with ε over [1/L, 1/16], the slope at the last
+  recorded step minus that at the first (T/10) is > 0 for the ODE scaling, and larger for the
+  ODE scaling than for Depth-µP (paired over seeds for finite nets; for the limit the log–log
+  fits' intervals added in quadrature).  Sign-only ranges: the paper gives no numbers.
+
+Route 1's point function lives in :mod:`limitsim.experiments._diversity_limit`, the fits in
+:mod:`limitsim.experiments._diversity_fit`.
 """
 
 from __future__ import annotations
@@ -49,18 +56,29 @@ from limitsim.experiments._common import Context, preset, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     DIVERSITY_LAMBDAS,
-    EPS_MAX,
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
     DigitsTraining,
-    check_failures,
     tidy,
     train_points,
 )
+from limitsim.experiments._diversity_fit import (
+    depths_of,
+    deterministic,
+    growth,
+    noise_fits,
+    slope_table,
+    time_growth,
+)
+from limitsim.experiments._diversity_limit import (
+    LIMIT_A,
+    record_steps,
+    regression_task,
+    tidy_limit,
+)
 from limitsim.report import Claim
 from limitsim.stats import (
-    Estimate,
     fit_slope,
     from_standard_error,
     missing,
@@ -140,28 +158,11 @@ FIXED = (
     "base_eta",
     "optimizer",
 )
-LIMIT_A = 8**-0.5
 PARAM_LABELS = {"depth_mup": "Depth-µP (1/2, 1/2)", "ode": "ODE (1, 0)"}
 PARAM_STYLES = {"depth_mup": "-", "ode": "--"}
 #: Accepted ranges: κ̂ within ±0.1 of the paper's value; |dκ̂/d log2 L| ≤ 0.05 for Depth-µP.
 KAPPA_TOLERANCE = 0.1
 FLAT_SLOPE = 0.05
-
-
-def record_steps(steps: int) -> tuple[int, ...]:
-    """The recorded times: T/10, T/2 and T (the paper's t = 100, 500, 1000 of 1000)."""
-    return tuple(sorted({max(1, steps // 10), max(1, steps // 2), steps}))
-
-
-def regression_task(*, steps: int, n_points: int, d_in: int, target_scale: float) -> Any:
-    """Full-batch regression of random unit-norm inputs onto ±``target_scale`` (seed 0)."""
-    from limitsim.task import Task
-
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n_points, d_in))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    Y = target_scale * rng.choice([-1.0, 1.0], size=(n_points, 1))
-    return Task.full_batch(X, Y, steps, loss="mse", name=f"regression({n_points}, ±{target_scale})")
 
 
 def limit_point(point: dict[str, Any]) -> dict[str, Any]:
@@ -229,35 +230,12 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     ds = xr.merge(
         [
             tidy(finite, steps).drop_vars("lag1", errors="ignore"),
-            _tidy_limit(limit, record_steps(sizes["limit_steps"])),
+            tidy_limit(limit, record_steps(sizes["limit_steps"])),
         ],
         join="outer",
     )
     ds.attrs = {key: sizes[key] for key in (*FIXED, *LIMIT_FIXED)} | {"limit_a": LIMIT_A}
     return ds
-
-
-def _tidy_limit(ds: xr.Dataset, steps: tuple[int, ...]) -> xr.Dataset:
-    """Limit results with dimensions ``limit_depth``, ``limit_step`` and ``limit_k``."""
-    check_failures(ds)
-    names = {
-        "depth": "limit_depth",
-        "kappa_dim0": "limit_step",
-        "kappa_se_dim0": "limit_step",
-        "d_dim0": "limit_step",
-        "d_dim1": "limit_k",
-    }
-    out = {}
-    for var in ("final_loss", "kappa", "kappa_se", "d", "status"):
-        if var in ds:
-            da = ds[var]
-            out[f"limit_{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
-    tidied = xr.Dataset(out)
-    if "limit_step" in tidied.dims:
-        tidied = tidied.assign_coords(limit_step=list(steps))
-    if "limit_k" in tidied.dims:
-        tidied = tidied.assign_coords(limit_k=np.arange(1, tidied.sizes["limit_k"] + 1))
-    return tidied
 
 
 # ---------------------------------------------------------------------- plots
@@ -269,94 +247,64 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------- claims
-def _curves(ds: xr.Dataset, route: str, param: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ε, d) at the final recorded step: shapes (K,) and (S, K) (S = 1 for the limit)."""
-    if route == "limit":
-        d = ds.limit_d.sel(parametrization=param, limit_depth=depth).isel(limit_step=-1)
-        table = d.values[None, :]
-        ks = d.limit_k.values
-    else:
-        d = ds.d.sel(parametrization=param, depth=depth).isel(step=-1).transpose("seed", "k")
-        table, ks = d.values, d.k.values
-    keep = np.isfinite(table).all(axis=0)
-    return ks[keep] / depth, table[:, keep]
-
-
-def window_kappa(eps: np.ndarray, d: np.ndarray, low: float) -> float:
-    """κ̂ = 1 − slope of log d vs log ε over ε = low, 2·low, …, 1/16 (the same ε at every L).
-
-    A fixed set of ε keeps a window or sampling artefact out of trends across depth: ``low`` is
-    1/L of the smallest depth, and deeper nets use only their ε that are multiples of it.
-    """
-    ratio = eps / low
-    on_grid = np.isclose(ratio, np.round(ratio), rtol=0, atol=1e-9)
-    keep = on_grid & (eps >= low - 1e-12) & (eps <= EPS_MAX + 1e-12) & (d > 0)
-    if keep.sum() < 2:
-        return math.nan
-    return float(1.0 - np.polyfit(np.log(eps[keep]), np.log(d[keep]), 1)[0])
-
-
-def _depths(ds: xr.Dataset, route: str) -> list[int]:
-    return [int(L) for L in ds["limit_depth" if route == "limit" else "depth"].values]
-
-
-def noise_fits(ds: xr.Dataset, route: str, param: str, depth: int, **kw: Any) -> list[Any]:
-    """:func:`limitsim.measures.noise_drift_fit` per seed (one for the limit); None if d ≤ 0."""
-    from limitsim.measures import noise_drift_fit
-
-    eps, table = _curves(ds, route, param, depth)
-    return [
-        noise_drift_fit(eps, row, **kw) if np.all(row > 0) and eps.size >= 4 else None
-        for row in table
-    ]
-
-
-def slope_table(ds: xr.Dataset, route: str, param: str) -> np.ndarray:
-    """1/2 − κ̂ with κ̂ over the fixed window, shape (n_depths, n_seeds) (one column for the
-    limit): the slopes of Fig. 18's normalised curves."""
-    return np.array(
-        [[0.5 - window_kappa(*_one(ds, route, param, L, s)) for s in range(_seeds(ds, route))]
-         for L in _depths(ds, route)]
-    )  # fmt: skip
-
-
-def growth(ds: xr.Dataset, route: str, param: str) -> np.ndarray:
-    """Per seed, slope of (1/2 − κ̂) against log2 L (:func:`slope_table`; Fig. 18)."""
-    x = np.log2(np.asarray(_depths(ds, route), dtype=float))
-    return np.array(
-        [np.polyfit(x, col, 1)[0] if np.all(np.isfinite(col)) else np.nan
-         for col in slope_table(ds, route, param).T]
-    )  # fmt: skip
-
-
-def _seeds(ds: xr.Dataset, route: str) -> int:
-    return 1 if route == "limit" else int(ds.sizes["seed"])
-
-
-def _one(
-    ds: xr.Dataset, route: str, param: str, depth: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, float]:
-    eps, table = _curves(ds, route, param, depth)
-    return eps, table[seed], 1 / _depths(ds, route)[0]
-
-
-def _deterministic(values: np.ndarray, half_widths: np.ndarray) -> Estimate:
-    """A deterministic difference with the fits' interval half-widths added in quadrature."""
-    value = float(np.sum(values))
-    half = float(np.sqrt(np.sum(np.square(half_widths))))
-    return Estimate(value=value, low=value - half, high=value + half, seeds=None)
-
-
 def claims(ds: xr.Dataset) -> list[Claim]:
     """Noise exponent (Claim 7.5), noise amplitude vs L (App. D.2), slope growth (Fig. 18)."""
     out = []
     for route in ("limit", "finite"):
-        out += _route_claims(ds, route)
+        out += _route_claims(ds, route) + _time_claims(ds, route)
     return out
 
 
+def _time_claims(ds: xr.Dataset, route: str) -> list[Claim]:
+    """Fig. 18 over training: the slopes grow with t, more for ODE than for Depth-µP."""
+    params = [str(p) for p in ds.parametrization.values]
+    if not {"depth_mup", "ode"} <= set(params):
+        return []
+    top = depths_of(ds, route)[-1]
+    steps = [int(t) for t in ds["limit_step" if route == "limit" else "step"].values]
+    if route == "limit":
+        where = "exact n = ∞ linear limit, SGD"
+        kind = "paper"
+    else:
+        where = f"finite relu nets, width {ds.attrs.get('width')}, {ds.attrs.get('optimizer')}"
+        kind = "paper" if ds.attrs.get("optimizer") == "adam" else "extension"
+    note = "" if kind == "paper" or route == "limit" else " (the paper trains with Adam)"
+    window = f"ε ∈ [1/{top}, 1/16], L = {top}, t = {steps[0]} → {steps[-1]}, {where}"
+    (ode, ode_half), (mup, mup_half) = (time_growth(ds, route, p) for p in ("ode", "depth_mup"))
+    if route == "limit":
+        ode_estimate = deterministic(ode, ode_half)
+        diff = deterministic(np.concatenate([ode, -mup]), np.concatenate([ode_half, mup_half]))
+    else:
+        ode_estimate, diff = t_interval(ode), paired_interval(ode, mup)
+    rows = (
+        ("ODE (1, 0): the normalised curves' slopes grow with training time",
+         "Fig. 18: ODE slopes grow with t (t = 100, 500, 1000)",
+         f"slope(t = {steps[-1]}) − slope(t = {steps[0]}) of d/(cε^1/2), {window}",
+         ode_estimate, "grow"),
+        ("Depth-µP's slopes grow more slowly with training time than the ODE scaling's",
+         "Fig. 18: µP almost flat at every t, ODE slopes grow with t",
+         f"growth over t (ODE) − (µP) of the slope of d/(cε^1/2), {window}"
+         + (", paired over seeds" if route == "finite" else ""),
+         diff, "µP slowly, ODE quickly"),
+    )  # fmt: skip
+    return [
+        Claim(
+            experiment=NAME,
+            claim=claim,
+            source=f"{kind}: {source}{note}",
+            quantity=quantity,
+            estimate=estimate,
+            paper=paper,
+            low=0.0,
+            high=math.inf,
+            range_reason="sign only",
+        )
+        for claim, source, quantity, estimate, paper in rows
+    ]
+
+
 def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
-    depths = _depths(ds, route)
+    depths = depths_of(ds, route)
     top = depths[-1]
     if route == "limit":
         where = f"exact n = ∞ linear limit, SGD, t = {int(ds.limit_step.values[-1])}"
@@ -422,7 +370,7 @@ def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
             slope_ode = fit_slope(np.log2(depths), slope_table(ds, route, "ode")[:, 0])
             slope_mup = fit_slope(np.log2(depths), slope_table(ds, route, "depth_mup")[:, 0])
             ode_estimate = slope_ode
-            diff = _deterministic(
+            diff = deterministic(
                 np.array([slope_ode.value, -slope_mup.value]),
                 np.array([slope_ode.value - slope_ode.low, slope_mup.value - slope_mup.low]),
             )

@@ -21,11 +21,16 @@ Measures per recorded step: the lag-1 correlation of δh̃ between neighbouring 
 ε ∈ [1/256, 1/16] (:func:`limitsim.measures.diversity_exponent`; the paper's Fig. 19 compares
 these slopes) and the curves d(ε).
 
-Claims: abs beats relu in loss at depth ≥ 32 (Fig. 3); abs's κ̂ exceeds relu's early in
-training (Fig. 19, at most 5% into the run), paired over seeds, with t = 0 and later times as
-``extension`` rows; δh̃ of neighbouring blocks decorrelated completely for abs and less than
-for relu (Sec. 8.3), and at init as (Eφ′)²/Eφ′² (our formula, ``extension``); over the
-family, gradient and feature diversity are best at abs (Sec. 8.3: abs maximises diversity
+Claims: under Depth-µP abs transfers the learning rate (Fig. 3 left: the optimum sits at
+log2(η/1e-3) ≈ −1…0 at every depth): the signed slope of the per-seed optimal log2 η against
+log2 L (:func:`~limitsim.experiments._common.optimum_trend`, Student-t over seeds) lies in
+[−0.25, 0.25], half the L^{-1/2} shift of a mis-scaled rate as in
+:mod:`~limitsim.experiments.transfer` (undecided when more than 10% of the per-seed optima sit
+at the η grid's edge); abs beats relu in loss at depth ≥ 32 (Fig. 3 right); abs's κ̂ exceeds
+relu's early in training (Fig. 19, at most 5% into the run), paired over seeds, with t = 0 and
+later times as ``extension`` rows; δh̃ of neighbouring blocks decorrelated completely for abs
+and less than for relu (Sec. 8.3), and at init as (Eφ′)²/Eφ′² (our formula, ``extension``); over
+the family, gradient and feature diversity are best at abs (Sec. 8.3: abs maximises diversity
 among homogeneous φ), per-seed optimum over θ with a t interval.
 """
 
@@ -40,7 +45,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import (
+    Context,
+    OptimumTrend,
+    optimum_trend,
+    seed_axis,
+    sweep,
+)
 from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
@@ -117,6 +128,8 @@ FIXED = ("width", "steps", "batch", "task", "window", "log2_a", "base_eta", "opt
 RELU_THETA = 0.0
 #: Recorded times up to this fraction of the run count as the paper's early regime (Fig. 19).
 EARLY = 0.05
+#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
+TRANSFER_SLOPE = 0.25
 
 
 def record_steps(steps: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
@@ -175,6 +188,13 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
 
 
 # ------------------------------------------------------------------ summaries
+def trend(ds: xr.Dataset, phi: str) -> OptimumTrend:
+    """Per-seed optimal log2 η of ``phi`` at every depth of the loss grid, slope vs log2 L."""
+    depths = [int(d) for d in ds.depth.values]
+    table = ds.log_loss.sel(phi=phi).transpose("depth", "log2_eta", "seed").values
+    return optimum_trend(ds.log2_eta.values, table, depths)
+
+
 def family_at(ds: xr.Dataset, var: str, theta: float) -> xr.DataArray:
     """``family_<var>`` of the member at ``theta`` (dims seed[, step])."""
     return ds[f"family_{var}"].sel(theta=theta)
@@ -207,7 +227,13 @@ def _is_early(ds: xr.Dataset, step: int) -> bool:
 
 def claims(ds: xr.Dataset) -> list[Claim]:
     """Loss (Fig. 3), diversity early and late (Fig. 19), δh̃ decorrelation, family optima."""
-    return _loss_claims(ds) + _diversity_claims(ds) + _lag_claims(ds) + _family_claims(ds)
+    return (
+        _transfer_claims(ds)
+        + _loss_claims(ds)
+        + _diversity_claims(ds)
+        + _lag_claims(ds)
+        + _family_claims(ds)
+    )
 
 
 def _where(ds: xr.Dataset) -> str:
@@ -215,6 +241,34 @@ def _where(ds: xr.Dataset) -> str:
         f"L = {ds.attrs['family_depth']}, Adam, "
         f"log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('family_log2_eta')}"
     )
+
+
+def _transfer_claims(ds: xr.Dataset) -> list[Claim]:
+    """Fig. 3 left: abs's optimal η transfers across depth under Depth-µP."""
+    if "abs" not in [str(p) for p in ds.phi.values]:
+        return []
+    optimizer = str(ds.attrs.get("optimizer", "sgd"))
+    depths = [int(d) for d in ds.depth.values]
+    result = trend(ds, "abs")
+    source = ("paper" if optimizer == "adam" else "extension") + (
+        ": Fig. 3 left: abs, Depth-µP, log2 a = −1.5: the optimum sits at log2(η/1e-3) ≈ −1…0 "
+        "at every depth"
+    )
+    return [
+        Claim(
+            experiment=NAME,
+            claim="Depth-µP: abs transfers the optimal η across depth",
+            source=source + ("" if optimizer == "adam" else " (the paper trains with Adam)"),
+            quantity=f"slope of optimal log2 η vs log2 L (abs), L = {depths[0]}..{depths[-1]}, "
+            f"log2 a = {ds.attrs.get('log2_a')}, {optimizer}, {ds.attrs.get('steps')} steps",
+            estimate=result.slope,
+            paper="flat",
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
+            range_reason="±0.25: half the L^-1/2 shift (theory)",
+            undecided=result.undecided("η", depths),
+        )
+    ]
 
 
 def _loss_claims(ds: xr.Dataset) -> list[Claim]:

@@ -12,8 +12,13 @@ depth for each block (Fig. 2 left) and the minimum over η of the seed-mean LogL
 (Fig. 2 right; the paper also minimises over a, we keep a fixed).  Its standard error is that of
 the seed mean at the minimising η.
 
-Claims (Sec. 8.2): with pre-nonlin blocks depth gives no gain beyond about L = 8 and the loss
-is far worse than post-nonlin.  Measured: the gap pre − post of the minimal LogLoss at the
+Claims (Sec. 8.2): under Depth-µP the pre-nonlin block still transfers the learning rate
+(Fig. 2 left: the optimum sits at log2(η/1e-3) ≈ −3 at every depth): the signed slope of the
+per-seed optimal log2 η against log2 L (:func:`~limitsim.experiments._common.optimum_trend`,
+Student-t over seeds) lies in [−0.25, 0.25], half the L^{-1/2} shift of a mis-scaled rate, as
+in :mod:`~limitsim.experiments.transfer`; undecided when more than 10% of the per-seed optima
+sit at the η grid's edge.  With pre-nonlin blocks depth gives no gain beyond about L = 8 and
+the loss is far worse than post-nonlin.  Measured: the gap pre − post of the minimal LogLoss at the
 largest depth (> 0), the gain of post-nonlin from L = 8 to the largest depth (> 0: post keeps
 improving), and the difference of the two gains, post − pre (> 0: pre plateaus earlier).
 """
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis
+from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     PAPER_TRAINING,
@@ -92,6 +97,8 @@ STANDARD = replace(QUICK)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
+#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
+TRANSFER_SLOPE = 0.25
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
 
@@ -106,12 +113,19 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     return sweep_digits(context, NAME, sizes, axes, FIXED, batch_axes=("log2_eta", "seed"))
 
 
+def trend(ds: xr.Dataset, block: str) -> OptimumTrend:
+    """Per-seed optimal log2 η of ``block`` at every depth and its slope against log2 L."""
+    depths = [int(d) for d in ds.depth.values]
+    table = ds.log_loss.sel(block=block).transpose("depth", "log2_eta", "seed").values
+    return optimum_trend(ds.log2_eta.values, table, depths)
+
+
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
-    """LogLoss vs log2 η per depth for each block, and min LogLoss vs log2 L."""
+    """LogLoss vs log2 η per depth for each block, optimal η vs L, and min LogLoss vs L."""
     blocks = [str(b) for b in ds.block.values]
     depths = [int(d) for d in ds.depth.values]
     colors = depth_colors(depths)
-    fig, axes = new_figure(len(blocks) + 1, 1, width=3.4, height=2.9)
+    fig, axes = new_figure(len(blocks) + 2, 1, width=3.4, height=2.9)
     for col, block in enumerate(blocks):
         ax = axes[0, col]
         for L in depths:
@@ -124,6 +138,14 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
         ax.set_ylabel("log training loss (natural log, window)")
         ax.legend(fontsize=7)
+    ax = axes[0, -2]
+    for k, block in enumerate(blocks):
+        errorbar_estimates(ax, np.log2(depths), trend(ds, block).per_depth(), marker="o",
+                           color=f"C{k}", label=BLOCK_LABELS.get(block, block))  # fmt: skip
+    ax.set_xlabel("log2 L (depth)")
+    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
+    ax.set_title("optimal η vs L (Fig. 2 left)")
+    ax.legend(fontsize=7)
     best = per_seed_min(ds.log_loss, ("log2_eta",))
     ax = axes[0, -1]
     for k, block in enumerate(blocks):
@@ -167,7 +189,25 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
     post_gain = at("post", ref) - at("post", top)
     pre_gain = at("pre", ref) - at("pre", top)
+    pre = trend(ds, "pre")
+    left = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 left" + (
+        "" if optimizer == "adam" else " (the paper trains with Adam)"
+    )
     return [
+        Claim(
+            experiment=NAME,
+            claim="Depth-µP: the pre-nonlin block still transfers the optimal η",
+            source=f"{left}: pre-nonlin resnet, the optimum sits at log2(η/1e-3) ≈ −3 at every "
+            "depth L = 2..2^10",
+            quantity=f"slope of optimal log2 η vs log2 L (pre-nonlin), L = {depths[0]}..{top}, "
+            f"{optimizer}, {ds.attrs.get('steps')} steps",
+            estimate=pre.slope,
+            paper="flat",
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
+            range_reason="±0.25: half the L^-1/2 shift (theory)",
+            undecided=pre.undecided("η", depths),
+        ),
         Claim(
             experiment=NAME,
             claim="pre-nonlin blocks train far worse than post-nonlin at large depth",
