@@ -23,6 +23,7 @@ except PackageNotFoundError:  # pragma: no cover - source tree without installat
 
 #: Public name -> the module that defines it.
 _SOURCES = {
+    "Architecture": "limitsim.architecture",
     "Classification": "limitsim.classification",
     "classify": "limitsim.classification",
     "depth_limit": "limitsim.depth",

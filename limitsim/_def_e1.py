@@ -67,80 +67,109 @@ def solve_def_e1(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    T, B, d, e = task.steps, task.batch_size, task.d_in, task.d_out
-    K, L = T * B, depth
-    m = param.branch_multiplier(depth)
-    u = param.learning_rate(depth) * m / B
-    corrected = variant == "corrected"
-    # coefficient arrays over [group G (d + e) | F (σ, block) | B (σ, block)], per layer
-    xG, dG = np.zeros((L + 1, K, d + e)), np.zeros((L + 1, K, d + e))
-    xF, dF = np.zeros((L + 1, K, K, L)), np.zeros((L + 1, K, K, L))
-    xB, dB = np.zeros((L + 1, K, K, L)), np.zeros((L + 1, K, K, L))
-    V0, V1 = np.zeros((L, K, K)), np.zeros((L, K, K))
-    C0, C1 = np.zeros((L, K, K)), np.zeros((L, K, K))
-    Vp, Vx, S = np.zeros((L, K, K)), np.zeros((L, K, K)), np.zeros((L, K, K))
-    f_out = np.zeros((T, B, e))
+    state = _Recursion(task, param, act, depth, corrected=variant == "corrected")
+    f_out = np.zeros((task.steps, task.batch_size, task.d_out))
+    for t in range(task.steps):
+        f_out[t] = state.forward(t)
+        state.backward(t, task.chi(f_out[t], task.Y[t]))
+    return f_out, state.C0
+
+
+class _Recursion:
+    """Coefficients and kernels of the Def. E.1 recursion, one training vector group per step.
+
+    Every vector is a coefficient array over [group G (d + e) | F (σ, block) | B (σ, block)],
+    per layer: ``xG, xF, xB`` for the forward vectors ``x^l``, ``dG, dF, dB`` for the
+    backward ``δx̃^l``; ``C0``/``C1`` are their kernels, ``V0, V1, Vp, Vx, S`` the Gaussian
+    factors of each block (:func:`_block_moments`).
+    """
+
+    def __init__(
+        self, task: Task, param: Parametrization, act: Nonlinearity, depth: int, corrected: bool
+    ) -> None:
+        T, B, d, e = task.steps, task.batch_size, task.d_in, task.d_out
+        K, L = T * B, depth
+        self.task, self.act, self.corrected, self.B, self.d, self.L = task, act, corrected, B, d, L
+        self.m = param.branch_multiplier(depth)
+        self.u = param.learning_rate(depth) * self.m / B
+        self.xG, self.dG = np.zeros((L + 1, K, d + e)), np.zeros((L + 1, K, d + e))
+        self.xF, self.dF = np.zeros((L + 1, K, K, L)), np.zeros((L + 1, K, K, L))
+        self.xB, self.dB = np.zeros((L + 1, K, K, L)), np.zeros((L + 1, K, K, L))
+        self.V0, self.V1 = np.zeros((L, K, K)), np.zeros((L, K, K))
+        self.C0, self.C1 = np.zeros((L, K, K)), np.zeros((L, K, K))
+        self.Vp, self.Vx, self.S = np.zeros((L, K, K)), np.zeros((L, K, K)), np.zeros((L, K, K))
 
     def inner(
-        aG: NDArray[np.float64],
-        aF: NDArray[np.float64],
-        aB: NDArray[np.float64],
-        bG: NDArray[np.float64],
-        bF: NDArray[np.float64],
-        bB: NDArray[np.float64],
+        self, a: tuple[NDArray[np.float64], ...], b: tuple[NDArray[np.float64], ...]
     ) -> NDArray[np.float64]:
-        out = aG @ bG.T
-        out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", aF, V0), bF)
-        out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", aB, V1), bB)
+        """Kernel of the vectors with coefficients ``a = (G, F, B)`` and ``b``."""
+        out = a[0] @ b[0].T
+        out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", a[1], self.V0), b[1])
+        out += np.einsum("atm,btm->ab", np.einsum("asm,mst->atm", a[2], self.V1), b[2])
         return out
 
-    for t in range(T):
+    def forward(self, t: int) -> NDArray[np.float64]:
+        """Forward pass of step ``t``'s batch; returns its outputs (B, e)."""
+        B, m, u, xG, xF, xB = self.B, self.m, self.u, self.xG, self.xF, self.xB
         idx = np.arange(t * B, (t + 1) * B)
         cur, past = (t + 1) * B, t * B
-        xG[0, idx, :d] = task.X[t]
-        for layer in range(1, L + 1):
+        xG[0, idx, : self.d] = self.task.X[t]
+        for layer in range(1, self.L + 1):
             lo, k = layer - 1, layer - 1  # previous layer index, block index
-            C = inner(
-                xG[lo, idx], xF[lo, idx], xB[lo, idx], xG[lo, :cur], xF[lo, :cur], xB[lo, :cur]
+            C = self.inner(
+                (xG[lo, idx], xF[lo, idx], xB[lo, idx]), (xG[lo, :cur], xF[lo, :cur], xB[lo, :cur])
             )
-            C0[k, idx, :cur] = C
-            C0[k][:cur, idx] = C.T
-            _block_moments(act, C0[k, :cur, :cur], idx, V0[k], Vp[k], Vx[k], S[k], corrected)
-            coef = Vp[k, idx, :past] * (xB[lo, idx, :past, k] - u * C0[k, idx, :past])
-            for src, dst in ((dG, xG), (dF, xF), (dB, xB)):
+            self.C0[k, idx, :cur] = C
+            self.C0[k][:cur, idx] = C.T
+            _block_moments(
+                self.act,
+                self.C0[k, :cur, :cur],
+                idx,
+                self.V0[k],
+                self.Vp[k],
+                self.Vx[k],
+                self.S[k],
+                self.corrected,
+            )
+            coef = self.Vp[k, idx, :past] * (xB[lo, idx, :past, k] - u * self.C0[k, idx, :past])
+            for src, dst in ((self.dG, xG), (self.dF, xF), (self.dB, xB)):
                 dst[layer, idx] = dst[lo, idx] + m * np.tensordot(coef, src[layer, :past], 1)
             xF[layer, idx, idx, k] += m
-        f = xG[L, idx, d:]
-        f_out[t] = f
-        dG[L, idx, d:] = task.chi(f, task.Y[t])
-        for layer in range(L, 0, -1):
+        f: NDArray[np.float64] = xG[self.L, idx, self.d :]
+        return f
+
+    def backward(self, t: int, chi: NDArray[np.float64]) -> None:
+        """Backward pass of step ``t``'s batch from the loss derivative ``chi`` (B, e)."""
+        B, m, u, dG, dF, dB = self.B, self.m, self.u, self.dG, self.dF, self.dB
+        idx = np.arange(t * B, (t + 1) * B)
+        cur, past = (t + 1) * B, t * B
+        dG[self.L, idx, self.d :] = chi
+        for layer in range(self.L, 0, -1):
             k, lo = layer - 1, layer - 1
-            C = inner(
-                dG[layer, idx],
-                dF[layer, idx],
-                dB[layer, idx],
-                dG[layer, :cur],
-                dF[layer, :cur],
-                dB[layer, :cur],
+            C = self.inner(
+                (dG[layer, idx], dF[layer, idx], dB[layer, idx]),
+                (dG[layer, :cur], dF[layer, :cur], dB[layer, :cur]),
             )
-            C1[k, idx, :cur] = C
-            C1[k][:cur, idx] = C.T
-            if corrected:
-                V1[k, :cur, :cur] = Vp[k, :cur, :cur] * C1[k, :cur, :cur]
+            self.C1[k, idx, :cur] = C
+            self.C1[k][:cur, idx] = C.T
+            if self.corrected:
+                self.V1[k, :cur, :cur] = self.Vp[k, :cur, :cur] * self.C1[k, :cur, :cur]
             else:
-                V1[k, :cur, :cur] = act.sigma(C1[k, :cur, :cur])
+                self.V1[k, :cur, :cur] = self.act.sigma(self.C1[k, :cur, :cur])
             dxF = dF[layer, idx, :, k]  # ∂δx̃_τ^l / ∂F(σ, l), shape (B, K)
             coef = np.zeros((B, cur))
             coef[:, :past] = (
-                Vx[k, idx, :past] * dxF[:, :past] - u * Vp[k, idx, :past] * C1[k, idx, :past]
+                self.Vx[k, idx, :past] * dxF[:, :past]
+                - u * self.Vp[k, idx, :past] * self.C1[k, idx, :past]
             )
-            if corrected:
-                diag = Vp[k, idx, idx] * dxF[np.arange(B), idx]
-                coef[np.arange(B), idx] += diag + np.sum(dxF[:, :cur] * S[k, idx, :cur], axis=1)
-            for src, dst in ((xG, dG), (xF, dF), (xB, dB)):
+            if self.corrected:
+                diag = self.Vp[k, idx, idx] * dxF[np.arange(B), idx]
+                coef[np.arange(B), idx] += diag + np.sum(
+                    dxF[:, :cur] * self.S[k, idx, :cur], axis=1
+                )
+            for src, dst in ((self.xG, dG), (self.xF, dF), (self.xB, dB)):
                 dst[lo, idx] = dst[layer, idx] + m * np.tensordot(coef, src[lo, :cur], 1)
             dB[lo, idx, idx, k] += m
-    return f_out, C0
 
 
 def _block_moments(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from limitsim._generated import activations as act
+from limitsim._kernels import dot1
 from limitsim._numba import SCALAR_FUNCTION, jit, types
 
 #: Codes of the built-in nonlinearities for :func:`activation_forward` (no per-call dispatch).
@@ -43,25 +44,6 @@ def _row_sum(v):  # type: ignore[no-untyped-def]
         s3 += v[i + 3]
     for i in range(n4, n):
         s0 += v[i]
-    return (s0 + s1) + (s2 + s3)
-
-
-@jit(inline="always")
-def _row_dot(u, v):  # type: ignore[no-untyped-def]
-    """``u·v`` of two 1-d arrays in float64, four partial sums in a fixed order."""
-    n = u.size
-    n4 = n - n % 4
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    for i in range(0, n4, 4):
-        s0 += u[i] * v[i]
-        s1 += u[i + 1] * v[i + 1]
-        s2 += u[i + 2] * v[i + 2]
-        s3 += u[i + 3] * v[i + 3]
-    for i in range(n4, n):
-        s0 += u[i] * v[i]
     return (s0 + s1) + (s2 + s3)
 
 
@@ -250,7 +232,7 @@ def layer_norm_forward(x, z_out, rms_out):  # type: ignore[no-untyped-def]
             xr = x[k, r]
             out = z_out[k, r]
             mean = _row_sum(xr) / n
-            variance = max(_row_dot(xr, xr) / n - mean * mean, 0.0)
+            variance = max(dot1(xr, xr) / n - mean * mean, 0.0)
             rms = math.sqrt(variance)
             rms_out[k, r] = rms
             shift = cast(mean)
@@ -286,7 +268,7 @@ def layer_norm_backward(dz, z, rms, dx):  # type: ignore[no-untyped-def]
             zr = z[k, r]
             out = dx[k, r]
             mean = cast(_row_sum(gr) / n)
-            proj = cast(_row_dot(gr, zr) / n)
+            proj = cast(dot1(gr, zr) / n)
             inv = cast(1.0 / rms[k, r])
             for i in range(n):
                 out[i] += (gr[i] - mean - zr[i] * proj) * inv

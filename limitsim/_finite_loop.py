@@ -9,7 +9,7 @@ turns them into the kernels of :class:`limitsim.Recorded` (``⟨u|v⟩ = u·v/n`
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from limitsim._finite_net import BatchedResnet, Spec
 from limitsim.run import Record, Recorded
 from limitsim.task import Task
+from limitsim.validation import bounded
 
 __all__ = ["Recorder", "Trainer", "memory_bytes"]
 
@@ -96,13 +97,13 @@ class Trainer:
                 buf = net.buffers(X.shape[0], store=True)
                 f = net.forward(X, buf).astype(np.float64)
                 loss = np.asarray(task.value(f, task.Y[t]), dtype=np.float64)
-                ok = np.isfinite(loss) & _bounded(f, self.bound)
+                ok = np.isfinite(loss) & bounded(f, self.bound)
                 self.f[self.active, t] = f
                 self.loss[self.active, t] = loss
                 if eval_X is not None and t % self.every == 0:
                     fe = net.forward(eval_X, net.buffers(eval_X.shape[0], store=False))
                     fe = fe.astype(np.float64)
-                    ok &= _bounded(fe, self.bound)
+                    ok &= bounded(fe, self.bound)
                     assert self.f_eval is not None  # allocated whenever eval_X is
                     self.f_eval[self.active, t] = fe
                 if not ok.all():
@@ -174,9 +175,3 @@ class Recorder:
             h_steps=np.einsum("rln,sln->rsl", h, h) / n,
             dh_layers=None if self.dh is None else self.dh[k],
         )
-
-
-def _bounded(f: NDArray[np.float64], bound: float) -> NDArray[np.bool_]:
-    """Per configuration (leading axis): all entries finite and ``|f| <= bound``."""
-    flat = np.abs(f.reshape(f.shape[0], -1))
-    return cast(NDArray[np.bool_], np.isfinite(flat).all(axis=1) & (flat <= bound).all(axis=1))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any, cast
 
@@ -34,12 +35,17 @@ from limitsim import _finite_kernels as fk
 from limitsim._generated import activations as _builtin
 from limitsim.nonlinearities import Nonlinearity
 
-__all__ = ["BatchedResnet", "Hyper", "Spec", "draw_weights"]
+__all__ = ["BatchedResnet", "Hyper", "Layer", "Spec", "draw_weights"]
 
 
 @dataclass(frozen=True)
 class Spec:
-    """Architecture shared by all configurations of a batch."""
+    """Lowered configuration shared by all configurations of a batch.
+
+    The fields of a :class:`limitsim.Architecture` (φ, block, block depth, pre-LN; built and
+    validated by :func:`limitsim.finite.train_finite_batch`) plus the sizes, dtype, optimizer
+    and which of U and V are trained: plain values for the passes.
+    """
 
     depth: int
     width: int
@@ -53,6 +59,14 @@ class Spec:
     train_input: bool = False
     train_output: bool = False
     optimizer: str = "sgd"
+
+
+class Layer(Enum):
+    """The trained layers, valued by the name of their weight attribute on BatchedResnet."""
+
+    INPUT = "Ut"
+    HIDDEN = "Wt"
+    OUTPUT = "V"
 
 
 @dataclass
@@ -74,6 +88,16 @@ class Hyper:
     beta1: NDArray[np.float64]
     beta2: NDArray[np.float64]
     eps: NDArray[np.float64]
+
+    def rates(self, layer: Layer) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Learning rate and Adam gradient scale of ``layer`` (K,) each."""
+        if layer is Layer.HIDDEN:
+            return self.rate, self.scale
+        if layer is Layer.INPUT:
+            return self.rate_in, self.scale_in
+        if layer is Layer.OUTPUT:
+            return self.rate_out, self.scale_out
+        raise ValueError(f"layer must be one of {list(Layer)}, got {layer!r}")
 
     def select(self, keep: NDArray[np.intp]) -> Hyper:
         """The scalars of the configurations ``keep``."""
@@ -164,9 +188,9 @@ class BatchedResnet:
                     getattr(self, "Ut" if name == "U" else "V")[k] = value
         self.adam: dict[str, tuple[NDArray[Any], NDArray[Any]]] = {}
         if spec.optimizer == "adam":
-            for name in ("Wt", "Ut", "V"):
-                shape = getattr(self, name).shape
-                self.adam[name] = (np.zeros(shape, dt), np.zeros(shape, dt))
+            for layer in Layer:
+                shape = getattr(self, layer.value).shape
+                self.adam[layer.value] = (np.zeros(shape, dt), np.zeros(shape, dt))
         self._buffers: dict[tuple[int, bool], _Buffers] = {}
         self._activation = _activation(spec.phi)
         self._m_dt = hyper.multiplier.astype(dt)[:, None, None]
@@ -289,7 +313,7 @@ class BatchedResnet:
                 if step is not None:
                     inp = z if (j == 0 and spec.block == "post") else buf.acts[layer, j]
                     np.matmul(inp.transpose(0, 2, 1), q, out=buf.grad)
-                    self._update("Wt", W[j], buf.grad, step, (layer, j), grad_factor)
+                    self._update(Layer.HIDDEN, W[j], buf.grad, step, (layer, j), grad_factor)
                 q = target
             if spec.pre_ln:
                 assert buf.zs is not None and buf.rms is not None
@@ -308,29 +332,31 @@ class BatchedResnet:
         dx_top *= n
         if self.spec.train_output:
             grad_v = np.matmul(buf.x(self.spec.depth).transpose(0, 2, 1), chi)
-            self._update("V", self.V, grad_v, step, (), 1.0 / B)
+            self._update(Layer.OUTPUT, self.V, grad_v, step, (), 1.0 / B)
         dx0 = self.backward(buf, dx_top, step=step)
         if self.spec.train_input:
             grad_u = np.matmul(X.T, dx0)
-            self._update("Ut", self.Ut, grad_u, step, (), 1.0 / (n * B))
+            self._update(Layer.INPUT, self.Ut, grad_u, step, (), 1.0 / (n * B))
 
     def _update(
         self,
-        name: str,
+        layer: Layer,
         w: NDArray[Any],
         grad: NDArray[Any],
         step: int,
         index: tuple[int, ...],
         factor: float,
     ) -> None:
-        """SGD or Adam on ``w`` (K, a, b); ``factor · grad`` is the batch-mean loss gradient."""
-        h, spec = self.hyper, self.spec
-        rates = {"Wt": (h.rate, h.scale), "Ut": (h.rate_in, h.scale_in)}
-        rate, scale = rates.get(name, (h.rate_out, h.scale_out))
-        if spec.optimizer == "sgd":
+        """SGD or Adam on ``w`` (K, a, b); ``factor · grad`` is the batch-mean loss gradient.
+
+        ``layer`` selects the rates of :class:`Hyper` and the Adam moments of ``w``.
+        """
+        rate, scale = self.hyper.rates(layer)
+        if self.spec.optimizer == "sgd":
             fk.sgd_step(w, grad, rate * factor)
             return
-        m1, m2 = self.adam[name]
+        m1, m2 = self.adam[layer.value]
+        h = self.hyper
         fk.adam_step(
             w, grad, m1[index], m2[index], scale * factor, rate, h.beta1, h.beta2, h.eps, step
         )

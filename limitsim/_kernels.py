@@ -25,6 +25,31 @@ _F32 = types.float32[::1]
 _M64 = types.float64[:, ::1]
 
 
+@jit(inline="always")
+def dot1(u, v):  # type: ignore[no-untyped-def]
+    """``Σ_i u_i v_i`` of two 1-d arrays in float64, four partial sums in a fixed order.
+
+    The partial sums give the CPU independent dependency chains (without fastmath the
+    compiler may not reorder a single reduction); the order is fixed, so the result is
+    deterministic and does not depend on the thread count.  Shared by the kernels of every
+    route (finite networks, the linear limit, the particle simulator).
+    """
+    n = u.size
+    n4 = n - n % 4
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for i in range(0, n4, 4):
+        s0 += u[i] * v[i]
+        s1 += u[i + 1] * v[i + 1]
+        s2 += u[i + 2] * v[i + 2]
+        s3 += u[i + 3] * v[i + 3]
+    for i in range(n4, n):
+        s0 += u[i] * v[i]
+    return (s0 + s1) + (s2 + s3)
+
+
 @jit(
     signatures=[
         types.void(SCALAR_FUNCTION, _F64, _F64),

@@ -26,27 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from limitsim._kernels import dot1
 from limitsim._numba import jit
 
 __all__ = ["apply_covariance", "backward_passes", "forward_passes"]
-
-
-@jit(inline="always")
-def _dot1(x, x0, y, y0, n):  # type: ignore[no-untyped-def]
-    """``Σ_i x[x0+i] y[y0+i]`` for i < n, with four fixed partial sums (deterministic)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        s0 += x[x0 + i] * y[y0 + i]
-        s1 += x[x0 + i + 1] * y[y0 + i + 1]
-        s2 += x[x0 + i + 2] * y[y0 + i + 2]
-        s3 += x[x0 + i + 3] * y[y0 + i + 3]
-    for i in range(n4, n):
-        s0 += x[x0 + i] * y[y0 + i]
-    return (s0 + s1) + (s2 + s3)
 
 
 @jit(inline="always")
@@ -105,12 +88,62 @@ def _mutual(a, y, v, t_of, off, beta2, own, K_out, layer):  # type: ignore[no-un
         for c in range(b, p):
             nb = off[t_of[b]]
             nc = off[t_of[c]]
-            val = _dot1(y[b], 0, a[c], 0, nc) + _dot1(v[c], 0, a[b], 0, nb) + own[b, c]
+            val = dot1(y[b, :nc], a[c, :nc]) + dot1(v[c, :nb], a[b, :nb]) + own[b, c]
             K_out[b, c, layer] = val
             K_out[c, b, layer] = val
     for b in range(p):
         for c in range(p):
             own[b, c] += beta2 * K_out[b, c, layer]
+
+
+@jit(inline="always")
+def _covariances(a, y, v, t_of, S, CF, CB, off, d, e, L, r):  # type: ignore[no-untyped-def]
+    """``y[b] = Σ a[b] + v[b]`` for every pass b: covariances with the stored variables."""
+    for b in range(a.shape[0]):
+        apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
+        for i in range(off[S]):
+            y[b, i] += v[b, i]
+
+
+@jit(inline="always")
+def _scratch(p, N, n_hats):  # type: ignore[no-untyped-def]
+    """Zeroed work arrays of ``p`` passes.
+
+    Coefficients ``a``, ``v``, ``y`` (p, N), the own-hat kernel (p, p) and the Ż coefficients
+    of one block (n_hats,).
+    """
+    return np.zeros((p, N)), np.zeros((p, N)), np.zeros((p, N)), np.zeros((p, p)), np.zeros(n_hats)
+
+
+@jit(inline="always")
+def _block_step(  # type: ignore[no-untyped-def]
+    a, y, v, g, t_of, S, m, beta, rho, store, koff, off, L, r, Q_out, key, hat
+):
+    """One block of a pass (forward: ``key = 0, hat = 0``; backward: ``key = r, hat = L r``).
+
+    The pass's hat of block m+1 gets the Ż inner products ``Q_out[b, m]`` with the stored
+    kets of slot ``key`` (z for the forward pass, w for the backward) and its coefficients
+    ``v`` on the family ``hat``; then ``a`` takes the update terms along the stored kets of
+    the other slot, with coefficients read from the other family (before any is updated).
+    """
+    Lr = L * r
+    for b in range(a.shape[0]):
+        for s in range(S):
+            n1 = off[s + 1]
+            for j in range(r):
+                start = koff[s] + ((key + j) * L + m) * n1
+                q = dot1(y[b, :n1], store[start : start + n1])
+                Q_out[b, m, s * r + j] = q
+                v[b, off[s] + hat + m * r + j] = beta * q
+        t = t_of[b]
+        for s in range(t):  # read every Ż coefficient before updating a
+            for j in range(r):
+                g[s * r + j] = a[b, off[s] + (Lr - hat) + m * r + j] - rho * Q_out[b, m, s * r + j]
+        for s in range(t):
+            n1 = off[s + 1]
+            for j in range(r):
+                start = koff[s] + (((r - key) + j) * L + m) * n1
+                _axpy1(beta * g[s * r + j], store, start, a[b], 0, n1)
 
 
 @jit
@@ -158,48 +191,21 @@ def forward_passes(  # type: ignore[no-untyped-def]
     N = off[S]
     nA = A_out.shape[1]
     nK = K_out.shape[2]
-    Lr = L * r
-    a = np.zeros((p, N))
-    v = np.zeros((p, N))
-    y = np.zeros((p, N))
-    own = np.zeros((p, p))
-    g = np.zeros(S * r)
+    a, v, y, own, g = _scratch(p, N, S * r)
     for b in range(p):
         for i in range(d):
             a[b, i] = xi[b, i]
     for m in range(L):
-        for b in range(p):
-            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
-            for i in range(N):
-                y[b, i] += v[b, i]
+        _covariances(a, y, v, t_of, S, CF, CB, off, d, e, L, r)
         if m < nA:
             A_out[:, m, :] = a
         if m < nK:
             _mutual(a, y, v, t_of, off, beta * beta, own, K_out, m)
-        for b in range(p):
-            for s in range(S):
-                n1 = off[s + 1]
-                for j in range(r):
-                    q = _dot1(y[b], 0, store, koff[s] + (j * L + m) * n1, n1)
-                    Q_out[b, m, s * r + j] = q
-                    v[b, off[s] + m * r + j] = beta * q
-            t = t_of[b]
-            for s in range(t):  # read every Ż coefficient before updating a
-                for j in range(r):
-                    g[s * r + j] = a[b, off[s] + Lr + m * r + j] - rho * Q_out[b, m, s * r + j]
-            for s in range(t):
-                n1 = off[s + 1]
-                for j in range(r):
-                    _axpy1(
-                        beta * g[s * r + j], store, koff[s] + ((r + j) * L + m) * n1, a[b], 0, n1
-                    )
+        _block_step(a, y, v, g, t_of, S, m, beta, rho, store, koff, off, L, r, Q_out, 0, 0)
     if L < nA:
         A_out[:, L, :] = a
     if L < nK:
-        for b in range(p):
-            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
-            for i in range(N):
-                y[b, i] += v[b, i]
+        _covariances(a, y, v, t_of, S, CF, CB, off, d, e, L, r)
         _mutual(a, y, v, t_of, off, beta * beta, own, K_out, L)
     a_out[:, :] = a
 
@@ -239,44 +245,19 @@ def backward_passes(  # type: ignore[no-untyped-def]
     N = off[S]
     record_a = A_out.shape[1] > 0
     record_k = K_out.shape[2] > 0
-    Lr = L * r
-    a = np.zeros((p, N))
-    v = np.zeros((p, N))
-    y = np.zeros((p, N))
-    own = np.zeros((p, p))
-    g = np.zeros(S * r)
+    a, v, y, own, g = _scratch(p, N, S * r)
     for b in range(p):
         for k in range(e):
             a[b, d + k] = seed[b, k]
     for m in range(L - 1, -1, -1):
-        for b in range(p):
-            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
-            for i in range(N):
-                y[b, i] += v[b, i]
+        _covariances(a, y, v, t_of, S, CF, CB, off, d, e, L, r)
         if record_a:
             A_out[:, m + 1, :] = a
         if record_k:
             _mutual(a, y, v, t_of, off, beta * beta, own, K_out, m + 1)
-        for b in range(p):
-            for s in range(S):
-                n1 = off[s + 1]
-                for j in range(r):
-                    q = _dot1(y[b], 0, store, koff[s] + ((r + j) * L + m) * n1, n1)
-                    Q_out[b, m, s * r + j] = q
-                    v[b, off[s] + Lr + m * r + j] = beta * q
-            t = t_of[b]
-            for s in range(t):
-                for j in range(r):
-                    g[s * r + j] = a[b, off[s] + m * r + j] - rho * Q_out[b, m, s * r + j]
-            for s in range(t):
-                n1 = off[s + 1]
-                for j in range(r):
-                    _axpy1(beta * g[s * r + j], store, koff[s] + (j * L + m) * n1, a[b], 0, n1)
+        _block_step(a, y, v, g, t_of, S, m, beta, rho, store, koff, off, L, r, Q_out, r, L * r)
     if record_a:
         A_out[:, 0, :] = a
     if record_k:
-        for b in range(p):
-            apply_covariance(a[b], t_of[b], S, CF, CB, off, d, e, L, r, y[b])
-            for i in range(N):
-                y[b, i] += v[b, i]
+        _covariances(a, y, v, t_of, S, CF, CB, off, d, e, L, r)
         _mutual(a, y, v, t_of, off, beta * beta, own, K_out, 0)

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from limitsim._kernels import dot1
 from limitsim._numba import SCALAR_FUNCTION, jit, types
 
 # Kernels taking φ are compiled eagerly with first-class function arguments, so their cache is
@@ -46,30 +47,6 @@ __all__ = [
     "residual_post",
     "stein_correction",
 ]
-
-
-@jit(inline="always")
-def _dot1(u, v):  # type: ignore[no-untyped-def]
-    """``Σ_i u_i v_i`` in a fixed order with four interleaved partial sums.
-
-    The partial sums give the CPU independent dependency chains (without fastmath the
-    compiler may not reorder a single reduction); the order is fixed, so the result does not
-    depend on the thread count.
-    """
-    n = u.size
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    m = n - n % 4
-    for i in range(0, m, 4):
-        a0 += u[i] * v[i]
-        a1 += u[i + 1] * v[i + 1]
-        a2 += u[i + 2] * v[i + 2]
-        a3 += u[i + 3] * v[i + 3]
-    for i in range(m, n):
-        a0 += u[i] * v[i]
-    return (a0 + a1) + (a2 + a3)
 
 
 @jit(inline="always")
@@ -124,12 +101,12 @@ def append_vectors(Y, Q, E, k0, rank, U, eps, base, tol, hat):  # type: ignore[n
                 Y[r, k, i] = U[r, b, i]
                 resid[i] = U[r, b, i]
                 hat[r, b, i] = 0.0
-            uu = _dot1(resid, resid) / N
+            uu = dot1(resid, resid) / N
             coef = np.zeros(q)
             _project_out(Q[r], q, resid, coef)
             if q > 0:
                 hat[r, b] += np.dot(coef, E[r, :q])
-            v = _dot1(resid, resid) / N
+            v = dot1(resid, resid) / N
             if v > tol * uu and q < K:
                 s = math.sqrt(v)
                 for i in range(N):
@@ -137,7 +114,7 @@ def append_vectors(Y, Q, E, k0, rank, U, eps, base, tol, hat):  # type: ignore[n
                     E[r, q, i] = eps[r, b, i]
                 _project_out(base[r], base.shape[1], E[r, q], np.zeros(base.shape[1]))
                 _project_out(E[r], q, E[r, q], np.zeros(q))
-                nrm = math.sqrt(_dot1(E[r, q], E[r, q]) / N)
+                nrm = math.sqrt(dot1(E[r, q], E[r, q]) / N)
                 for i in range(N):
                     E[r, q, i] /= nrm
                     hat[r, b, i] += s * E[r, q, i]
@@ -256,7 +233,7 @@ def readout(x, nV, out):  # type: ignore[no-untyped-def]
         r = rb // B
         b = rb - r * B
         for e in range(n_out):
-            out[r, b, e] = _dot1(nV[r, e], x[r, b]) / N
+            out[r, b, e] = dot1(nV[r, e], x[r, b]) / N
 
 
 @jit(signatures=[types.void(SCALAR_FUNCTION, _A3, _A3, types.float64, _A3, _A3)])

@@ -66,7 +66,25 @@ class SystemSpec:
 
 
 class Family:
-    """Hat family of one side of one matrix (see :mod:`limitsim._particle_kernels`)."""
+    """Hat family of one side of one matrix (see :mod:`limitsim._particle_kernels`).
+
+    Attributes
+    ----------
+    Y : ndarray, shape (R, capacity, N)
+        The vectors ``y_k`` the matrix (or its transpose) has multiplied, in order:
+        ``Y[:, k]`` is the k-th vector of every replica (rows ``≥ count`` unused).
+    Q : ndarray, shape (R, capacity, N)
+        An orthonormal Gram–Schmidt basis of their span, ``⟨Q_i|Q_j⟩ = δ_ij`` (rows
+        ``≥ rank[r]`` unused): ``y_k = Σ_j C_kj Q_j``.
+    E : ndarray, shape (R, capacity, N)
+        One standard-normal innovation per basis vector, orthonormal in the particle inner
+        product; the hats are ``Ẑ^{W y_k} = Σ_j C_kj E_j`` (Def. 4.1), so their covariance
+        is ``⟨y_k|y_l⟩``.  ``E`` is also the regressor set of the Ż (Stein) terms.
+    rank : ndarray of int64, shape (R,)
+        Basis vectors per replica (fewer than ``count`` when vectors repeat).
+    count : int
+        Vectors appended so far (the same in every replica).
+    """
 
     def __init__(self, n_rep: int, capacity: int, n_particles: int) -> None:
         shape = (n_rep, capacity, n_particles)
@@ -188,18 +206,25 @@ class ParticleSystem:
         return self._adam[M]
 
     def _matrix(self, M: int, V: NDArray[np.float64], n_mem: int, forward: bool) -> Any:
-        """``W_t^M V`` (forward) or ``W_t^{M⊤} V`` (backward) for vectors V (R, B, N)."""
+        """``W_t^M V`` (forward) or ``W_t^{M⊤} V`` (backward) for vectors V (R, B, N).
+
+        ``n_mem = t·B`` is the number of training vectors per family that make up the
+        weight update ``ΔW_t`` (B per completed step): the passes take it in this form
+        because the SGD memory kernel sums over those family rows, while the step index
+        ``t = n_mem // B`` selects the backward ranks of step ``t`` and Adam's moments.
+        """
         own, other = (self.fwd[M], self.bwd[M]) if forward else (self.bwd[M], self.fwd[M])
+        step = n_mem // self.spec.batch
         out = own.append(V, self.rng, self.base)
         # a forward vector at step t depends only on the backward hats of steps < t
-        rank = self.bwd_ranks[n_mem // self.spec.batch][M] if forward else other.rank
+        rank = self.bwd_ranks[step][M] if forward else other.rank
         other.add_stein(V, out, rank)
         if n_mem == 0:
             return out
         if self.spec.optimizer == "sgd":
             pk.memory_product(own.Y, other.Y, n_mem, V, self.spec.sgd_scale, out)
         else:
-            D, perm, pos = self._adam_state(M, n_mem // self.spec.batch)
+            D, perm, pos = self._adam_state(M, step)
             apply = pa.adam_forward if forward else pa.adam_backward
             apply(D, perm, pos, V, -self.spec.adam_lr, out)
         return out

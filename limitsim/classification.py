@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from limitsim._generated import exponents
-from limitsim.parametrization import check_real
+from limitsim.validation import check_real
 
 __all__ = ["Classification", "classify"]
 

@@ -1,237 +1,51 @@
 """Datasets as :class:`limitsim.Task` objects: digits, synthetic tasks and local CIFAR-10.
 
+Each loader here is the loader of the same name in :mod:`limitsim._datasets` (same
+parameters and documentation) with its result made a :class:`limitsim.Task`;
+:func:`load_dataset` and :meth:`limitsim.Task.from_dataset` pick one by name.
+
 Every loader returns a Task whose step ``t`` trains on ``X[t]`` (B, d) with targets ``Y[t]``
 (B, e).  Mini-batches are drawn without replacement within an epoch (a fresh permutation per
 epoch from ``np.random.default_rng(seed)``; a batch may straddle two epochs).  Held-out data,
-where a loader has some, becomes ``eval_X``/``eval_Y``.
-
-Input scale: features are standardized (zero mean, unit variance per feature, statistics of
-the training split; constant features become 0) and, with ``unit_norm=True`` (default),
-divided by ``sqrt(d)`` so that ``E‖ξ‖² ≈ 1``, i.e. ``K^0 = ξξᵀ = Θ(1)`` with the N(0, 1) input
-layer of the paper (``theory/tp6-notes.md`` §3.6).  Classification targets are one-hot.
-
-No loader touches the network: digits ships with scikit-learn, CIFAR-10 is read from a local
-directory in the standard "python version" pickle format (``data_batch_1`` … ``data_batch_5``,
-``test_batch``; each a dict with ``b"data"`` (N, 3072) uint8 and ``b"labels"``).  The pickles
-are read with an unpickler that only admits numpy arrays, so a foreign pickle cannot run code.
+where a loader has some, becomes ``eval_X``/``eval_Y``.  Inputs are standardized and, with
+``unit_norm=True``, scaled to ``E‖ξ‖² ≈ 1``; classification targets are one-hot (details in
+:mod:`limitsim._datasets`).  No loader touches the network.
 """
 
 from __future__ import annotations
 
-import io
-import math
-import pickle
+import functools
+import inspect
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from limitsim.parametrization import check_depth
-from limitsim.task import LOSSES, Task
+from limitsim import _datasets
+from limitsim.task import Task
 
 __all__ = ["DATASETS", "cifar10", "digits", "few_point", "load_dataset", "teacher"]
 
-CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_TEST_FILE = "test_batch"
 
+def _task_loader(fields: Callable[..., _datasets.TaskFields]) -> Callable[..., Task]:
+    """The loader ``fields`` with its result made a :class:`Task` (signature and doc kept)."""
 
-def digits(
-    *,
-    steps: int = 500,
-    batch_size: int = 64,
-    seed: int = 0,
-    loss: str = "xent",
-    eval_fraction: float = 0.2,
-    unit_norm: bool = True,
-) -> Task:
-    """scikit-learn's 8×8 handwritten digits (1797 images, d = 64, 10 classes, one-hot).
+    @functools.wraps(fields)
+    def load(*args: Any, **kwargs: Any) -> Task:
+        return Task(**fields(*args, **kwargs))
 
-    Parameters
-    ----------
-    steps, batch_size : int
-        Number of steps T and batch size B.
-    seed : int
-        Seed of the train/eval split and of the batch order.
-    loss : {"xent", "mse"}
-    eval_fraction : float
-        Fraction of images held out as ``eval_X``/``eval_Y`` (0 for none).
-    unit_norm : bool
-        Divide the standardized inputs by ``sqrt(d)`` (module docstring).
-    """
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return _classification_task(
-        np.asarray(bunch.data, dtype=np.float64),
-        np.asarray(bunch.target),
-        10,
-        name="digits",
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        loss=loss,
-        eval_fraction=eval_fraction,
-        unit_norm=unit_norm,
+    load.__signature__ = inspect.signature(fields).replace(  # type: ignore[attr-defined]
+        return_annotation="Task"
     )
-
-
-def teacher(
-    *,
-    steps: int = 500,
-    batch_size: int = 64,
-    seed: int = 0,
-    d_in: int = 16,
-    d_out: int = 1,
-    teacher_width: int = 64,
-    phi: str = "tanh",
-    n_train: int | None = None,
-    n_eval: int = 256,
-    loss: str = "mse",
-) -> Task:
-    """Regression on a random two-layer teacher ``y = Aᵀ φ(B ξ √d) / sqrt(k)``.
-
-    Inputs ξ ~ N(0, I/d) (so ``‖ξ‖² ≈ 1``), ``B`` (k, d) and ``A`` (k, e) have N(0, 1) entries,
-    ``k = teacher_width``; targets are Θ(1).  With ``n_train=None`` every batch is fresh
-    (online learning); otherwise batches are drawn from a fixed training set of that size.
-    The targets are real-valued: ``loss="xent"`` is refused.
-    """
-    from limitsim.nonlinearities import nonlinearity
-
-    for name, value in (("d_in", d_in), ("d_out", d_out), ("teacher_width", teacher_width)):
-        check_depth(value, name)
-    steps, batch_size = check_depth(steps, "steps"), check_depth(batch_size, "batch_size")
-    rng = np.random.default_rng(seed)
-    B = rng.standard_normal((teacher_width, d_in))
-    A = rng.standard_normal((teacher_width, d_out))
-    act = nonlinearity(phi)
-
-    def label(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.asarray(act(x @ B.T * math.sqrt(d_in)) @ A / math.sqrt(teacher_width))
-
-    def sample(count: int) -> NDArray[np.float64]:
-        return rng.standard_normal((count, d_in)) / math.sqrt(d_in)
-
-    eval_X = sample(n_eval) if n_eval else None
-    if n_train is None:
-        X = sample(steps * batch_size).reshape(steps, batch_size, d_in)
-    else:
-        pool = sample(check_depth(n_train, "n_train"))
-        X = pool[_batch_indices(pool.shape[0], steps, batch_size, rng)]
-    return Task(
-        X=X,
-        Y=label(X),
-        loss=_regression_loss(loss, "teacher"),
-        eval_X=eval_X,
-        eval_Y=None if eval_X is None else label(eval_X),
-        name=f"teacher(d={d_in}, e={d_out}, k={teacher_width}, {act.name})",
-    )
-
-
-def few_point(
-    *,
-    steps: int = 100,
-    n_points: int = 4,
-    d_in: int = 8,
-    d_out: int = 1,
-    seed: int = 0,
-    loss: str = "mse",
-) -> Task:
-    """Full-batch regression of ``n_points`` random unit-norm inputs onto N(0, 1) targets.
-
-    The same batch is used at every step (``Task.full_batch``), the setting of the paper's
-    one-step scaling arguments (Sec. 3, App. D); ``eval_X`` is the batch itself.  The targets
-    are real-valued: ``loss="xent"`` is refused.
-    """
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((check_depth(n_points, "n_points"), check_depth(d_in, "d_in")))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    Y = rng.standard_normal((n_points, check_depth(d_out, "d_out")))
-    return Task.full_batch(
-        X,
-        Y,
-        steps,
-        loss=_regression_loss(loss, "few_point"),
-        eval_X=X,
-        eval_Y=Y,
-        name=f"few_point({n_points})",
-    )
-
-
-def cifar10(
-    path: str | Path,
-    *,
-    steps: int = 500,
-    batch_size: int = 64,
-    seed: int = 0,
-    loss: str = "xent",
-    n_train: int | None = None,
-    n_eval: int | None = 1000,
-    unit_norm: bool = True,
-) -> Task:
-    """CIFAR-10 from a local directory of python-pickle batches (flattened, d = 3072).
-
-    Parameters
-    ----------
-    path : str or Path
-        Directory holding ``data_batch_1`` … ``data_batch_5`` and ``test_batch``.
-    n_train : int, optional
-        Use the first ``n_train`` training images (default all).
-    n_eval : int or None
-        Number of test images used as ``eval_X`` (None or 0: none; the test file is then not
-        read).
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the missing directory or file.
-    ValueError
-        Naming a file that is not a valid CIFAR-10 batch.
-
-    Notes
-    -----
-    ``Task`` stores every step's batch, i.e. ``T B d`` float64 values (≈ 1.6 GB for 1000 steps
-    of batch 64): long CIFAR runs should be split into several tasks.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"CIFAR-10 directory not found: path={str(root)!r}")
-    parts = [_read_cifar_batch(root / name) for name in CIFAR_TRAIN_FILES]
-    data = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    if n_train is not None:
-        count = check_depth(n_train, "n_train")
-        data, labels = data[:count], labels[:count]
-    eval_data = eval_labels = None
-    if n_eval:
-        eval_data, eval_labels = _read_cifar_batch(root / CIFAR_TEST_FILE)
-        count = check_depth(n_eval, "n_eval")
-        eval_data, eval_labels = eval_data[:count], eval_labels[:count]
-    return _classification_task(
-        data.astype(np.float64),
-        labels,
-        10,
-        name="cifar10",
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        loss=loss,
-        eval_fraction=0.0,
-        unit_norm=unit_norm,
-        eval_set=None
-        if eval_data is None
-        else (eval_data.astype(np.float64), cast(NDArray[np.int64], eval_labels)),
-    )
+    return load
 
 
 #: Loader of each dataset name accepted by :func:`load_dataset` / ``Task.from_dataset``.
 DATASETS: dict[str, Callable[..., Task]] = {
-    "digits": digits,
-    "teacher": teacher,
-    "few_point": few_point,
-    "cifar10": cifar10,
+    name: _task_loader(fields) for name, fields in _datasets.LOADERS.items()
 }
+digits = DATASETS["digits"]
+teacher = DATASETS["teacher"]
+few_point = DATASETS["few_point"]
+cifar10 = DATASETS["cifar10"]
 
 
 def load_dataset(name: str, **kwargs: Any) -> Task:
@@ -242,136 +56,4 @@ def load_dataset(name: str, **kwargs: Any) -> Task:
     ValueError
         For an unknown name (the message lists the valid names).
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
-    return DATASETS[name](**kwargs)
-
-
-# ----------------------------------------------------------------------- helpers
-def _check_loss(loss: str) -> Literal["mse", "xent"]:
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    return cast(Literal["mse", "xent"], loss)
-
-
-def _regression_loss(loss: str, task: str) -> Literal["mse", "xent"]:
-    """``loss`` of a task with real-valued targets: cross-entropy is refused."""
-    if loss == "xent":
-        raise ValueError(
-            f"the {task} task has real-valued regression targets; loss='xent' needs class "
-            "targets (one-hot or probabilities): use loss='mse' or a classification dataset "
-            "(digits, cifar10)"
-        )
-    return _check_loss(loss)
-
-
-def _batch_indices(
-    count: int, steps: int, batch_size: int, rng: np.random.Generator
-) -> NDArray[np.intp]:
-    """Indices (T, B): consecutive slices of concatenated per-epoch permutations."""
-    epochs = -(-steps * batch_size // count)
-    order = np.concatenate([rng.permutation(count) for _ in range(epochs)])
-    return order[: steps * batch_size].reshape(steps, batch_size)
-
-
-def _classification_task(
-    data: NDArray[np.float64],
-    labels: NDArray[Any],
-    classes: int,
-    *,
-    name: str,
-    steps: int,
-    batch_size: int,
-    seed: int,
-    loss: str,
-    eval_fraction: float,
-    unit_norm: bool,
-    eval_set: tuple[NDArray[np.float64], NDArray[Any]] | None = None,
-) -> Task:
-    steps, batch_size = check_depth(steps, "steps"), check_depth(batch_size, "batch_size")
-    loss = _check_loss(loss)
-    if not 0.0 <= eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction must lie in [0, 1), got {eval_fraction}")
-    rng = np.random.default_rng(seed)
-    if eval_set is None and eval_fraction > 0:
-        order = rng.permutation(data.shape[0])
-        cut = round(data.shape[0] * (1.0 - eval_fraction))
-        eval_set = (data[order[cut:]], labels[order[cut:]])
-        data, labels = data[order[:cut]], labels[order[:cut]]
-    mean, std = data.mean(axis=0), data.std(axis=0)
-    scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
-    if unit_norm:
-        scale /= math.sqrt(data.shape[1])
-
-    def prepare(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        prepared: NDArray[np.float64] = (x - mean) * scale
-        return prepared
-
-    onehot = np.eye(classes)
-    index = _batch_indices(data.shape[0], steps, batch_size, rng)
-    inputs = prepare(data)
-    return Task(
-        X=inputs[index],
-        Y=onehot[labels[index]],
-        loss=loss,
-        eval_X=None if eval_set is None else prepare(eval_set[0]),
-        eval_Y=None if eval_set is None else onehot[eval_set[1]],
-        name=name,
-    )
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that admits only numpy arrays/dtypes (CIFAR batches need nothing else).
-
-    ``_codecs.encode`` is admitted too: protocol-2 pickles written by Python 3 rebuild bytes
-    with it; it only encodes a string.
-    """
-
-    ALLOWED: frozenset[tuple[str, str]] = frozenset(
-        [
-            *(
-                (module, name)
-                for module in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy")
-                for name in ("_reconstruct", "scalar", "ndarray", "dtype")
-            ),
-            ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
-        ]
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            if module.startswith("numpy.core") and hasattr(np, "_core"):
-                module = module.replace("numpy.core", "numpy._core", 1)  # numpy 2: no warning
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
-
-
-def _read_cifar_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """``(data (N, 3072) uint8, labels (N,))`` of one CIFAR-10 pickle batch."""
-    if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-10 batch file not found: {str(path)!r}")
-    try:
-        raw = path.read_bytes()
-        batch = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
-        data = np.asarray(batch[b"data"])
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        KeyError,
-        TypeError,
-        ValueError,
-        IndexError,
-        AttributeError,
-    ) as exc:
-        raise ValueError(
-            f"corrupt or unsupported CIFAR-10 batch file {str(path)!r}: {exc!r}"
-        ) from None
-    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
-        raise ValueError(
-            f"corrupt CIFAR-10 batch file {str(path)!r}: expected data (N, 3072) and N labels, "
-            f"got data {data.shape} and labels {labels.shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"corrupt CIFAR-10 batch file {str(path)!r}: labels outside 0..9")
-    return data.astype(np.uint8, copy=False), labels
+    return Task.from_dataset(name, **kwargs)

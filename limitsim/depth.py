@@ -5,7 +5,8 @@ paper's Def. E.1 recursion as a hypothesis to test against it.
 L → ∞ limit at rate O(1/L) (Thm. C.3 for the linear case; ``tp6-notes.md`` §3.7).
 :func:`depth_limit` runs :func:`limitsim.simulate_limit` at each depth of a ladder (each with
 independent randomness) and extrapolates with first-order Richardson from the two largest
-depths, ``f∞ ≈ (L₂ f(L₂) − L₁ f(L₁))/(L₂ − L₁)``.  Its error estimate combines
+depths, ``f∞ ≈ (L₂ f(L₂) − L₁ f(L₁))/(L₂ − L₁)`` (:func:`extrapolate_first_order`).  Its
+error estimate combines
 
 - the Monte Carlo error, propagated through the Richardson weights, and
 - the extrapolation error, estimated as the change between the first-order extrapolations
@@ -32,19 +33,36 @@ import numpy as np
 from numpy.typing import NDArray
 
 from limitsim._def_e1 import VARIANTS, solve_def_e1
-from limitsim.nonlinearities import Nonlinearity, nonlinearity
-from limitsim.parametrization import Parametrization, check_depth
+from limitsim.architecture import Architecture, resolve
+from limitsim.nonlinearities import Nonlinearity
+from limitsim.parametrization import Parametrization
 from limitsim.particles import simulate_limit
-from limitsim.run import Run
+from limitsim.run import Run, check_training_inputs
 from limitsim.task import Task
+from limitsim.validation import check_depth, check_limit_alpha
 
-__all__ = ["E1Comparison", "compare_def_e1", "def_e1", "depth_limit", "richardson"]
+__all__ = ["E1Comparison", "compare_def_e1", "def_e1", "depth_limit", "extrapolate_first_order"]
 
 
-def richardson(
+def extrapolate_first_order(
     values: NDArray[np.float64], se: NDArray[np.float64] | None, depths: tuple[int, ...]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Extrapolate ``values`` (k, ...) at ``depths`` (increasing, k ≥ 3) to L = ∞ at O(1/L).
+
+    First-order Richardson from the two largest depths, ``(L₂ f(L₂) − L₁ f(L₁))/(L₂ − L₁)``,
+    which removes the O(1/L) term of the depth error (Tensor Programs VI, Thm. C.3;
+    ``tp6-notes.md`` §3.7) and keeps the Monte Carlo noise small (two weights); the third
+    depth serves only the error estimate.  Contrast
+    :func:`limitsim.linear_depth.extrapolate_polynomial` (every order, deterministic values).
+
+    Parameters
+    ----------
+    values : ndarray, shape (k, ...)
+        The quantity at each depth.
+    se : ndarray, shape (k, ...), optional
+        Independent standard errors of ``values``.
+    depths : tuple of int
+        At least three increasing depths.
 
     Returns
     -------
@@ -71,19 +89,21 @@ def depth_limit(
     task: Task,
     param: Parametrization,
     *,
-    phi: str | Nonlinearity = "relu",
+    phi: str | Nonlinearity | None = None,
     depths: tuple[int, ...] = (4, 8, 16, 32),
     n_particles: int = 4096,
     seed: int = 0,
     progress: bool = True,
+    arch: Architecture | None = None,
     **options: Any,
 ) -> Run:
     """The L → ∞ limit of training by the simulator at a ladder of depths, extrapolated.
 
     Parameters
     ----------
-    task, param, phi, n_particles :
-        As for :func:`limitsim.simulate_limit` (``options`` are its other keywords).
+    task, param, phi, arch, n_particles :
+        As for :func:`limitsim.simulate_limit` (``options`` are its other keywords, including
+        the loose ``block``, ``block_depth``, ``pre_ln``).
     depths : tuple of int
         At least three increasing depths; the extrapolation uses the largest ones.
     seed : int
@@ -93,20 +113,23 @@ def depth_limit(
     -------
     Run
         ``route="depth_limit"``: ``f``, ``loss`` (and ``f_eval``) extrapolated; ``f_se``,
-        ``loss_se`` = sqrt(Monte Carlo² + extrapolation²).  ``config`` holds the ladder
+        ``loss_se`` (and ``f_eval_se``) = sqrt(Monte Carlo² + extrapolation²).  ``options``
+        (and so ``config``) hold the ladder
         (``ladder_f``, ``ladder_f_se``, ``ladder_loss``, ``ladder_loss_se``) and the two
         error parts (``f_mc_se``, ``f_extrapolation_error``, ``loss_mc_se``,
         ``loss_extrapolation_error``).
     """
     depths = tuple(check_depth(L) for L in depths)
     _check_ladder(depths)  # before any simulation
+    loose = {key: options.pop(key, None) for key in ("block", "block_depth", "pre_ln")}
+    arch = resolve(arch, phi=phi, **loose)
     children = np.random.SeedSequence(seed).spawn(len(depths))
     runs = [
         simulate_limit(
             task,
             param,
             depth=L,
-            phi=phi,
+            arch=arch,
             n_particles=n_particles,
             seed=np.random.default_rng(child),
             progress=progress,
@@ -118,16 +141,16 @@ def depth_limit(
     f_se_all = np.stack([cast(NDArray[np.float64], r.f_se) for r in runs])
     loss_all = np.stack([r.loss for r in runs])
     loss_se_all = np.stack([cast(NDArray[np.float64], r.loss_se) for r in runs])
-    f, f_mc, f_ex = richardson(f_all, f_se_all, depths)
-    loss, loss_mc, loss_ex = richardson(loss_all, loss_se_all, depths)
-    f_eval = None
-    config: dict[str, Any] = dict(runs[-1].config)
+    f, f_mc, f_ex = extrapolate_first_order(f_all, f_se_all, depths)
+    loss, loss_mc, loss_ex = extrapolate_first_order(loss_all, loss_se_all, depths)
+    f_eval = f_eval_se = None
+    config: dict[str, Any] = dict(runs[-1].options)
     config.pop("depth")
     if runs[-1].f_eval is not None:
         ev = np.stack([cast(NDArray[np.float64], r.f_eval) for r in runs])
-        ev_se = np.stack([r.config["f_eval_se"] for r in runs])
-        f_eval, ev_mc, ev_ex = richardson(ev, ev_se, depths)
-        config["f_eval_se"] = np.hypot(ev_mc, ev_ex)
+        ev_se = np.stack([cast(NDArray[np.float64], r.f_eval_se) for r in runs])
+        f_eval, ev_mc, ev_ex = extrapolate_first_order(ev, ev_se, depths)
+        f_eval_se = np.hypot(ev_mc, ev_ex)
     config.update(
         depths=depths,
         seed=seed,
@@ -145,12 +168,15 @@ def depth_limit(
         f=f,
         loss=loss,
         route="depth_limit",
-        config=config,
+        param=param,
+        arch=arch,
+        options=config,
         diverged=bool(stops),
         diverged_step=min(cast(list[int], stops)) if stops else None,
         f_se=np.hypot(f_mc, f_ex),
         loss_se=np.hypot(loss_mc, loss_ex),
         f_eval=f_eval,
+        f_eval_se=f_eval_se,
     )
 
 
@@ -184,16 +210,21 @@ def def_e1(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_training_inputs(task, param, None)
     if param.optimizer != "sgd":
         raise ValueError("unsupported combination: Def. E.1 is an SGD recursion (optimizer='sgd')")
-    if param.alpha < 0.5:
-        raise ValueError(f"alpha = {param.alpha} < 1/2 has no limit (Claim 7.1)")
-    act = nonlinearity(phi)
+    check_limit_alpha(param.alpha)
+    arch = Architecture(phi)
     depth = check_depth(depth)
-    f, _ = solve_def_e1(task, param, act, depth, variant)
-    config = {"depth": depth, "phi": act.name, "variant": variant, "parametrization": param.name}
-    config.update({name: getattr(param, name) for name in param.__dataclass_fields__})
-    return Run(f=f, loss=task.value(f, task.Y), route="def_e1", config=config)
+    f, _ = solve_def_e1(task, param, arch.phi, depth, variant)
+    return Run(
+        f=f,
+        loss=task.value(f, task.Y),
+        route="def_e1",
+        param=param,
+        arch=arch,
+        options={"depth": depth, "variant": variant},
+    )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -233,8 +264,8 @@ def compare_def_e1(
 ) -> E1Comparison:
     """How far Def. E.1 (as printed, and corrected) is from the extrapolated simulator.
 
-    Both are extrapolated to L = ∞ with :func:`richardson`; ``simulator_options`` go to
-    :func:`depth_limit`.
+    Both are extrapolated to L = ∞ with :func:`extrapolate_first_order`;
+    ``simulator_options`` go to :func:`depth_limit`.
     """
     sim = depth_limit(task, param, phi=phi, depths=depths, **simulator_options)
     moved = float(np.max(np.abs(sim.f - sim.f[:1])))
@@ -243,13 +274,15 @@ def compare_def_e1(
         ladder = np.stack(
             [def_e1(task, param, phi=phi, depth=L, variant=variant).f for L in e1_depths]
         )
-        f, _, err = richardson(ladder, None, tuple(e1_depths))
+        f, _, err = extrapolate_first_order(ladder, None, tuple(e1_depths))
         e1[variant] = Run(
             f=f,
             loss=task.value(f, task.Y),
             route="def_e1",
+            param=param,
+            arch=Architecture(phi),
             f_se=err,
-            config={"variant": variant, "depths": tuple(e1_depths), "ladder_f": ladder},
+            options={"variant": variant, "depths": tuple(e1_depths), "ladder_f": ladder},
         )
         diff = np.abs(f - sim.f)
         distance[variant] = float(diff.max())

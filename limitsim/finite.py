@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, cast
+from typing import Any, Literal, Required, TypedDict, Unpack, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,36 +45,47 @@ from threadpoolctl import threadpool_limits
 from limitsim._finite_loop import Trainer, memory_bytes
 from limitsim._finite_net import BatchedResnet, Hyper, Spec
 from limitsim._memory import check_memory as guard_memory
-from limitsim.nonlinearities import Nonlinearity, nonlinearity
-from limitsim.parametrization import Parametrization, check_depth
-from limitsim.run import Record, Run
+from limitsim.architecture import BLOCKS, Architecture, resolve
+from limitsim.nonlinearities import Nonlinearity
+from limitsim.parametrization import Parametrization
+from limitsim.run import Record, Run, check_training_inputs
 from limitsim.task import Task
+from limitsim.validation import (
+    check_bool,
+    check_depth,
+    check_integer,
+    check_positive_real,
+    check_type,
+)
 
 __all__ = ["BLOCKS", "DTYPES", "check_memory", "train_finite", "train_finite_batch"]
 
-BLOCKS = ("post", "pre")
 DTYPES = {"float64": np.float64, "float32": np.float32}
+_BLAS_THREADS = "a positive integer or None"
+
+
+class FiniteOptions(TypedDict, total=False):
+    """The keywords :func:`train_finite` passes on to :func:`train_finite_batch`."""
+
+    depth: Required[int]
+    width: Required[int]
+    phi: str | Nonlinearity | None
+    arch: Architecture | None
+    block_depth: int | None
+    block: Literal["post", "pre"] | None
+    pre_ln: bool | None
+    dtype: str
+    record: Record | None
+    train_input: bool
+    train_output: bool
+    divergence_bound: float
+    eval_every: int
+    blas_threads: int | None
+    progress: bool
 
 
 def train_finite(
-    task: Task,
-    param: Parametrization,
-    *,
-    depth: int,
-    width: int,
-    phi: str | Nonlinearity = "relu",
-    seed: int = 0,
-    block_depth: int = 1,
-    block: Literal["post", "pre"] = "post",
-    pre_ln: bool = False,
-    dtype: str = "float64",
-    record: Record | None = None,
-    train_input: bool = False,
-    train_output: bool = False,
-    divergence_bound: float = 1e8,
-    eval_every: int = 1,
-    blas_threads: int | None = 1,
-    progress: bool = False,
+    task: Task, param: Parametrization, *, seed: int = 0, **options: Unpack[FiniteOptions]
 ) -> Run:
     """Train one width-n, depth-L resnet on ``task`` (route R4).
 
@@ -86,16 +97,17 @@ def train_finite(
         (α, γ, a, η, optimizer, base depth): every scaling comes from its methods.
     depth, width : int
         Number of blocks L ≥ 1 and width n ≥ 1.
-    phi : str or Nonlinearity
-        Nonlinearity spec (see :func:`limitsim.nonlinearities.nonlinearity`).
+    phi : str or Nonlinearity, optional
+        Nonlinearity spec (see :func:`limitsim.nonlinearities.nonlinearity`); default
+        ``"relu"``.
     seed : int
         Seed of the initial weights (see :func:`limitsim._finite_net.draw_weights`).
-    block_depth : {1, 2}
-        Matrices per block.
-    block : {"post", "pre"}
-        ``"post"``: ``m MS(φ(W z))``; ``"pre"``: ``m W φ(z)`` (module docstring).
-    pre_ln : bool
-        LayerNorm (no affine, no ε) on ``x^{l-1}`` before each block.
+    arch : Architecture, optional
+        φ, block, block depth (1 or 2, either block) and pre-LN in one value
+        (:class:`limitsim.Architecture`, module docstring).
+    block_depth, block, pre_ln : optional
+        Loose alternative to ``arch`` (defaults 1, ``"post"``, False); a value that
+        conflicts with ``arch`` raises ValueError.
     dtype : {"float64", "float32"}
         Arithmetic precision (outputs are returned as float64).
     record : Record, optional
@@ -111,8 +123,7 @@ def train_finite(
     blas_threads : int or None
         BLAS threads while training (None: the library's setting).  Default 1: multithreaded
         BLAS on products of this size slows down many-fold as soon as other processes share
-        the cores (measured 3–9 vs 28–31 GFLOP/s at width 512 on 2 shared cores); sweeps
-        run one process per core instead.
+        the cores (``benchmarks/README.md``); sweeps run one process per core instead.
     progress : bool
         Show a tqdm progress bar over the steps.
 
@@ -130,27 +141,10 @@ def train_finite(
 
     Notes
     -----
-    This is :func:`train_finite_batch` with one configuration.
+    This is :func:`train_finite_batch` with one configuration (the keywords other than
+    ``seed`` are passed on; their defaults are that function's).
     """
-    (run,) = train_finite_batch(
-        task,
-        [param],
-        depth=depth,
-        width=width,
-        phi=phi,
-        seeds=[seed],
-        block_depth=block_depth,
-        block=block,
-        pre_ln=pre_ln,
-        dtype=dtype,
-        record=record,
-        train_input=train_input,
-        train_output=train_output,
-        divergence_bound=divergence_bound,
-        eval_every=eval_every,
-        blas_threads=blas_threads,
-        progress=progress,
-    )
+    (run,) = train_finite_batch(task, [param], seeds=[seed], **options)
     return run
 
 
@@ -160,11 +154,12 @@ def train_finite_batch(
     *,
     depth: int,
     width: int,
-    phi: str | Nonlinearity = "relu",
+    phi: str | Nonlinearity | None = None,
     seeds: int | Sequence[int] = 0,
-    block_depth: int = 1,
-    block: Literal["post", "pre"] = "post",
-    pre_ln: bool = False,
+    arch: Architecture | None = None,
+    block_depth: int | None = None,
+    block: Literal["post", "pre"] | None = None,
+    pre_ln: bool | None = None,
     dtype: str = "float64",
     record: Record | None = None,
     train_input: bool = False,
@@ -189,10 +184,10 @@ def train_finite_batch(
     configurations, trained concurrently on as many threads (numpy's products and the numba
     kernels release the GIL), each with ``blas_threads`` BLAS threads.  The numbers do not
     depend on it: every configuration's arithmetic is the same whatever else is in its batch
-    (tested bit for bit).  One configuration already runs at 70–85% of the one-core matmul
-    rate, so batching alone saves only Python overhead; ``threads=os.cpu_count()`` is what
-    uses a machine's other cores when one batch runs per machine.  Sweeps leave it at 1 (they
-    run one worker process per core).
+    (tested bit for bit).  Batching alone saves only Python overhead (one configuration
+    already runs near the one-core matmul rate, ``benchmarks/README.md``);
+    ``threads=os.cpu_count()`` is what uses a machine's other cores when one batch runs per
+    machine.  Sweeps leave it at 1 (they run one worker process per core).
 
     Returns
     -------
@@ -210,47 +205,31 @@ def train_finite_batch(
     Cost per step: ``≈ 6 K L bd B n²`` flops in batched BLAS
     calls; identical seeds share one weight draw.
     """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
-    bound = float(divergence_bound)
-    if not bound > 0:
-        raise ValueError(f"divergence_bound must be > 0, got {divergence_bound}")
-    if (
-        isinstance(eval_every, bool)
-        or not isinstance(eval_every, int | np.integer)
-        or (eval_every < 0)
-    ):
-        raise ValueError(f"eval_every must be a non-negative integer, got {eval_every!r}")
-    if record is not None:
-        if not isinstance(record, Record):
-            raise TypeError(f"record must be a limitsim.Record, got {type(record).__name__}")
-        record.check_steps(task.steps)
-    if blas_threads is not None and (
-        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
-    ):
-        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    bound = check_positive_real("divergence_bound", divergence_bound)
+    eval_every = check_integer("eval_every", eval_every)
+    if blas_threads is not None:
+        check_integer("blas_threads", blas_threads, minimum=1, what=_BLAS_THREADS)
+    threads = check_integer("threads", threads, minimum=1)
     param_list, seed_list = _broadcast(params, seeds)
-    architecture: dict[str, Any] = dict(
+    check_training_inputs(task, param_list[0], record)
+    arch = resolve(arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
+    spec = _spec(
+        task,
+        param_list,
         depth=depth,
         width=width,
-        phi=phi,
-        block_depth=block_depth,
-        block=block,
-        pre_ln=pre_ln,
+        arch=arch,
         dtype=dtype,
         train_input=train_input,
         train_output=train_output,
     )
-    if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    groups = np.array_split(np.arange(len(param_list)), min(int(threads), len(param_list)))
-    spec = _spec(task, param_list, **architecture)
-    _check_memory(spec, len(param_list), task, record, int(eval_every))
+    groups = np.array_split(np.arange(len(param_list)), min(threads, len(param_list)))
+    _check_memory(spec, len(param_list), task, record, eval_every)
     trainers = []
     for group in groups:
         params_k = [param_list[k] for k in group]
         net = BatchedResnet(spec, _hyper(params_k, spec), [seed_list[k] for k in group])
-        trainers.append(Trainer(task, net, bound, record, int(eval_every)))
+        trainers.append(Trainer(task, net, bound, record, eval_every))
     with threadpool_limits(blas_threads, user_api="blas"):
         if len(trainers) == 1:
             trainers[0].run(progress)
@@ -259,7 +238,6 @@ def train_finite_batch(
                 list(pool.map(Trainer.run, trainers, [progress] + [False] * (len(groups) - 1)))
     runs = []
     for group, trainer in zip(groups, trainers, strict=True):
-        spec = trainer.net.spec
         for i, k in enumerate(group):
             step = int(trainer.diverged_step[i])
             runs.append(
@@ -267,7 +245,9 @@ def train_finite_batch(
                     f=trainer.f[i],
                     loss=trainer.loss[i],
                     route="finite",
-                    config=_config(task, spec, param_list[k], seed_list[k], bound),
+                    param=param_list[k],
+                    arch=arch,
+                    options=_options(task, spec, seed_list[k], bound),
                     diverged=step >= 0,
                     diverged_step=step if step >= 0 else None,
                     f_eval=None if trainer.f_eval is None else trainer.f_eval[i],
@@ -288,11 +268,9 @@ def _broadcast(
     if not param_list or not seed_list:
         raise ValueError("params and seeds must not be empty")
     for p in param_list:
-        if not isinstance(p, Parametrization):
-            raise TypeError(f"params must be Parametrization objects, got {type(p).__name__}")
+        check_type("params", p, Parametrization, "Parametrization objects")
     for s in seed_list:
-        if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+        check_integer("seeds", s, what="non-negative integers")
     K = max(len(param_list), len(seed_list))
     if len(param_list) not in (1, K) or len(seed_list) not in (1, K):
         raise ValueError(
@@ -359,45 +337,36 @@ def _spec(
     *,
     depth: int,
     width: int,
-    phi: str | Nonlinearity = "relu",
-    block_depth: int = 1,
-    block: str = "post",
-    pre_ln: bool = False,
+    arch: Architecture | None = None,
+    phi: str | Nonlinearity | None = None,
+    block: Literal["post", "pre"] | None = None,
+    block_depth: int | None = None,
+    pre_ln: bool | None = None,
     dtype: str = "float64",
     train_input: bool = False,
     train_output: bool = False,
 ) -> Spec:
     """Validate the architecture arguments (shared by the configurations ``params``)."""
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
+    check_type("task", task, Task)
     optimizers = {p.optimizer for p in params}
     if len(optimizers) != 1:
         raise ValueError(f"all params must share one optimizer, got {sorted(optimizers)}")
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
-    if block_depth not in (1, 2) or isinstance(block_depth, bool):
-        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
-    if str(np.dtype(dtype) if not isinstance(dtype, str) else dtype) not in DTYPES:
+    arch = resolve(arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
+    name = str(np.dtype(dtype) if not isinstance(dtype, str) else dtype)
+    if name not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-    for name, flag in (
-        ("pre_ln", pre_ln),
-        ("train_input", train_input),
-        ("train_output", train_output),
-    ):
-        if not isinstance(flag, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     return Spec(
         depth=check_depth(depth, "depth"),
         width=check_depth(width, "width"),
         d_in=task.d_in,
         d_out=task.d_out,
-        phi=nonlinearity(phi),
-        block=block,
-        block_depth=int(block_depth),
-        pre_ln=bool(pre_ln),
-        dtype=DTYPES[str(np.dtype(dtype) if not isinstance(dtype, str) else dtype)],
-        train_input=bool(train_input),
-        train_output=bool(train_output),
+        phi=arch.phi,
+        block=arch.block,
+        block_depth=arch.block_depth,
+        pre_ln=arch.pre_ln,
+        dtype=DTYPES[name],
+        train_input=check_bool("train_input", train_input),
+        train_output=check_bool("train_output", train_output),
         optimizer=params[0].optimizer,
     )
 
@@ -422,31 +391,16 @@ def _hyper(params: list[Parametrization], spec: Spec) -> Hyper:
     )
 
 
-def _config(
-    task: Task, spec: Spec, param: Parametrization, seed: int, bound: float
-) -> dict[str, Any]:
+def _options(task: Task, spec: Spec, seed: int, bound: float) -> dict[str, Any]:
+    """The route options of a finite run (:attr:`limitsim.Run.options`)."""
     return {
         "depth": spec.depth,
         "width": spec.width,
-        "phi": spec.phi.name,
         "seed": seed,
-        "block": spec.block,
-        "block_depth": spec.block_depth,
-        "pre_ln": spec.pre_ln,
         "dtype": np.dtype(spec.dtype).name,
         "train_input": spec.train_input,
         "train_output": spec.train_output,
         "divergence_bound": bound,
-        "parametrization": param.name,
-        "alpha": param.alpha,
-        "gamma": param.gamma,
-        "a": param.a,
-        "eta": param.eta,
-        "optimizer": param.optimizer,
-        "base_depth": param.base_depth,
-        "beta1": param.beta1,
-        "beta2": param.beta2,
-        "eps": param.eps,
         "task": task.name,
         "steps": task.steps,
         "batch_size": task.batch_size,

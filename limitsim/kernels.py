@@ -43,9 +43,16 @@ from scipy.integrate import solve_ivp
 
 from limitsim import _kernels
 from limitsim._memory import check_memory
-from limitsim.nonlinearities import Nonlinearity, nonlinearity
-from limitsim.parametrization import Parametrization, check_depth
-from limitsim.task import as_finite_array
+from limitsim.architecture import BLOCKS, Architecture, resolve
+from limitsim.nonlinearities import Nonlinearity
+from limitsim.parametrization import Parametrization
+from limitsim.validation import (
+    as_finite_array,
+    check_depth,
+    check_limit_alpha,
+    check_real,
+    check_type,
+)
 
 __all__ = [
     "BLOCKS",
@@ -58,7 +65,6 @@ __all__ = [
     "kernel_bytes",
 ]
 
-BLOCKS = ("post", "pre")
 _ODE_TOL = {"rtol": 1e-11, "atol": 1e-13}
 #: Largest depth of the finite-depth recursion: it is Euler's method with step 1/L for the
 #: depth ODE, so beyond this it only approaches :func:`depth_limit_kernels` (error O(1/L)).
@@ -111,18 +117,11 @@ class DepthLimitKernels:
         return iter((self.K, self.G))
 
 
-def _check_inputs(X: ArrayLike) -> NDArray[np.float64]:
-    X = as_finite_array(X, "X", 2)
-    return X
-
-
-def _check_block(block: str, block_depth: int) -> None:
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
-    if block_depth not in (1, 2):
-        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
-    if block == "pre" and block_depth != 1:
-        raise ValueError("block='pre' supports block_depth=1 only")
+def _architecture(arch: Architecture | None, **loose: Any) -> tuple[Architecture, dict[str, Any]]:
+    """The route's Architecture (pre block of depth 1) and its :func:`block_increment` options."""
+    arch = resolve(arch, **loose)
+    arch.require_pre_depth_one("block='pre' supports block_depth=1 only")
+    return arch, {"block": arch.block, "block_depth": arch.block_depth, "pre_ln": arch.pre_ln}
 
 
 def block_increment(
@@ -159,13 +158,14 @@ def block_increment(
 
 def init_kernels(
     X: ArrayLike,
-    phi: str | Nonlinearity,
+    phi: str | Nonlinearity | None = None,
     *,
     depth: int,
     param: Parametrization,
-    block: Literal["post", "pre"] = "post",
-    block_depth: int = 1,
-    pre_ln: bool = False,
+    arch: Architecture | None = None,
+    block: Literal["post", "pre"] | None = None,
+    block_depth: int | None = None,
+    pre_ln: bool | None = None,
 ) -> InitKernels:
     """Kernels K^0..K^L and G^0..G^L of the infinite-width network at initialization.
 
@@ -173,19 +173,19 @@ def init_kernels(
     ----------
     X : ndarray, shape (P, d)
         Inputs ξ_1..ξ_P; ``K^0 = X Xᵀ``.
-    phi : str or Nonlinearity
-        Nonlinearity spec (see :func:`limitsim.nonlinearity`).
+    phi : str or Nonlinearity, optional
+        Nonlinearity spec (see :func:`limitsim.nonlinearity`); default ``"relu"``.
     depth : int
         Number of blocks L ≥ 1.
     param : Parametrization
         Supplies the branch multiplier a (L/L0)^-α (any α: α < 1/2 shows the blow-up of
         Claim 7.1).
-    block : {"post", "pre"}
-        Post-nonlin block with MS (paper's default) or pre-nonlin block ``W φ(x)``.
-    block_depth : {1, 2}
-        Layers per block (post block only).
-    pre_ln : bool
-        LayerNorm on x^{l−1} before the block.
+    arch : Architecture, optional
+        φ, block, block depth and pre-LN in one value (:class:`limitsim.Architecture`).
+        Block depth 2 needs the post block.
+    block, block_depth, pre_ln : optional
+        Loose alternative to ``arch`` (defaults ``"post"``, 1, False); a value that
+        conflicts with ``arch`` raises ValueError.
 
     Returns
     -------
@@ -199,7 +199,7 @@ def init_kernels(
         this machine's memory (:func:`kernel_bytes`).  After the recursion: when a kernel is
         not finite (it overflows float64), naming the first block where it happens.
     """
-    X = _check_inputs(X)
+    X = as_finite_array(X, "X", 2)
     depth = check_depth(depth)
     if depth > MAX_DEPTH:
         raise ValueError(
@@ -207,9 +207,10 @@ def init_kernels(
             "Euler's method for the depth ODE (error O(1/L)); use depth_limit_kernels for "
             "L -> infinity (limitsim kernels prints it as K_limit, G_limit)"
         )
-    if not isinstance(param, Parametrization):
-        raise TypeError(f"param must be a Parametrization, got {type(param).__name__}")
-    _check_block(block, block_depth)
+    check_type("param", param, Parametrization)
+    arch, options = _architecture(
+        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
+    )
     P = X.shape[0]
     check_memory(
         kernel_bytes(depth, P),
@@ -217,7 +218,6 @@ def init_kernels(
         state="kernel arrays (K, G and the backward factors)",
         advice="reduce the depth or the number of inputs",
     )
-    phi = nonlinearity(phi)
     c = param.branch_multiplier(depth) ** 2
     K = np.empty((depth + 1, P, P))
     factors = np.empty((depth, P, P))
@@ -226,15 +226,13 @@ def init_kernels(
     G[depth] = 1.0
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
         for layer in range(1, depth + 1):
-            forward, backward = block_increment(
-                phi, K[layer - 1], block=block, block_depth=block_depth, pre_ln=pre_ln
-            )
+            forward, backward = block_increment(arch.phi, K[layer - 1], **options)
             K[layer] = K[layer - 1] + c * forward
             factors[layer - 1] = 1.0 + c * backward
         for layer in range(depth, 0, -1):
             G[layer - 1] = G[layer] * factors[layer - 1]
-    _check_finite(K, "K", phi, order=1)
-    _check_finite(G, "G", phi, order=-1)
+    _check_finite(K, "K", arch.phi, order=1)
+    _check_finite(G, "G", arch.phi, order=-1)
     return InitKernels(K=K, G=G)
 
 
@@ -266,14 +264,15 @@ def _check_finite(
 
 def depth_limit_kernels(
     X: ArrayLike,
-    phi: str | Nonlinearity,
+    phi: str | Nonlinearity | None = None,
     *,
     a: float = 1.0,
     lambdas: ArrayLike,
     alpha: float = 0.5,
-    block: Literal["post", "pre"] = "post",
-    block_depth: int = 1,
-    pre_ln: bool = False,
+    arch: Architecture | None = None,
+    block: Literal["post", "pre"] | None = None,
+    block_depth: int | None = None,
+    pre_ln: bool | None = None,
 ) -> DepthLimitKernels:
     """Kernels of the L → ∞ limit at depth fractions λ ∈ [0, 1].
 
@@ -294,26 +293,25 @@ def depth_limit_kernels(
     alpha : float
         Branch exponent; 1/2 is the only value with a nontrivial limit.  α > 1/2 returns the
         trivial limit K(λ) = K^0, G = 11ᵀ; α < 1/2 raises (no limit).
-    block, block_depth, pre_ln
+    arch, block, block_depth, pre_ln
         As in :func:`init_kernels`.
 
     Returns
     -------
     DepthLimitKernels
     """
-    X = _check_inputs(X)
+    X = as_finite_array(X, "X", 2)
     lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
     if lam.ndim != 1 or lam.size == 0 or not np.all((lam >= 0) & (lam <= 1)):
         raise ValueError("lambdas must be a non-empty 1-d array of depth fractions in [0, 1]")
-    if not np.isfinite(a) or a <= 0:
+    if not check_real("a", a) > 0:
         raise ValueError(f"a must be a finite number > 0, got {a}")
-    if not np.isfinite(alpha) or alpha < 0.5:
-        raise ValueError(
-            f"alpha must be >= 1/2 for a depth limit, got {alpha}: for alpha < 1/2 the kernels "
-            "blow up like exp(L^(1-2 alpha)) (Claim 7.1); use init_kernels at finite depth"
-        )
-    _check_block(block, block_depth)
-    phi = nonlinearity(phi)
+    alpha = check_real("alpha", alpha)
+    check_limit_alpha(alpha, "; use init_kernels at finite depth")
+    arch, options = _architecture(
+        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
+    )
+    phi_ = arch.phi
     K0 = X @ X.T
     P = K0.shape[0]
     if alpha > 0.5:
@@ -322,19 +320,17 @@ def depth_limit_kernels(
             K=np.broadcast_to(K0, (lam.size, P, P)).copy(),
             G=np.ones((lam.size, P, P)),
         )
-    if phi.homogeneous is not None and block == "post" and block_depth == 1 and not pre_ln:
-        return _homogeneous_limit(K0, phi.homogeneous, a * a, lam)
+    default_block = arch.block == "post" and arch.block_depth == 1 and not arch.pre_ln
+    if phi_.homogeneous is not None and default_block:
+        return _homogeneous_limit(K0, phi_.homogeneous, a * a, lam)
 
     def rhs(_: float, y: NDArray[np.float64]) -> NDArray[np.float64]:
-        K = y[: P * P].reshape(P, P)
-        forward, backward = block_increment(
-            phi, K, block=block, block_depth=block_depth, pre_ln=pre_ln
-        )
+        forward, backward = block_increment(phi_, y[: P * P].reshape(P, P), **options)
         return (a * a) * np.concatenate([forward.ravel(), backward.ravel()])
 
     y0 = np.concatenate([K0.ravel(), np.zeros(P * P)])
     grid = np.union1d(lam, [1.0])
-    what = f"phi={phi.name!r}, a={a}"
+    what = f"phi={phi_.name!r}, a={a}"
     sol = _solve(rhs, y0, grid, what)
     K_path = sol.y[: P * P].T.reshape(-1, P, P)
     integral = sol.y[P * P :].T.reshape(-1, P, P)

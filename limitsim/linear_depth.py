@@ -33,11 +33,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from limitsim.linear_limit import linear_limit
-from limitsim.parametrization import Parametrization, check_depth
+from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Recorded, Run
 from limitsim.task import Task
+from limitsim.validation import check_depth, check_type
 
-__all__ = ["linear_depth_limit", "richardson"]
+__all__ = ["extrapolate_polynomial", "linear_depth_limit"]
 
 
 def linear_depth_limit(
@@ -79,30 +80,30 @@ def linear_depth_limit(
         for L in depths
     ]
     h = 1.0 / np.asarray(depths, dtype=np.float64)
-    f, f_err = richardson(h, np.stack([run.f for run in runs]))
+    f, f_err = extrapolate_polynomial(h, np.stack([run.f for run in runs]))
     loss = np.asarray(task.value(f, task.Y), dtype=np.float64)
-    _, lower = richardson(h[1:], np.stack([run.f for run in runs[1:]]), error=False)
+    _, lower = extrapolate_polynomial(h[1:], np.stack([run.f for run in runs[1:]]), error=False)
     loss_se = np.abs(loss - np.asarray(task.value(lower, task.Y), dtype=np.float64))
     f_eval = None
     if task.eval_X is not None:
-        f_eval, _ = richardson(h, np.stack([cast(NDArray[np.float64], run.f_eval) for run in runs]))
+        f_eval, _ = extrapolate_polynomial(
+            h, np.stack([cast(NDArray[np.float64], run.f_eval) for run in runs])
+        )
     steps = [run.diverged_step for run in runs if run.diverged]
     diverged_step = min(cast(list[int], steps)) if steps else None
-    config: dict[str, Any] = {
+    options = {
         "grid": ",".join(str(L) for L in depths),
         "method": "richardson in 1/L",
-        **{
-            k: v
-            for k, v in runs[-1].config.items()
-            if k in ("phi", "alpha", "gamma", "a", "eta", "optimizer", "base_depth")
-        },
+        "divergence_bound": float(divergence_bound),
     }
     recorded = None if record is None else _extrapolate_recorded(h, depths, runs)
     return Run(
         f=f,
         loss=loss,
         route="depth_limit",
-        config=config,
+        param=param,
+        arch=runs[-1].arch,
+        options=options,
         diverged=diverged_step is not None,
         diverged_step=diverged_step,
         f_se=f_err,
@@ -112,10 +113,17 @@ def linear_depth_limit(
     )
 
 
-def richardson(
+def extrapolate_polynomial(
     h: NDArray[np.float64], values: NDArray[np.float64], *, error: bool = True
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Extrapolate ``values[i] ≈ v(h[i])`` to h = 0 by Neville's scheme (all points).
+    """Extrapolate ``values[i] ≈ v(h[i])`` to h = 0 through every point (Neville's scheme).
+
+    The value at h = 0 of the polynomial of degree K − 1 through all K points: Richardson
+    extrapolation of every order at once, exact when ``v`` is a polynomial of degree < K in
+    ``h``.  Used with ``h = 1/L`` for the deterministic linear limit, whose error expands in
+    integer powers of 1/L on the line α + γ = 1 with α ∈ {1/2, 1} (module docstring;
+    Tensor Programs VI, Prop. 4.4 / C.2).  Contrast :func:`limitsim.depth.extrapolate_first_order`,
+    first order only, for Monte Carlo ladders.
 
     Parameters
     ----------
@@ -146,8 +154,7 @@ def richardson(
 
 
 def _check_grid(grid: Any, param: Any, record: Record | None) -> list[int]:
-    if not isinstance(param, Parametrization):
-        raise TypeError(f"param must be a limitsim.Parametrization, got {type(param).__name__}")
+    check_type("param", param, Parametrization)
     if not math.isclose(param.alpha + param.gamma, 1.0, abs_tol=1e-12):
         kind = "trivial (f_t -> f_0 = 0)" if param.alpha + param.gamma > 1 else "unstable"
         raise ValueError(
@@ -190,7 +197,7 @@ def _extrapolate_recorded(h: NDArray[np.float64], depths: list[int], runs: list[
     se: dict[str, NDArray[np.float64]] = {}
     for key, values in parts.items():
         if values:
-            out[key], se[key] = richardson(h, np.stack(values))
+            out[key], se[key] = extrapolate_polynomial(h, np.stack(values))
     first = runs[0].recorded
     assert first is not None
     return Recorded(

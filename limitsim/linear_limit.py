@@ -41,17 +41,19 @@ per step: O(T³ L²), against the naive O(T² L (TL)²) of dense quadratic forms
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from limitsim import _linear_kernels as lk
 from limitsim._linear_record import record_probe
+from limitsim.architecture import Architecture
 from limitsim.nonlinearities import Nonlinearity, nonlinearity
-from limitsim.parametrization import Parametrization, check_depth
-from limitsim.run import Record, Run
+from limitsim.parametrization import Parametrization
+from limitsim.run import Record, Run, check_training_inputs
 from limitsim.task import Task
+from limitsim.validation import check_depth, check_limit_alpha, check_positive_real, diverged
 
 __all__ = ["linear_limit"]
 
@@ -102,9 +104,7 @@ def linear_limit(
     """
     L = check_depth(depth)
     _check_inputs(task, param, phi, record)
-    bound = float(divergence_bound)
-    if not bound > 0:
-        raise ValueError(f"divergence_bound must be > 0, got {divergence_bound}")
+    bound = check_positive_real("divergence_bound", divergence_bound)
     T, B, d, e = task.steps, task.batch_size, task.d_in, task.d_out
     beta = param.branch_multiplier(L)
     rho = param.learning_rate(L) * beta
@@ -119,7 +119,7 @@ def linear_limit(
     for t in range(T):
         inputs = task.X[t] if task.eval_X is None else np.vstack([task.X[t], task.eval_X])
         out = state.readout(t, inputs)
-        if not (np.all(np.isfinite(out)) and np.all(np.abs(out) <= bound)):
+        if diverged(out, bound):
             diverged_step = t
             break
         f[t] = out[:B]
@@ -136,15 +136,8 @@ def linear_limit(
     if record is not None:
         done = T if diverged_step is None else diverged_step
         recorded = record_probe(state, record, task, done)
-    config: dict[str, Any] = {
+    options: dict[str, Any] = {
         "depth": L,
-        "phi": "linear",
-        "alpha": param.alpha,
-        "gamma": param.gamma,
-        "a": param.a,
-        "eta": param.eta,
-        "optimizer": param.optimizer,
-        "base_depth": param.base_depth,
         "branch_multiplier": beta,
         "learning_rate": param.learning_rate(L),
         "channels": r,
@@ -154,7 +147,9 @@ def linear_limit(
         f=f,
         loss=loss,
         route="linear_limit",
-        config=config,
+        param=param,
+        arch=Architecture("linear"),
+        options=options,
         diverged=diverged_step is not None,
         diverged_step=diverged_step,
         f_eval=f_eval,
@@ -162,34 +157,22 @@ def linear_limit(
     )
 
 
-def _check_inputs(task: Any, param: Any, phi: Any, record: Any) -> None:
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a limitsim.Task, got {type(task).__name__}")
-    if task.steps == 0 or task.batch_size == 0:
-        raise ValueError(f"task is empty: X has shape {task.X.shape}; need >= 1 step and example")
-    if not isinstance(param, Parametrization):
-        raise TypeError(f"param must be a limitsim.Parametrization, got {type(param).__name__}")
+def _check_inputs(task: object, param: object, phi: object, record: object) -> None:
+    """The arguments the exact linear limit accepts (SGD, α ≥ 1/2, φ = identity)."""
+    check_training_inputs(task, param, record)
+    assert isinstance(param, Parametrization)
     if param.optimizer != "sgd":
         raise ValueError(
             f"linear_limit supports optimizer='sgd' only, got {param.optimizer!r}: the Adam limit "
             "is not Gaussian; use limitsim.simulate_limit (particle simulator) or train_finite"
         )
-    if param.alpha < 0.5:
-        raise ValueError(
-            f"alpha must be >= 1/2, got {param.alpha}: for alpha < 1/2 the network is unstable at "
-            "initialization (Claim 7.1; kernels grow like exp(L^(1-2 alpha)))"
-        )
-    spec = nonlinearity(phi)
+    check_limit_alpha(param.alpha)
+    spec = nonlinearity(cast(Any, phi))
     if spec.homogeneous != (1.0, 1.0):
         raise ValueError(
             f"linear_limit is exact for phi = identity ('linear') only, got {spec.name!r}; for "
             "nonlinear phi use limitsim.simulate_limit (the particle simulator, route R3)"
         )
-    if record is not None:
-        if not isinstance(record, Record):
-            raise TypeError(f"record must be a limitsim.Record, got {type(record).__name__}")
-        record.check_steps(task.steps)
-        record.probe_for(task.X)
 
 
 class _State:
@@ -223,6 +206,16 @@ class _State:
     def _args(self) -> tuple[Any, ...]:
         return (self.store, self.koff, self.off, self.CF, self.CB, self.d, self.e, self.L, self.r)
 
+    def _outputs(
+        self, p: int, S: int, layers: bool, mutual: bool
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Out arrays of ``p`` passes over ``S`` steps: layer kets, Ż products, kernels."""
+        L = self.L
+        A = np.empty((p, L + 1 if layers else 0, int(self.off[S])))
+        Q = np.zeros((p, L, S * self.r))
+        K = np.empty((p, p, L + 1 if mutual else 0))
+        return A, Q, K
+
     def forward(
         self,
         xi: NDArray[np.float64],
@@ -233,11 +226,8 @@ class _State:
         mutual: bool,
     ) -> tuple[NDArray[np.float64], ...]:
         """Forward passes (see :func:`limitsim._linear_kernels.forward_passes`)."""
-        p, N, L = xi.shape[0], int(self.off[S]), self.L
-        a = np.empty((p, N))
-        A = np.empty((p, L + 1 if layers else 0, N))
-        Q = np.zeros((p, L, S * self.r))
-        K = np.empty((p, p, L + 1 if mutual else 0))
+        a = np.empty((xi.shape[0], int(self.off[S])))
+        A, Q, K = self._outputs(xi.shape[0], S, layers, mutual)
         lk.forward_passes(
             np.ascontiguousarray(xi, dtype=np.float64),
             t_of,
@@ -262,10 +252,7 @@ class _State:
         mutual: bool,
     ) -> tuple[NDArray[np.float64], ...]:
         """Backward passes (see :func:`limitsim._linear_kernels.backward_passes`)."""
-        p, N, L = seed.shape[0], int(self.off[S]), self.L
-        A = np.empty((p, L + 1 if layers else 0, N))
-        Q = np.zeros((p, L, S * self.r))
-        K = np.empty((p, p, L + 1 if mutual else 0))
+        A, Q, K = self._outputs(seed.shape[0], S, layers, mutual)
         lk.backward_passes(
             np.ascontiguousarray(seed, dtype=np.float64),
             t_of,

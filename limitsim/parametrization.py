@@ -18,46 +18,15 @@ Def. 6.1, ``m̂ / sqrt(v̂ + ε)`` with bias-corrected moments.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
-from typing import Literal, SupportsInt, cast
+from typing import Literal
 
+from limitsim.validation import check_depth, check_real
+
+# check_depth and check_real live in limitsim.validation; they stay importable from here.
 __all__ = ["OPTIMIZERS", "PRESETS", "Parametrization", "check_depth", "check_real"]
 
 OPTIMIZERS = ("sgd", "adam")
-
-
-def check_real(name: str, value: object) -> float:
-    """Return ``value`` as a float after checking it is a finite real number (not a bool).
-
-    Raises
-    ------
-    TypeError, ValueError
-        Naming ``name``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
-def check_depth(depth: object, name: str = "depth") -> int:
-    """Return ``depth`` as an int after checking it is a positive integer.
-
-    Raises
-    ------
-    ValueError, TypeError
-        Naming ``name`` when ``depth`` is not an integer ≥ 1.
-    """
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Real):
-        raise TypeError(f"{name} must be a positive integer, got {type(depth).__name__}")
-    if not float(depth).is_integer():
-        raise ValueError(f"{name} must be a positive integer, got {depth}")
-    if depth < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), got {depth}")
-    return int(cast(SupportsInt, depth))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -206,6 +175,12 @@ class Parametrization:
         if layer not in ("input", "output"):
             raise ValueError(f"layer must be 'input' or 'output', got {layer!r}")
         return float(n) if layer == "input" else 1.0
+
+    def as_config(self) -> dict[str, object]:
+        """``parametrization`` (:attr:`name`) and every field, for :attr:`limitsim.Run.config`."""
+        config: dict[str, object] = {"parametrization": self.name}
+        config.update({f: getattr(self, f) for f in self.__dataclass_fields__})
+        return config
 
     @property
     def name(self) -> str:

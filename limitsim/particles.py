@@ -14,50 +14,48 @@ particles, each a complete simulation (its own covariance estimates, regressions
 training trajectory).  Reported values are the replica means; the standard errors are the
 replica standard deviation / sqrt(n_replicas) (``f``, ``f_eval``, recorded kernels) or the
 jackknife over replicas (``loss``, a nonlinear function of the mean ``f``).  With ``R``
-replicas, z-scores follow Student's t with ``R - 1`` degrees of freedom (s.d.
-sqrt((R-1)/(R-3)) = 1.18 for R = 8).  The bars are statistical only: each replica also has a
-bias of order ``K/N_r`` (``K`` hats per matrix; nonlinear functions of estimated covariances
-and regressions), which the replica mean does not remove.  Measured on a linear task against
-the exact limit (L = 3, T·B = 8): with N_r = 2048 the z-scores have s.d. 1.21 and no
-detectable mean (calibrated, ``tests/test_particles.py``); with N_r = 512 the s.d. is 1.37
-with mean |z| up to 0.6 (the bias is a visible fraction of the bar).  ``N_r ≥ 4 K`` is
-required; use ``N_r`` of a few hundred ``K`` or more when the bars must be calibrated.
-The bias is O(1/N_r): on that task (200 seeds per size) ``bias · N_r`` of the step-2 outputs
-is 0.40, 0.28, 0.32, 0.40 (± 0.03–0.07) for N_r = 64, 128, 256, 512.  It is not the
-self-interaction of the SGD memory terms: leaving each particle's own term out of the inner
-products ``⟨x_s|x⟩`` (with 1/(N_r − 1)) raised it to 0.45 at N_r = 64.  To check a result for
-it, compare runs at ``n_particles`` and ``2 n_particles`` (the difference estimates the bias).
+replicas, z-scores follow Student's t with ``R - 1`` degrees of freedom.  The bars are
+statistical only: each replica also has a bias of order ``K/N_r`` (``K`` hats per matrix;
+nonlinear functions of estimated covariances and regressions), which the replica mean does
+not remove.  ``N_r ≥ 4 K`` is required (:data:`MIN_PARTICLES_PER_HAT`); the bars are
+calibrated when ``N_r`` is a few hundred ``K`` or more (``tests/test_particles.py``; the
+measured bias is in ``benchmarks/README.md``).  To check a result for the bias, compare runs
+at ``n_particles`` and ``2 n_particles`` (the difference estimates it).
 
 Variance reduction: the base variables are moment-matched (|U⟩, |nV⟩ exactly centred and
 orthonormal over each replica's particles; every innovation exactly centred, orthogonal to
 |U⟩ and |nV⟩ and orthonormal to its family's earlier innovations), so the particle covariance
-of the hats equals the particle inner products exactly.  On a linear task (L = 4, T = 5,
-B = 2, N = 1024, 30 seeds) the mean absolute error against the exact limit went from 0.033
-(i.i.d. sampling) to 0.017 (moment-matched |U⟩, |nV⟩ and family innovations) to 0.008
-(innovations also orthogonal to the constant, |U⟩ and |nV⟩).
+of the hats equals the particle inner products exactly.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from limitsim._memory import check_memory
 from limitsim._particle_system import ParticleSystem, SystemSpec
-from limitsim.nonlinearities import Nonlinearity, nonlinearity
-from limitsim.parametrization import Parametrization, check_depth
-from limitsim.run import Record, Recorded, Run
+from limitsim.architecture import Architecture, resolve
+from limitsim.nonlinearities import Nonlinearity
+from limitsim.parametrization import Parametrization
+from limitsim.run import Record, Recorded, Run, check_training_inputs
 from limitsim.task import Task
+from limitsim.validation import (
+    check_depth,
+    check_integer,
+    check_limit_alpha,
+    check_positive_real,
+    diverged,
+)
 
 __all__ = ["MIN_PARTICLES_PER_HAT", "memory_bytes", "simulate_limit"]
 
 #: Particles per replica needed per hat of one matrix family (least squares needs N_r > K;
 #: 4 keeps the variance inflation of the Stein regression, N_r/(N_r - K), below 4/3).
 MIN_PARTICLES_PER_HAT = 4
-BLOCKS = ("post", "pre")
 
 
 def simulate_limit(
@@ -65,12 +63,13 @@ def simulate_limit(
     param: Parametrization,
     *,
     depth: int,
-    phi: str | Nonlinearity = "relu",
+    phi: str | Nonlinearity | None = None,
     n_particles: int = 4096,
     seed: int | np.random.Generator | None = 0,
-    block_depth: int = 1,
-    block: str = "post",
-    pre_ln: bool = False,
+    arch: Architecture | None = None,
+    block_depth: int | None = None,
+    block: Literal["post", "pre"] | None = None,
+    pre_ln: bool | None = None,
     record: Record | None = None,
     progress: bool = True,
     n_replicas: int = 8,
@@ -88,19 +87,20 @@ def simulate_limit(
         ``gradient_scale`` (Adam).  α ≥ 1/2 is required (Claim 7.1: no limit otherwise).
     depth : int
         Number of blocks L.
-    phi : str or Nonlinearity
-        The nonlinearity (any spec of :func:`limitsim.nonlinearities.nonlinearity`).
+    phi : str or Nonlinearity, optional
+        The nonlinearity (any spec of :func:`limitsim.nonlinearities.nonlinearity`); default
+        ``"relu"``.
     n_particles : int
         Total particles, split evenly into ``n_replicas`` independent systems.
     seed : int, Generator or None
         Randomness; the same seed gives the same result for any number of numba threads.
-    block_depth : {1, 2}
-        Hidden layers per block (post-nonlin block only for 2).
-    block : {"post", "pre"}
-        ``x + m MS(φ(W x))`` (post) or ``x + m W φ(x)`` (pre-nonlin, no MS).
-    pre_ln : bool
-        Apply a layer norm (particle mean subtraction, division by the particle RMS) to
-        ``x^{l-1}`` before the block.
+    arch : Architecture, optional
+        φ, block, block depth and pre-LN in one value (:class:`limitsim.Architecture`); block
+        depth 2 needs the post block.  The layer norm subtracts the particle mean and divides
+        by the particle RMS.
+    block_depth, block, pre_ln : optional
+        Loose alternative to ``arch`` (defaults 1, ``"post"``, False); a value that
+        conflicts with ``arch`` raises ValueError.
     record : Record, optional
         Probe kernels to record (computed after training, with the weights of each recorded
         step; their hats are sampled jointly with all training hats).
@@ -121,8 +121,8 @@ def simulate_limit(
     -------
     Run
         ``route="particles"``; ``f`` (T, B, e), ``loss`` (T,), ``f_se``, ``loss_se``,
-        ``f_eval`` (when ``task.eval_X`` is set; its standard error in
-        ``config["f_eval_se"]``), ``recorded`` (with ``se``).
+        ``f_eval`` and ``f_eval_se`` (when ``task.eval_X`` is set), ``recorded`` (with
+        ``se``).
 
     Raises
     ------
@@ -132,10 +132,12 @@ def simulate_limit(
         checked before allocating), or an unsupported combination of options.
     """
     depth = check_depth(depth)
-    act = nonlinearity(phi)
-    options = _check_options(param, block, block_depth, pre_ln, n_replicas, n_partners)
-    if record is not None:
-        record.check_steps(task.steps)
+    check_training_inputs(task, param, record)
+    arch = _architecture(param, arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
+    n_replicas = check_integer(
+        "n_replicas", n_replicas, minimum=2, what="an integer >= 2 (for error bars)"
+    )
+    bound = check_positive_real("divergence_bound", divergence_bound)
     T, B = task.steps, task.batch_size
     n_rec = 0 if record is None else len(record.steps)
     n_eval = 0 if task.eval_X is None else min(task.eval_X.shape[0], _eval_chunk(B))
@@ -149,9 +151,8 @@ def simulate_limit(
             f"needs ≥ {needed} particles per replica, i.e. n_particles ≥ {needed * n_replicas} "
             f"with n_replicas={n_replicas}"
         )
-    if n_partners is not None and not 1 <= n_partners <= per_rep - 1:
-        raise ValueError(f"n_partners must lie in [1, {per_rep - 1}] (particles per replica - 1)")
-    spec = _lower(param, depth, act, B, options, n_partners)
+    _check_partners(param, n_partners, per_rep)
+    spec = _lower(param, depth, arch, B, n_partners)
     _check_memory(spec, capacity, n_replicas * per_rep, per_rep)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     system = ParticleSystem(
@@ -163,14 +164,18 @@ def simulate_limit(
         capacity=capacity,
         rng=rng,
     )
-    f_rep, t_stop = _train(system, task, progress, divergence_bound)
+    f_rep, t_stop = _train(system, task, progress, bound)
     f_eval_rep = None if n_eval == 0 else _evaluate(system, task, t_stop)
     recorded = None if record is None else _record(system, task, record, t_stop)
-    config = _config(
-        param, depth, act, block, block_depth, pre_ln, n_particles, n_replicas, n_partners, seed
-    )
-    steps = None if record is None else record.steps
-    return _assemble(task, f_rep, f_eval_rep, recorded, steps, t_stop, config=config)
+    options = {
+        "depth": depth,
+        "n_particles": n_particles,
+        "n_replicas": n_replicas,
+        "n_partners": n_partners,
+        "seed": seed if isinstance(seed, int | None) else "generator",
+    }
+    identity = {"param": param, "arch": arch, "options": options}
+    return _assemble(task, f_rep, f_eval_rep, recorded, record, t_stop, identity)
 
 
 # --------------------------------------------------------------------------- checks
@@ -203,45 +208,32 @@ def _check_memory(spec: SystemSpec, capacity: int, n_particles: int, per_rep: in
     )
 
 
-def _check_options(
-    param: Parametrization,
-    block: str,
-    block_depth: int,
-    pre_ln: bool,
-    n_replicas: int,
-    n_partners: int | None,
-) -> dict[str, Any]:
-    if not isinstance(param, Parametrization):
-        raise TypeError(f"param must be a Parametrization, got {type(param).__name__}")
-    if param.alpha < 0.5:
-        raise ValueError(
-            f"alpha = {param.alpha} < 1/2: the network is unstable at initialization and has "
-            "no infinite-width-then-depth limit to simulate (Claim 7.1); use alpha >= 1/2"
-        )
-    if block not in BLOCKS:
-        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
-    if block_depth not in (1, 2):
-        raise ValueError(f"block_depth must be 1 or 2, got {block_depth!r}")
-    if block == "pre" and block_depth != 1:
-        raise ValueError(
-            "unsupported combination: block='pre' with block_depth=2 (the pre-nonlin block "
-            "x + m W φ(x) is defined for block depth 1 only); use block='post' for depth 2"
-        )
-    if not isinstance(pre_ln, bool):
-        raise TypeError(f"pre_ln must be a bool, got {type(pre_ln).__name__}")
-    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 2:
-        raise ValueError(f"n_replicas must be an integer >= 2 (for error bars), got {n_replicas}")
-    if n_partners is not None and param.optimizer != "adam":
+def _architecture(param: Parametrization, arch: Architecture | None, **loose: Any) -> Architecture:
+    """The simulated Architecture; ValueError for α < 1/2 or the pre block of depth 2."""
+    check_limit_alpha(param.alpha, "; there is no limit to simulate")
+    arch = resolve(arch, **loose)
+    arch.require_pre_depth_one(
+        "unsupported combination: block='pre' with block_depth=2 (the pre-nonlin block "
+        "x + m W φ(x) is defined for block depth 1 only); use block='post' for depth 2"
+    )
+    return arch
+
+
+def _check_partners(param: Parametrization, n_partners: int | None, per_rep: int) -> None:
+    """``n_partners`` is an Adam option in [1, particles per replica − 1]."""
+    if n_partners is None:
+        return
+    if param.optimizer != "adam":
         raise ValueError("unsupported combination: n_partners is an Adam option (optimizer='sgd')")
-    return {"block": block, "block_depth": block_depth, "pre_ln": pre_ln}
+    if not 1 <= n_partners <= per_rep - 1:
+        raise ValueError(f"n_partners must lie in [1, {per_rep - 1}] (particles per replica - 1)")
 
 
 def _lower(
     param: Parametrization,
     depth: int,
-    act: Nonlinearity,
+    arch: Architecture,
     batch: int,
-    options: dict[str, Any],
     n_partners: int | None,
 ) -> SystemSpec:
     """Numbers for the kernels, every scaling from the Parametrization's methods."""
@@ -260,21 +252,13 @@ def _lower(
         beta2=param.beta2,
         eps=param.eps,
         n_partners=n_partners,
-        phi=act.phi,
-        dphi=act.dphi,
+        phi=arch.phi.phi,
+        dphi=arch.phi.dphi,
         batch=batch,
-        **options,
+        block=arch.block,
+        block_depth=arch.block_depth,
+        pre_ln=arch.pre_ln,
     )
-
-
-def _config(param: Parametrization, depth: int, act: Nonlinearity, *rest: Any) -> dict[str, Any]:
-    keys = ("block", "block_depth", "pre_ln", "n_particles", "n_replicas", "n_partners", "seed")
-    config: dict[str, Any] = {"depth": depth, "phi": act.name, "parametrization": param.name}
-    config.update({f: getattr(param, f) for f in param.__dataclass_fields__})
-    config.update(dict(zip(keys, rest, strict=True)))
-    if not isinstance(config["seed"], int | None):
-        config["seed"] = "generator"
-    return config
 
 
 def _particle_init_kernels(
@@ -293,16 +277,8 @@ def _particle_init_kernels(
     Returns ``K`` and ``G``, shape (R, L+1, P, P): ``⟨x^l_i|x^l_j⟩`` and ``⟨δx̃^l_i|δx̃^l_j⟩``
     with ``δx̃^L = nV`` (one output), the quantities of :func:`limitsim.init_kernels`.
     """
-    act = nonlinearity(phi)
-    opts = _check_options(
-        param,
-        options.get("block", "post"),
-        options.get("block_depth", 1),
-        options.get("pre_ln", False),
-        n_replicas,
-        None,
-    )
-    spec = _lower(param, depth, act, X.shape[0], opts, None)
+    arch = _architecture(param, None, phi=phi, **options)
+    spec = _lower(param, depth, arch, X.shape[0], None)
     system = ParticleSystem(
         spec,
         n_rep=n_replicas,
@@ -334,7 +310,7 @@ def _train(
         state = system.state()
         xs, _, caches = system.forward(task.X[t], t * B)
         f = system.readout(xs[-1])
-        if not np.all(np.isfinite(f)) or np.max(np.abs(f)) > bound:
+        if diverged(f, bound):
             system.restore(state)  # side passes then see only the finite steps
             return f_rep, t
         f_rep[:, t] = f
@@ -409,41 +385,42 @@ def _assemble(
     f_rep: NDArray[Any],
     f_eval_rep: NDArray[Any] | None,
     recorded: dict[str, NDArray[Any]] | None,
-    record_steps: tuple[int, ...] | None,
+    record: Record | None,
     t_stop: int,
-    *,
-    config: dict[str, Any],
+    identity: dict[str, Any],
 ) -> Run:
+    """The Run of replica outputs: means, standard errors, ``identity`` = param, arch, options."""
     R = f_rep.shape[0]
     f, f_se = _mean_se(f_rep)
     loss = task.value(f, task.Y)
     loo = (f_rep.sum(axis=0)[None] - f_rep) / (R - 1)  # leave-one-replica-out means
     loss_loo = task.value(loo, task.Y[None])
     loss_se = np.sqrt((R - 1) / R * np.sum((loss_loo - loss_loo.mean(axis=0)) ** 2, axis=0))
-    f_eval = None
+    f_eval = f_eval_se = None
     if f_eval_rep is not None:
-        f_eval, config["f_eval_se"] = _mean_se(f_eval_rep)
+        f_eval, f_eval_se = _mean_se(f_eval_rep)
     rec = None
-    if recorded is not None:
+    if recorded is not None and record is not None:
         stats = {key: _mean_se(value) for key, value in recorded.items()}
         rec = Recorded(
-            steps=np.asarray(record_steps, dtype=np.int64),
+            steps=np.asarray(record.steps, dtype=np.int64),
             x_layers=stats["x_layers"][0],
             x_steps=stats["x_steps"][0],
             h_steps=stats["h_steps"][0],
             dh_layers=stats["dh_layers"][0] if "dh_layers" in stats else None,
             se={key: value[1] for key, value in stats.items()},
         )
-    diverged = t_stop < task.steps
+    stopped = t_stop < task.steps
     return Run(
         f=f,
         loss=loss,
         route="particles",
-        config=config,
-        diverged=diverged,
-        diverged_step=t_stop if diverged else None,
+        **identity,
+        diverged=stopped,
+        diverged_step=t_stop if stopped else None,
         f_se=f_se,
         loss_se=loss_se,
         f_eval=f_eval,
+        f_eval_se=f_eval_se,
         recorded=rec,
     )

@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Record", "Recorded", "Run"]
+from limitsim.architecture import Architecture
+from limitsim.parametrization import Parametrization
+from limitsim.task import Task
+from limitsim.validation import check_type
+
+__all__ = ["Record", "Recorded", "Run", "check_training_inputs"]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -118,19 +123,26 @@ class Run:
         Outputs on each step's batch *before* that step's update.
     loss : ndarray, shape (T,)
         Batch-mean loss of ``f``.
+    route : str
+        ``"finite"``, ``"linear_limit"``, ``"particles"``, ``"depth_limit"`` or ``"def_e1"``.
+    param : Parametrization, optional
+        The parametrization that produced the run.
+    arch : Architecture, optional
+        The architecture (φ, block, block depth, pre-LN) that produced the run.
+    options : Mapping
+        The route's other settings (depth, width, seed, particles, ladder, ...).
     diverged : bool
         True when the run produced non-finite or exploding values; ``f`` and ``loss`` are
         then NaN from ``diverged_step`` on (never silently: check this flag).
     diverged_step : int or None
         First step whose outputs are not finite.
-    route : str
-        ``"finite"``, ``"linear_limit"``, ``"particles"`` or ``"depth_limit"``.
-    config : Mapping
-        The configuration that produced the run (depth, width, φ, parametrization fields, ...).
     f_se, loss_se : ndarray, optional
-        Monte Carlo standard errors (particle simulator).
+        Standard errors of ``f`` and ``loss`` (Monte Carlo for the particle simulator;
+        Monte Carlo and extrapolation combined for the depth limits).
     f_eval : ndarray, shape (T, P, e), optional
         Outputs on ``task.eval_X`` before each step's update.
+    f_eval_se : ndarray, shape (T, P, e), optional
+        Standard error of ``f_eval``, for routes that have one.
     recorded : Recorded, optional
         Probe kernels, when a :class:`Record` was requested.
     """
@@ -138,13 +150,32 @@ class Run:
     f: NDArray[np.float64]
     loss: NDArray[np.float64]
     route: str
-    config: Mapping[str, Any] = field(default_factory=dict)
+    param: Parametrization | None = None
+    arch: Architecture | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
     diverged: bool = False
     diverged_step: int | None = None
     f_se: NDArray[np.float64] | None = None
     loss_se: NDArray[np.float64] | None = None
     f_eval: NDArray[np.float64] | None = None
+    f_eval_se: NDArray[np.float64] | None = None
     recorded: Recorded | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration that produced the run, as one flat mapping of plain values.
+
+        The architecture's fields (``phi`` by name, ``block``, ``block_depth``, ``pre_ln``),
+        then the parametrization's (``parametrization`` = its name, ``alpha``, ``gamma``, ...),
+        then :attr:`options`.  Derived here only, for every route.
+        """
+        config: dict[str, Any] = {}
+        if self.arch is not None:
+            config.update(self.arch.as_config())
+        if self.param is not None:
+            config.update(self.param.as_config())
+        config.update(self.options)
+        return config
 
     @property
     def steps(self) -> int:
@@ -171,6 +202,8 @@ class Run:
             data["loss_se"] = (("step",), self.loss_se)
         if self.f_eval is not None:
             data["f_eval"] = (("step", "eval_example", "output"), self.f_eval)
+        if self.f_eval_se is not None:
+            data["f_eval_se"] = (("step", "eval_example", "output"), self.f_eval_se)
         coords: dict[str, ArrayLike] = {"step": np.arange(self.steps)}
         rec = self.recorded
         if rec is not None:
@@ -198,6 +231,25 @@ class Run:
     def save(self, path: str) -> None:
         """Write :meth:`to_dataset` to a netCDF file at ``path``."""
         self.to_dataset().to_netcdf(path)
+
+
+def check_training_inputs(task: object, param: object, record: object) -> None:
+    """The checks every training route makes of its task, parametrization and record.
+
+    Raises
+    ------
+    TypeError
+        ``task``, ``param`` or ``record`` (when not None) of the wrong type.
+    ValueError
+        Record steps beyond the task's number of steps, or a probe of the wrong length.
+    """
+    check_type("task", task, Task)
+    check_type("param", param, Parametrization)
+    if record is not None:
+        check_type("record", record, Record)
+        assert isinstance(task, Task) and isinstance(record, Record)
+        record.check_steps(task.steps)
+        record.probe_for(task.X)
 
 
 def _attr(value: Any) -> Any:

@@ -18,30 +18,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["LOSSES", "Task", "check_probabilities"]
+from limitsim._datasets import load_fields
+from limitsim.validation import LOSSES, as_finite_array, check_depth, check_loss
 
-LOSSES = ("mse", "xent")
-
-
-def as_finite_array(value: ArrayLike, name: str, ndim: int) -> NDArray[np.float64]:
-    """Return ``value`` as a float64 array of ``ndim`` dimensions with finite entries.
-
-    Raises
-    ------
-    ValueError
-        Naming ``name`` for a wrong number of dimensions, an empty array, or NaN/inf entries.
-    """
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real-valued array: {exc}") from None
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    return array
+__all__ = ["LOSSES", "Task", "as_finite_array", "check_probabilities"]
 
 
 def check_probabilities(Y: NDArray[np.float64], name: str) -> None:
@@ -112,8 +92,7 @@ class Task:
             raise ValueError(
                 f"X and Y must agree in (steps, batch): X has shape {X.shape}, Y has {Y.shape}"
             )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_loss(self.loss)
         if self.loss == "xent":
             check_probabilities(Y, "Y")
         object.__setattr__(self, "X", X)
@@ -160,8 +139,6 @@ class Task:
         **kwargs: object,
     ) -> Task:
         """Task that trains on the same batch (``X`` (B, d), ``Y`` (B, e)) for ``steps`` steps."""
-        from limitsim.parametrization import check_depth
-
         steps = check_depth(steps, "steps")
         X2 = as_finite_array(X, "X", 2)
         Y2 = np.asarray(Y, dtype=np.float64)
@@ -179,11 +156,15 @@ class Task:
     def from_dataset(cls, name: str, **kwargs: object) -> Task:
         """Task of a named dataset (``"digits"``, ``"teacher"``, ``"few_point"``, ``"cifar10"``).
 
-        Delegates to :func:`limitsim.data.load_dataset`; see the loaders there for the options.
-        """
-        from limitsim.data import load_dataset
+        The options are those of the loaders of :mod:`limitsim.data` (digits, teacher,
+        few_point, cifar10).
 
-        return load_dataset(name, **kwargs)
+        Raises
+        ------
+        ValueError
+            For an unknown name (the message lists the valid names) or a bad option.
+        """
+        return cls(**load_fields(name, **kwargs))
 
     # ------------------------------------------------------------- properties
     @property

@@ -14,6 +14,7 @@ import limitsim
 
 #: Public name -> the module it is also importable from (``from limitsim.kernels import ...``).
 PUBLIC = {
+    "Architecture": "limitsim.architecture",
     "Classification": "limitsim.classification",
     "classify": "limitsim.classification",
     "depth_limit": "limitsim.depth",
@@ -43,6 +44,7 @@ PUBLIC = {
 def test_public_names():
     assert sorted(limitsim.__all__) == sorted([*PUBLIC, "__version__"])
     assert sorted(PUBLIC) == [
+        "Architecture",
         "Classification",
         "Grid",
         "Nonlinearity",

@@ -84,7 +84,7 @@ def test_predicted_depth_exponents_match_the_exact_linear_limit(alpha, gamma):
     runs = []
     for depth in depths:
         run = linear_limit(task, param, depth=depth, record=Record(steps=(0, 1), backward=False))
-        runs.append(dataclasses.replace(run, config={**run.config, "width": 0}))
+        runs.append(dataclasses.replace(run, options={**run.options, "width": 0}))
     table = coordinate_check(runs).sel(step=1, width=0, fraction=0.5)
     predicted = cc.predicted_exponents(alpha, gamma)
     drift, update = 1 - alpha - gamma, -gamma

@@ -41,8 +41,8 @@ def ladder_of(expansion, se=None):
     def simulate(task, param, *, depth, **options):
         f = np.full((2, 1, 1), expansion(depth))
         f_se = np.full_like(f, 0.0 if se is None else se(depth))
-        config = {"depth": depth}
-        return Run(f=f, loss=f[:, 0, 0], route="particles", config=config, f_se=f_se,
+        options = {"depth": depth}
+        return Run(f=f, loss=f[:, 0, 0], route="particles", options=options, f_se=f_se,
                    loss_se=f_se[:, 0, 0])  # fmt: skip
 
     return simulate
@@ -85,7 +85,7 @@ def test_linear_depth_limit_is_exact_on_polynomials_in_one_over_depth(monkeypatc
 
     def linear(task, param, *, depth, **options):
         f = np.full((2, 1, 1), sum(c * depth**-k for k, c in enumerate(coefficients)))
-        return Run(f=f, loss=f[:, 0, 0], route="linear_limit", config={"depth": depth})
+        return Run(f=f, loss=f[:, 0, 0], route="linear_limit", options={"depth": depth})
 
     monkeypatch.setattr(limitsim.linear_depth, "linear_limit", linear)
     run = linear_depth_limit(ONE, SGD, grid=grid)

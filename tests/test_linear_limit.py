@@ -26,7 +26,7 @@ from limitsim import (
     linear_limit,
 )
 from limitsim import _linear_kernels as lk
-from limitsim.linear_depth import richardson
+from limitsim.linear_depth import extrapolate_polynomial
 from limitsim.linear_limit import _State
 
 
@@ -423,10 +423,10 @@ def test_depth_limit_error_estimate_and_record():
     )
 
 
-def test_richardson_exact_on_polynomials():
+def test_extrapolate_polynomial_exact_on_polynomials():
     h = 1.0 / np.array([4.0, 8.0, 16.0])
     v = 3.0 + 2.0 * h - 5.0 * h**2
-    limit, err = richardson(h, v)
+    limit, err = extrapolate_polynomial(h, v)
     assert abs(limit - 3.0) < 1e-12
     assert err > 0
 
@@ -589,10 +589,17 @@ def test_kernels_match_py_func():
 
 
 def test_dot_and_axpy_helpers():
+    from limitsim._kernels import dot1
+
     rng = np.random.default_rng(9)
     x, y = rng.standard_normal(11), rng.standard_normal(13)
-    for fn in (lk._dot1, lk._dot1.py_func):
-        assert abs(fn(x, 1, y, 2, 9) - x[1:10] @ y[2:11]) < 1e-14
+    for fn in (dot1, dot1.py_func):
+        assert abs(fn(x[1:10], y[2:11]) - x[1:10] @ y[2:11]) < 1e-14
+    # the fixed order of the partial sums, (s0 + s1) + (s2 + s3), s0 taking the tail too:
+    # here s0 = 1e16 + 1 = 1e16 (round to even), so the result is 0, not the sequential 2
+    u, v = np.array([1e16, 1.0, -1e16, 1.0, 1.0]), np.ones(5)
+    s0, s1, s2, s3 = 1e16 + 1.0, 1.0, -1e16, 1.0
+    assert dot1(u, v) == dot1.py_func(u, v) == (s0 + s1) + (s2 + s3) == 0.0
     for fn in (lk._axpy1, lk._axpy1.py_func):
         z = y.copy()
         fn(0.5, x, 1, z, 2, 9)

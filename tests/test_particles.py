@@ -13,6 +13,7 @@ from limitsim import _particle_adam_kernels as pa
 from limitsim import _particle_kernels as pk
 from limitsim._def_e1 import solve_def_e1
 from limitsim._numba import get_num_threads, set_num_threads
+from limitsim.architecture import Architecture
 from limitsim.nonlinearities import nonlinearity
 from limitsim.particles import _particle_init_kernels, simulate_limit
 
@@ -117,7 +118,7 @@ def test_linear_cross_entropy_and_eval():
     exact = linear_limit(task, SGD, depth=3)
     assert_within(run.f, run.f_se, exact.f)
     # the evaluation inputs are the training inputs: same outputs, independent hats
-    assert_within(run.f_eval, run.config["f_eval_se"], exact.f)
+    assert_within(run.f_eval, run.f_eval_se, exact.f)
 
 
 def test_repeated_inputs_give_no_nan():
@@ -388,8 +389,7 @@ def test_memory_estimate_matches_the_allocated_families():
     from limitsim._particle_system import Family
     from limitsim.particles import _lower, memory_bytes
 
-    act = nonlinearity("relu")
-    spec = _lower(SGD, 3, act, 2, {"block": "post", "block_depth": 1, "pre_ln": False}, None)
+    spec = _lower(SGD, 3, Architecture("relu"), 2, None)
     families = [Family(8, 9, 64) for _ in range(2 * spec.n_matrices)]
     allocated = sum(f.Y.nbytes + f.Q.nbytes + f.E.nbytes for f in families)
     assert memory_bytes(spec, 9, 8 * 64, 64) == allocated

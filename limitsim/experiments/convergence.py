@@ -256,11 +256,12 @@ def width_errors(ds: xr.Dataset, phi: str) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_reference(ds: xr.Dataset) -> np.ndarray:
     """f_t^∞ (step, example): Richardson through ``reference_depths`` of the linear ladder."""
-    from limitsim.linear_depth import richardson
+    from limitsim.linear_depth import extrapolate_polynomial
 
     ref = [int(L) for L in ds.attrs["reference_depths"]]
     values = ds.f_linear.sel(depth=ref).values
-    return richardson(1.0 / np.asarray(ref, dtype=np.float64), values, error=False)[0]
+    h = 1.0 / np.asarray(ref, dtype=np.float64)
+    return extrapolate_polynomial(h, values, error=False)[0]
 
 
 def linear_depth_errors(ds: xr.Dataset) -> np.ndarray:
