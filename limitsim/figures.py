@@ -173,21 +173,30 @@ class ProfileEstimate:
 
     def lines(self) -> list[str]:
         """The printed estimate: one line per experiment, the wall time, then the total."""
-        out = [f"profile {self.profile!r}, predicted CPU time and peak memory per worker process:"]
+        out = [
+            f"profile {self.profile!r}: predicted CPU time, peak memory of one process (a sweep "
+            f"worker, or the calling process for work outside sweeps) and wall time on "
+            f"{self.workers} worker(s)"
+        ]
         width = max(len(e.name) for e in self.experiments)
         for e in self.experiments:
             if e.core_hours is None or e.peak_gib is None or e.wall_hours is None:
                 out.append(f"{e.name:<{width}}  no cost model (limitsim/experiments/costs.py)")
                 continue
             out.append(
-                f"{e.name:<{width}}  {e.core_hours:9.4f} core-hours  peak memory "
-                f"{e.peak_gib:7.2f} GiB  (wall {60 * e.wall_hours:7.1f} min on {self.workers})"
+                f"{e.name:<{width}}  {e.core_hours:10.4f} core-hours  peak memory "
+                f"{e.peak_gib:7.2f} GiB  wall {_duration(e.wall_hours)}"
             )
         if self.missing:
             out.append(f"the total leaves out {', '.join(self.missing)} (no cost model)")
-        out.append(f"wall: {60 * self.wall_hours:.1f} min on {self.workers} worker(s)")
+        out.append(f"wall: {_duration(self.wall_hours)} on {self.workers} worker(s)")
         out.append(f"total: {self.core_hours:.3g} core-hours, peak memory {self.peak_gib:.2f} GiB")
         return out
+
+
+def _duration(hours: float) -> str:
+    """``"12.3 min"`` below two hours, else ``"4.5 h"``."""
+    return f"{60 * hours:.1f} min" if hours < 2 else f"{hours:.1f} h"
 
 
 def estimate(
