@@ -122,3 +122,17 @@ def test_finite_model_predicts_cpu_time_within_a_factor_two() -> None:
         measured = time.process_time() - start
     predicted = costs.finite(8, depth=16, width=128, batch=32, steps=20, optimizer="adam")
     assert 0.5 < predicted.seconds / measured < 2.0
+
+
+def test_an_experiment_without_cost_model_is_named_and_left_out(monkeypatch) -> None:
+    full = estimate("quick", workers=2)
+    transfer = next(e for e in full.experiments if e.name == "transfer")
+    monkeypatch.setattr(costs, "COSTS", {k: v for k, v in costs.COSTS.items() if k != "transfer"})
+    result = estimate("quick", workers=2)
+    lines = result.lines()
+    assert result.missing == ["transfer"]
+    assert any(line.startswith("transfer") and "no cost model" in line for line in lines)
+    assert "leaves out transfer" in lines[-3]
+    assert TOTAL.match(lines[-1])
+    assert transfer.core_hours is not None
+    assert result.core_hours == pytest.approx(full.core_hours - transfer.core_hours)
