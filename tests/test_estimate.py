@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from limitsim.experiments import EXPERIMENTS, costs
+from limitsim.experiments import EXPERIMENTS, _route_costs, costs
 from limitsim.experiments.profiles import PROFILES, sizes_for
 from limitsim.figures import estimate
 
@@ -60,13 +60,14 @@ def test_finite_memory_equals_the_trainers_estimator_on_a_real_task() -> None:
                 pre_ln=True, dtype=np.dtype("float32"), optimizer="adam")  # fmt: skip
     record = Record(steps=(0, 1, 2), backward=False)
     want = memory_bytes(spec, 3, task, record, 0)
-    got = costs.finite(3, depth=6, width=12, batch=5, steps=7, optimizer="adam", block_depth=2,
-                       pre_ln=True, record_steps=3, record_backward=False).bytes  # fmt: skip
+    got = _route_costs.finite(3, depth=6, width=12, batch=5, steps=7, optimizer="adam",
+                              block_depth=2, pre_ln=True, record_steps=3,
+                              record_backward=False).bytes  # fmt: skip
     assert got == want
 
 
 def test_linear_memory_is_the_documented_count() -> None:
-    work = costs.linear(depth=16, steps=5, batch=4, d_in=8)
+    work = _route_costs.linear(depth=16, steps=5, batch=4, d_in=8)
     assert work.bytes == 8 * 2 * 16**2 * 5**2  # 2 r² L² T² floats, r = 1
 
 
@@ -120,7 +121,7 @@ def test_finite_model_predicts_cpu_time_within_a_factor_two() -> None:
         start = time.process_time()
         train_finite_batch(task, [p] * 8, seeds=list(range(8)), **kw)
         measured = time.process_time() - start
-    predicted = costs.finite(8, depth=16, width=128, batch=32, steps=20, optimizer="adam")
+    predicted = _route_costs.finite(8, depth=16, width=128, batch=32, steps=20, optimizer="adam")
     assert 0.5 < predicted.seconds / measured < 2.0
 
 
