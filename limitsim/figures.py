@@ -14,6 +14,7 @@ import importlib
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -23,10 +24,11 @@ import xarray as xr
 from limitsim._store_files import remove_stale_temp_files, temp_name, write_atomic
 from limitsim.experiments import EXPERIMENTS
 from limitsim.experiments._common import Context
+from limitsim.experiments.costs import BASELINE_BYTES, experiment_work, wall_seconds
 from limitsim.experiments.profiles import PROFILES, sizes_for
 from limitsim.report import Claim, render_report
 
-__all__ = ["make_figures"]
+__all__ = ["ExperimentEstimate", "ProfileEstimate", "estimate", "make_figures"]
 
 
 def _stored_dataset(
@@ -80,11 +82,12 @@ def _load_or_run(
     if stored is not None:
         log(f"  {module.NAME}: reusing {path}")
         return stored
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     ds = cast(xr.Dataset, module.run(sizes_for(profile, module.NAME), context))
     ds.attrs["profile"] = profile
     ds.attrs["seed"] = context.seed
     ds.attrs["seconds"] = time.perf_counter() - start
+    ds.attrs["cpu_seconds"] = cpu_seconds() - cpu
     tmp = data_dir / temp_name(path.name)
     try:
         ds.to_netcdf(tmp)
@@ -94,8 +97,161 @@ def _load_or_run(
         tmp.unlink(missing_ok=True)
     checksum = f"{digest}  {path.name}\n".encode()  # the format of `sha256sum -c`
     write_atomic(path.with_name(f"{path.name}.sha256"), checksum, data_dir)
-    log(f"  {module.NAME}: computed in {ds.attrs['seconds']:.1f} s")
+    log(f"  {module.NAME}: computed in {_spent(ds)}")
     return ds
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished child processes.
+
+    The children are the local sweep workers, counted once their pool has shut down (at the end
+    of each sweep); dask workers are other processes and are not counted.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows: this process only
+        return time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _spent(ds: xr.Dataset) -> str:
+    """``"W s, C CPU s"`` of a computed dataset (datasets of older runs have no CPU seconds)."""
+    cpu = ds.attrs.get("cpu_seconds")
+    return f"{ds.attrs.get('seconds', 0):.1f} s" + ("" if cpu is None else f", {cpu:.1f} CPU s")
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentEstimate:
+    """Predicted cost of one experiment's ``run`` (:mod:`limitsim.experiments.costs`).
+
+    Attributes
+    ----------
+    name : str
+    core_hours : float or None
+        CPU core-hours (None: the experiment has no cost model).
+    peak_gib : float or None
+        Peak memory of one worker process in GiB: its largest piece of work plus the process's
+        baseline.
+    wall_hours : float or None
+        Wall hours on the estimate's workers.
+    """
+
+    name: str
+    core_hours: float | None
+    peak_gib: float | None
+    wall_hours: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEstimate:
+    """Predicted cost of running a profile (:func:`estimate`), per experiment and in total."""
+
+    profile: str
+    workers: int
+    experiments: tuple[ExperimentEstimate, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        """Experiments without a cost model (left out of the totals)."""
+        return [e.name for e in self.experiments if e.core_hours is None]
+
+    @property
+    def core_hours(self) -> float:
+        """Total CPU core-hours of the experiments with a cost model."""
+        return sum(e.core_hours or 0.0 for e in self.experiments)
+
+    @property
+    def peak_gib(self) -> float:
+        """Largest peak memory of one worker process, GiB."""
+        return max((e.peak_gib or 0.0 for e in self.experiments), default=0.0)
+
+    @property
+    def wall_hours(self) -> float:
+        """Total wall hours on ``workers`` workers (experiments run one after another)."""
+        return sum(e.wall_hours or 0.0 for e in self.experiments)
+
+    def lines(self) -> list[str]:
+        """The printed estimate: one line per experiment, the wall time, then the total."""
+        out = [
+            f"profile {self.profile!r}: predicted CPU time, peak memory of one process (a sweep "
+            f"worker, or the calling process for work outside sweeps) and wall time on "
+            f"{self.workers} worker(s)"
+        ]
+        width = max(len(e.name) for e in self.experiments)
+        for e in self.experiments:
+            if e.core_hours is None or e.peak_gib is None or e.wall_hours is None:
+                out.append(f"{e.name:<{width}}  no cost model (limitsim/experiments/costs.py)")
+                continue
+            out.append(
+                f"{e.name:<{width}}  {e.core_hours:10.4f} core-hours  peak memory "
+                f"{e.peak_gib:7.2f} GiB  wall {_duration(e.wall_hours)}"
+            )
+        if self.missing:
+            out.append(f"the total leaves out {', '.join(self.missing)} (no cost model)")
+        out.append(f"wall: {_duration(self.wall_hours)} on {self.workers} worker(s)")
+        out.append(f"total: {self.core_hours:.3g} core-hours, peak memory {self.peak_gib:.2f} GiB")
+        return out
+
+
+def _duration(hours: float) -> str:
+    """``"12.3 min"`` below two hours, else ``"4.5 h"``."""
+    return f"{60 * hours:.1f} min" if hours < 2 else f"{hours:.1f} h"
+
+
+def estimate(
+    profile: str = "quick", *, only: Sequence[str] | None = None, workers: int | None = None
+) -> ProfileEstimate:
+    """Predict the CPU time, peak memory and wall time of ``make_figures(profile, ...)``.
+
+    Runs nothing: each experiment's cost function (:data:`limitsim.experiments.costs.COSTS`)
+    turns its sizes into work with measured per-unit costs.  Only the experiments' ``run`` is
+    predicted (not figures, report or numba compilation), for a machine like the one the
+    constants were measured on (the cost module's docstring says how to re-measure them).
+
+    Parameters
+    ----------
+    profile : {"tiny", "quick", "standard", "paper"}
+    only : sequence of str, optional
+        Experiment names (default: all of :data:`limitsim.experiments.EXPERIMENTS`).
+    workers : int, optional
+        Workers of one core each for the wall time (default: this machine's cores).
+    """
+    names = _check_names(profile, only)
+    workers = _positive(workers, "workers") or os.cpu_count() or 1
+    rows = []
+    for name in names:
+        work = experiment_work(name, sizes_for(profile, name))
+        if work is None:
+            rows.append(ExperimentEstimate(name, None, None, None))
+            continue
+        peak = BASELINE_BYTES + max((w.bytes for w in work), default=0)
+        rows.append(
+            ExperimentEstimate(
+                name,
+                core_hours=sum(w.seconds for w in work) / 3600,
+                peak_gib=peak / 2**30,
+                wall_hours=wall_seconds(work, workers) / 3600,
+            )
+        )
+    return ProfileEstimate(profile, workers, tuple(rows))
+
+
+def _check_names(profile: str, only: Sequence[str] | None) -> list[str]:
+    """The experiment names to run (ValueError for an unknown profile or name)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
+    names = list(EXPERIMENTS if only is None else only)
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown}; valid names: {list(EXPERIMENTS)}")
+    return names
+
+
+def _positive(value: int | None, name: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def make_figures(
@@ -134,12 +290,7 @@ def make_figures(
     Path
         The report's path.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
-    names = list(EXPERIMENTS if only is None else only)
-    unknown = sorted(set(names) - set(EXPERIMENTS))
-    if unknown:
-        raise ValueError(f"unknown experiment(s) {unknown}; valid names: {list(EXPERIMENTS)}")
+    names = _check_names(profile, only)
     out = Path(out)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +308,7 @@ def make_figures(
         for path in module.plot(ds, out):
             log(f"  wrote {path}")
         claims.extend(module.claims(ds))
-        notes.append(f"`{name}` ({module.TITLE}): {ds.attrs.get('seconds', 0):.1f} s")
+        notes.append(f"`{name}` ({module.TITLE}): {_spent(ds)}")
     report = out / "report.md"
     report.write_text(render_report(claims, profile=profile, seed=seed, notes=notes))
     log(f"wrote {report}")

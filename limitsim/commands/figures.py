@@ -35,7 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="dask.distributed scheduler (tcp://HOST:PORT) for the sweeps; checked before "
         f"any experiment runs ({CONNECT_TIMEOUT:g} s to answer)",
     )
-    parser.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="local worker processes (default: all cores); with --estimate, the workers the "
+        "wall time is predicted for",
+    )
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print each experiment's predicted CPU core-hours and peak memory per worker, "
+        "and the total, then exit without running anything",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -48,11 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    """Make the figures (after checking ``--out`` and ``--scheduler``)."""
-    from limitsim.figures import make_figures
+    """Make the figures (after checking ``--out`` and ``--scheduler``), or print the estimate."""
+    from limitsim.figures import estimate, make_figures
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    if args.estimate:
+        print("\n".join(estimate(args.profile, only=args.only, workers=args.workers).lines()))
+        return 0
     output_directory(args.out, "--out")
     if args.scheduler is not None:
         check_scheduler(args.scheduler, CONNECT_TIMEOUT)

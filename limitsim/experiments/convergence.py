@@ -115,7 +115,7 @@ PAPER = replace(
     n_particles=131072,
     batch_size=2,
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(QUICK, particle_depths=(2, 4, 8, 16, 32), n_particles=65536)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 

@@ -143,7 +143,9 @@ PAPER = replace(
     steps=1000,
     window=100,
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(
+    QUICK, limit_depths=(64, 128, 256, 512, 1024), depths=(64, 128, 256, 512), seeds=16
+)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 LIMIT_FIXED = ("limit_steps", "limit_eta", "n_points", "d_in", "target_scale")
 FIXED = (

@@ -55,7 +55,7 @@ PAPER = replace(
     phis=("relu", "abs", "leaky_relu:0.2", "tanh", "erf", "gelu", "silu", "linear"),
     depths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(QUICK, phis=PAPER.phis, depths=PAPER.depths)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 LIMIT_GRID = np.linspace(0.0, 1.0, 65)
 

@@ -121,7 +121,7 @@ PAPER = replace(
     steps=3000,
     window=500,
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(QUICK, seeds=16, steps=400)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 #: θ of relu in the family.

@@ -45,7 +45,7 @@ PAPER = replace(
     QUICK,
     per_quarter=80,
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(QUICK, per_quarter=80)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 REGIONS = (
     "unstable at initialization",

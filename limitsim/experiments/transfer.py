@@ -149,7 +149,7 @@ PAPER = replace(
     steps=3000,
     window=200,
 )
-STANDARD = replace(QUICK)
+STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 #: SGD runs only the parametrizations whose SGD prediction is stated (extension rows).
 SGD_PARAMS = ("depth_mup", "block_only")
