@@ -69,6 +69,11 @@ def _transfer(sizes: Mapping[str, Any]) -> list[Work]:
         for _ in params:
             for L in sizes["depths"]:
                 groups.append((count, _digits("transfer", sizes, depth=int(L), optimizer=opt)))
+    ln_count = len(sizes["ln_log2_etas"]) * int(sizes["seeds"])  # Fig. 12: abs, pre-LN, Adam
+    for _ in sizes["ln_params"]:
+        for L in sizes["ln_depths"]:
+            work = _digits("transfer", sizes, depth=int(L), optimizer="adam", pre_ln=True)
+            groups.append((ln_count, work))
     return batched(groups, 8)
 
 
