@@ -42,7 +42,10 @@ settings (φ = identity, SGD, smallest and largest depth) the z-scores of the se
 and log losses over 200 independent repetitions have an RMS within 10% of Student's t s.d.
 (``tests/test_particle_calibration.py``).  Adam uses ``n_partners`` sampled partner particles
 (:func:`limitsim.simulate_limit`; an extra O(1/n_partners) bias through φ), which has no exact
-reference to calibrate against.
+reference to calibrate against.  The bias over the standard error grows like
+sqrt(seeds / N_r) at a given depth; the standard and paper profiles keep that ratio below
+quick's, but their larger depths are not covered by the calibration test.  The calibration
+is of the outputs and losses; the per-seed optima inherit it.
 
 Claims (``extension``: the paper shows finite networks only), per optimizer:
 
