@@ -43,9 +43,11 @@ and log losses have an RMS within 10% of Student's t s.d.; at L = 64, near the o
 outputs' RMS is 1.19 × t's and the log loss is biased by −0.5 SE (an expected failure of the
 test; 100 repetitions), and past the optimum (the edge of stability, where the dynamics amplify
 every error) 2.2 × and −4 SE.  So the intervals of the rows are calibrated at the small depths
-only; at the largest depths they are too narrow by about a fifth.  The bias over the standard
-error grows like sqrt(seeds / N_r); the standard and paper profiles keep that ratio below
-quick's.
+only; at the largest depths they are too narrow by about a fifth.  Doubling N_r (512) brings
+the outputs within 10% at L = 64 (1.07 ×) but not the log loss (bias −0.65 SE): that bias is not
+only the O(K/N_r) one (a candidate is the log of each seed's noisy loss near the optimum).
+The O(K/N_r) bias over the standard error grows like sqrt(seeds / N_r); the standard and
+paper profiles keep that ratio below quick's.
 Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`; an extra
 O(1/n_partners) bias through φ), which has no exact reference to calibrate against.
 
