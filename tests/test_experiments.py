@@ -23,6 +23,7 @@ COORDS = {
     "nonlinearity": {"phi", "depth", "log2_eta", "seed", "step", "theta"},
     "prenonlin": {"block", "depth", "log2_eta", "seed"},
     "multiplier": {"depth", "multiplier", "seed"},
+    "limit_transfer": {"optimizer", "param", "depth", "log2_eta", "seed"},
 }
 
 

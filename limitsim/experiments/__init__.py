@@ -19,4 +19,5 @@ EXPERIMENTS = (
     "block_depth",
     "block_heatmap",
     "convergence",
+    "limit_transfer",
 )

@@ -187,6 +187,35 @@ def _convergence(sizes: Mapping[str, Any]) -> list[Work]:
 
 
 #: Cost function of every experiment of :data:`limitsim.experiments.EXPERIMENTS`.
+#: CPU of one Adam particle run (32 sampled partners) over one SGD run of the same size,
+#: measured on limit_transfer's quick runs at L = 16 and 64 (0.106/0.037 s, 0.416/0.157 s).
+ADAM_PARTICLES = 2.7
+
+
+def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
+    from dataclasses import replace
+
+    from limitsim.experiments.limit_transfer import REPLICAS
+
+    work = []
+    for opt in sizes["optimizers"]:
+        runs = len(sizes["log2_etas"][opt]) * int(sizes["seeds"])
+        for L in sizes["depths"]:
+            one = particles(
+                n_particles=int(sizes["n_particles"]),
+                depth=int(L),
+                steps=int(sizes["steps"]),
+                batch=int(sizes["n_points"]),
+                n_replicas=REPLICAS,
+                optimizer=str(opt),
+                sweep="limit_transfer",
+            )
+            if opt == "adam":
+                one = replace(one, seconds=one.seconds * ADAM_PARTICLES)
+            work += [one] * runs
+    return work
+
+
 COSTS: Mapping[str, Callable[[Mapping[str, Any]], list[Work]]] = MappingProxyType(
     {
         "phase_diagram": _phase_diagram,
@@ -201,6 +230,7 @@ COSTS: Mapping[str, Callable[[Mapping[str, Any]], list[Work]]] = MappingProxyTyp
         "block_depth": _block_depth,
         "block_heatmap": _block_heatmap,
         "convergence": _convergence,
+        "limit_transfer": _limit_transfer,
     }
 )
 
