@@ -101,7 +101,7 @@ def _nonlinearity(sizes: Mapping[str, Any]) -> list[Work]:
 
 
 def _diversity(sizes: Mapping[str, Any]) -> list[Work]:
-    from limitsim.experiments.diversity import record_steps
+    from limitsim.experiments._diversity_limit import record_steps
 
     params = list(sizes["params"])
     limit = [linear(depth=int(L), steps=int(sizes["limit_steps"]), batch=int(sizes["n_points"]),
