@@ -19,4 +19,6 @@ EXPERIMENTS = (
     "block_depth",
     "block_heatmap",
     "convergence",
+    "stability",
+    "linearization",
 )
