@@ -24,7 +24,7 @@ def test_tiny_profile():
 
 
 def test_limit_measures_match_wide_finite_linear_nets():
-    """The exact n = ∞ limit against width-256 linear nets (16 seeds) at α = 3/2: the finite
+    """The exact n = ∞ limit against width-256 linear nets (8 seeds) at α = 3/2: the finite
     nets fluctuate by O(n^-1/2) around the limit, so their mean is within 5 SE of it."""
     L, T = 8, POINT["steps"]
     param = st._param("1.5,-0.5", 0.15)
