@@ -105,14 +105,13 @@ QUICK = replace(
     e1_steps=4,
     e1_depths=(4, 8, 16),
     e1_grid=(16, 32, 64),
-    n_particles=4096,
+    n_particles=16384,
 )
-STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128, 256), width=128)
+STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128, 256), width=128, seeds=16)
 PAPER = replace(
     STANDARD,
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     width=512,
-    seeds=16,
     e1_phi="tanh",
     e1_depths=(4, 8, 16, 32, 64),
     e1_grid=(32, 64, 128),

@@ -11,7 +11,8 @@ Task: full-batch regression of :func:`limitsim.experiments.diversity.regression_
 coincide at L = 8), probe = the first training input.  Two routes:
 
 1. **the exact n = ∞ limit of a linear resnet** (:func:`limitsim.linear_limit`, the setting
-   of App. D.2) at ``limit_depths``, η = ``limit_eta``; deterministic, so its slopes carry the
+   of App. D.2) at ``limit_depths`` (and, for (3/4, 1/4) only, the deeper
+   ``redundancy_depths``), η = ``limit_eta``; deterministic, so its slopes carry the
    least-squares interval of :func:`limitsim.stats.fit_slope`;
 2. **finite relu resnets** (width ``width``, η = ``eta``) at ``depths``, ``seeds`` seeds: one
    log–log fit per seed, Student-t interval over seeds (paired where two (α, γ) share a seed).
@@ -69,6 +70,7 @@ class Sizes(ExperimentSizes):
 
     alpha_gammas: tuple[str, ...]
     limit_depths: tuple[int, ...]
+    redundancy_depths: tuple[int, ...]
     limit_eta: float
     depths: tuple[int, ...]
     seeds: int
@@ -84,6 +86,7 @@ class Sizes(ExperimentSizes):
 TINY = Sizes(
     alpha_gammas=("0.5,0.5", "0.75,0.25", "1.5,-0.5"),
     limit_depths=(32, 64, 128),
+    redundancy_depths=(),
     limit_eta=0.15,
     depths=(16, 64, 128),
     seeds=2,
@@ -98,20 +101,21 @@ QUICK = replace(
     TINY,
     alpha_gammas=("0.5,0.5", "0.75,0.25", "1,0", "1.5,-0.5"),
     limit_depths=(32, 64, 128, 256),
-    depths=(16, 32, 64, 128),
+    redundancy_depths=(512,),
+    depths=(16, 32, 64, 128, 256),
     seeds=8,
     width=64,
     steps=10,
 )
 STANDARD = replace(
-    QUICK, limit_depths=(32, 64, 128, 256, 512), depths=(16, 32, 64, 128, 256), width=128
+    QUICK, limit_depths=(32, 64, 128, 256, 512), redundancy_depths=(1024,), width=128, seeds=16
 )
 PAPER = replace(
     STANDARD,
     limit_depths=(32, 64, 128, 256, 512, 1024),
+    redundancy_depths=(2048,),
     depths=(16, 32, 64, 128, 256, 512, 1024),
     width=512,
-    seeds=16,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 TASK_KEYS = ("steps", "n_points", "d_in", "target_scale")
@@ -197,8 +201,16 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
         f"{NAME}_limit",
         limit_point,
         Grid(
-            axes={"alpha_gamma": labels, "depth": list(sizes["limit_depths"])},
-            fixed={**task, "limit_eta": sizes["limit_eta"]},
+            axes={
+                "alpha_gamma": labels,
+                "depth": sorted({*sizes["limit_depths"], *sizes["redundancy_depths"]}),
+            },
+            filters=[f"depth in limit_depths or alpha_gamma == '{REDUNDANT}'"],
+            fixed={
+                **task,
+                "limit_eta": sizes["limit_eta"],
+                "limit_depths": list(sizes["limit_depths"]),
+            },
         ),
     )
     finite = sweep(
@@ -337,15 +349,20 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     out = []
     labels = [str(v) for v in ds.parametrization.values]
     for route in ("limit", "finite"):
+        h = ds.limit_h if route == "limit" else ds.h.isel(seed=0)
         dim = "limit_depth" if route == "limit" else "depth"
-        depths = [int(L) for L in ds[dim].values]
-        where = (
-            f"exact n = ∞ linear limit, SGD, L = {depths[0]}..{depths[-1]}"
-            if route == "limit"
-            else f"finite relu nets, width {ds.attrs['width']}, SGD, L = {depths[0]}..{depths[-1]}"
-        )
-        where += f", t = {ds.attrs['steps']}, mean over λ ∈ {{1/4, 1/2, 3/4, 1}}"
         for label in labels:
+            values = h.sel(parametrization=label)
+            depths = [int(L) for L in values[dim].values[np.isfinite(values.values)]]
+            where = (
+                "exact n = ∞ linear limit, SGD"
+                if route == "limit"
+                else f"finite relu nets, width {ds.attrs['width']}, SGD"
+            )
+            where += (
+                f", L = {depths[0]}..{depths[-1]}, t = {ds.attrs['steps']}, "
+                "mean over λ ∈ {1/4, 1/2, 3/4, 1}"
+            )
             alpha = float(label.split(",")[0])
             if alpha <= 1:
                 out.append(
