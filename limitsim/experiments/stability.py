@@ -326,9 +326,10 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
             if label not in ds.parametrization.values or view.sizes[dim] == 0:
                 continue
             table = _diversity.slope_table(view, route, label)
+            keep = np.isfinite(table).any(axis=1)
             ax.plot(
-                view[dim].values,
-                np.nanmean(table, axis=1),
+                view[dim].values[keep],
+                np.nanmean(table[keep], axis=1),
                 style,
                 marker="o",
                 ms=3,
