@@ -7,7 +7,7 @@ import xarray as xr
 from limitsim import Parametrization, Record
 from limitsim._finite_loop import Trainer, memory_bytes
 from limitsim.experiments import linearization as lin
-from limitsim.experiments.diversity import regression_task
+from limitsim.experiments._diversity_limit import regression_task
 from limitsim.finite import _network, train_finite
 from tests.helpers import tiny_dataset
 

@@ -4,7 +4,7 @@
 ``L^{-α} G(φ(W_t x) − φ(W_0 x) − φ′(W_0 x) ⊙ ((W_t − W_0) x)) = o(L^{-1})`` with
 ``x = x_t^{l-1}`` (Def. 7.7), iff α ∈ [1/2, 1).  Finite resnets (``phi``, default tanh: a smooth
 φ, for which the remainder is second order in ``(W_t − W_0) x = Θ(L^{-γ})``) train on the
-regression task of :func:`limitsim.experiments.diversity.regression_task` with SGD for
+regression task of :func:`limitsim.experiments._diversity_limit.regression_task` with SGD for
 ``steps`` steps (early training, where the L-asymptotics already hold at these depths); the
 remainder is recorded per block by ``Record(remainder=True)`` for the first training input.
 The measured quantity is ``L · mean_l RMS(remainder_l)`` at t = ``steps`` (the remainder
@@ -128,7 +128,7 @@ def _alpha_gamma(label: str) -> tuple[float, float]:
 
 
 def _task(point: Mapping[str, Any], steps: int) -> Any:
-    from limitsim.experiments.diversity import regression_task
+    from limitsim.experiments._diversity_limit import regression_task
 
     return regression_task(
         steps=steps,

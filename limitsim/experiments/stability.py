@@ -5,7 +5,7 @@ faithful during training (``h_t^l = Θ(1)``) iff α ≤ 1: for α > 1, γ = 1 �
 pre-activations explode, ``|h_1^l⟩ = Θ(1 + L^{-γ})`` (App. D.2).  Claim 7.4 says every
 α ∈ (1/2, 1] is redundant (κ = 0); the paper shows it only at (1, 0) (Figs. 17, 18).
 
-Task: full-batch regression of :func:`limitsim.experiments.diversity.regression_task`
+Task: full-batch regression of :func:`limitsim.experiments._diversity_limit.regression_task`
 (``n_points`` random unit-norm inputs onto ±``target_scale``), SGD for ``steps`` steps, a
 = 8^{-1/2} and base depth 8 as in :mod:`limitsim.experiments.diversity` (all (α, γ)
 coincide at L = 8), probe = the first training input.  Two routes:
@@ -29,7 +29,7 @@ Measures (probe, at t = ``steps``, mean over the depth fractions 1/4, 1/2, 3/4, 
   d(ε)² = Nε + Dε² (:func:`limitsim.measures.noise_drift_fit`) scales as L^{1−2α} = L^{-1/2}
   (App. D.2; exponent ± 0.15), and the slope 1/2 − κ̂ of Fig. 18's normalised curve grows
   with L (κ̂ → 0); on finite nets, that growth exceeds Depth-µP's (paired over seeds).  The
-  diversity helpers are those of :mod:`limitsim.experiments.diversity` (fixed ε window from
+  diversity helpers are those of :mod:`limitsim.experiments._diversity_fit` (fixed ε window from
   1/L of the smallest depth used, up to 1/16).
 """
 
@@ -44,9 +44,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments import diversity as _diversity
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_failures
+from limitsim.experiments._diversity_fit import growth, noise_fits, slope_table
+from limitsim.experiments._diversity_limit import LIMIT_A, regression_task
 from limitsim.experiments.profiles import ExperimentSizes
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
@@ -125,13 +126,11 @@ def _param(label: str, eta: float) -> Any:
     from limitsim.parametrization import Parametrization
 
     alpha, gamma = (float(v) for v in label.split(","))
-    return Parametrization(
-        alpha=alpha, gamma=gamma, a=_diversity.LIMIT_A, eta=eta, base_depth=BASE_DEPTH
-    )
+    return Parametrization(alpha=alpha, gamma=gamma, a=LIMIT_A, eta=eta, base_depth=BASE_DEPTH)
 
 
 def _task(point: Mapping[str, Any]) -> Any:
-    return _diversity.regression_task(
+    return regression_task(
         steps=int(point["steps"]),
         n_points=int(point["n_points"]),
         d_in=int(point["d_in"]),
@@ -251,7 +250,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
         "limit_eta": sizes["limit_eta"],
         "width": sizes["width"],
         "eta": sizes["eta"],
-        "a": _diversity.LIMIT_A,
+        "a": LIMIT_A,
         "base_depth": BASE_DEPTH,
     }
     return ds
@@ -325,7 +324,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         for k, label in enumerate((MUP, REDUNDANT)):
             if label not in ds.parametrization.values or view.sizes[dim] == 0:
                 continue
-            table = _diversity.slope_table(view, route, label)
+            table = slope_table(view, route, label)
             keep = np.isfinite(table).any(axis=1)
             ax.plot(
                 view[dim].values[keep],
@@ -420,9 +419,7 @@ def _redundancy_claims(ds: xr.Dataset, labels: list[str]) -> list[Claim]:
     depths = [int(L) for L in view.limit_depth.values]
     if len(depths) >= 2:
         where = f"exact n = ∞ linear limit, SGD, t = {ds.attrs['steps']}"
-        noise = [
-            _diversity.noise_fits(view, "limit", REDUNDANT, L, exponent=1.0)[0] for L in depths
-        ]
+        noise = [noise_fits(view, "limit", REDUNDANT, L, exponent=1.0)[0] for L in depths]
         log_noise = [math.log(f.noise) if f and f.noise > 0 else math.nan for f in noise]
         pred = 1 - 2 * alpha
         out.append(
@@ -447,9 +444,7 @@ def _redundancy_claims(ds: xr.Dataset, labels: list[str]) -> list[Claim]:
                 source="paper: Claim 7.4 (redundant for α ∈ (1/2, 1]; shown at (1, 0) in Fig. 18)",
                 quantity=f"d(1/2 − κ̂)/d log2 L, κ̂ over ε ∈ [1/{depths[0]}, 1/16], "
                 f"L = {depths[0]}..{depths[-1]}, {where}",
-                estimate=fit_slope(
-                    np.log2(depths), _diversity.slope_table(view, "limit", REDUNDANT)[:, 0]
-                ),
+                estimate=fit_slope(np.log2(depths), slope_table(view, "limit", REDUNDANT)[:, 0]),
                 paper="grow",
                 low=0.0,
                 high=math.inf,
@@ -459,8 +454,8 @@ def _redundancy_claims(ds: xr.Dataset, labels: list[str]) -> list[Claim]:
     view = _diversity_view(ds, "finite")
     depths = [int(L) for L in view.depth.values]
     if len(depths) >= 2 and MUP in labels:
-        grow = _diversity.growth(view, "finite", REDUNDANT)
-        grow_mup = _diversity.growth(view, "finite", MUP)
+        grow = growth(view, "finite", REDUNDANT)
+        grow_mup = growth(view, "finite", MUP)
         out.append(
             Claim(
                 experiment=NAME,
