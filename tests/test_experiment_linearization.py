@@ -9,7 +9,6 @@ from limitsim._finite_loop import Trainer, memory_bytes
 from limitsim.experiments import linearization as lin
 from limitsim.experiments._diversity_limit import regression_task
 from limitsim.finite import _network, train_finite
-from tests.helpers import tiny_dataset
 
 TASK = regression_task(steps=2, n_points=3, d_in=5, target_scale=1.0)
 
@@ -61,8 +60,8 @@ def test_memory_estimate_counts_the_initial_weights_copy(rng):
     assert memory_bytes(net.spec, 2, TASK, record, 0) == held + per_step
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("linearization")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("linearization")
     rows = lin.claims(ds)
     assert {c.kind for c in rows} == {"paper"}
     assert len(rows) == ds.sizes["alpha_gamma"] + 2

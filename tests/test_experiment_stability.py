@@ -8,13 +8,12 @@ from limitsim.experiments import stability as st
 from limitsim.finite import train_finite_batch
 from limitsim.linear_limit import linear_limit
 from limitsim.run import Record
-from tests.helpers import tiny_dataset
 
 POINT = {"steps": 3, "n_points": 3, "d_in": 5, "target_scale": 3.0}
 
 
-def test_tiny_profile():
-    ds = tiny_dataset("stability")
+def test_tiny_profile(tiny_experiment):
+    ds = tiny_experiment("stability")
     rows = st.claims(ds)
     assert {c.kind for c in rows} == {"paper"}
     finite = [c for c in rows if "finite" in c.quantity]
