@@ -2,7 +2,7 @@
 
 Baseline: the same recursion and the same algorithms written straightforwardly in numpy with
 a Python loop over the pairs of inputs (closed form for relu; for tanh the Hermite expansion
-of :func:`limitsim._kernels.gauss_moments_hermite`, coefficients by numpy, one dot product
+of :func:`limitsim.gaussian._moments.gauss_moments_hermite`, coefficients by numpy, one dot product
 per pair).  The ratio
 baseline/limitsim measured in the same run is stored in ``extra_info["speedup"]``.
 Compile time of the first call is measured separately in ``compile_times.py``.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from limitsim import Parametrization, init_kernels
-from limitsim._kernels import hermite_rule
-from limitsim.nonlinearities import DEFAULT_HERMITE_TERMS
+from limitsim.gaussian._moments import hermite_rule
+from limitsim.nonlinearities.registry import DEFAULT_HERMITE_TERMS
 
 P, DEPTH = 64, 1024
 PARAM = Parametrization.depth_mup()

@@ -27,8 +27,8 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Task, linear_limit, simulate_limit
-from limitsim import _particle_kernels as pk
-from limitsim._particle_system import RANK_TOL, Family
+from limitsim.particles import _kernels as pk
+from limitsim.particles._system import RANK_TOL, Family
 
 PARAM = Parametrization.depth_mup()
 R, N, K_PAST, B = 8, 512, 64, 4
@@ -221,7 +221,7 @@ def _simulator_curve(task, phi, depth, reference):
 
 def _finite_error(task, phi, depth, reference, budget):
     """(RMS error, width): averaging as many finite nets as fit in ``budget`` seconds."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
 
     def train(width, seeds):
         return train_finite_batch(task, PARAM, depth=depth, width=width, phi=phi, seeds=seeds)

@@ -1,12 +1,12 @@
 """Sweep throughput and overheads (ratios measured in the same run).
 
 - ``test_local_executor_throughput``: a 64-point grid of small finite networks
-  (:func:`limitsim.finite.train_finite`, width 64, depth 16) through ``run_sweep`` with local
+  (:func:`limitsim.finite.train.train_finite`, width 64, depth 16) through ``run_sweep`` with local
   processes (end to end: pool start-up, store writes, Dataset) against the baseline, a plain
   sequential loop over the same points in this process with one BLAS thread (the workers get
   ``cores // workers`` threads each; the finite-network kernels are serial numba code).
   Target: ratio >= 1.8 on 2 cores.  The workers are forked
-  (:func:`limitsim._sweep_exec.start_method`), so they start with the parent's compiled
+  (:func:`limitsim.sweeps._exec.start_method`), so they start with the parent's compiled
   kernels, as in a sweep started from a script that ran one point first.  Also reported: the
   ratio against the same loop with the default thread counts (``ratio_vs_threaded_loop``),
   the wall time of a sweep of 2 trivial points after a first one (pool start-up and store),
@@ -41,7 +41,7 @@ N_POINTS = 64
 def finite_point(point):
     """Train one small finite resnet (the benchmark's unit of work)."""
     from limitsim import Parametrization, Task
-    from limitsim.finite import train_finite
+    from limitsim.finite.train import train_finite
 
     rng = np.random.default_rng(point_seed(point, keys=("data",)))
     X = rng.standard_normal((32, 16))

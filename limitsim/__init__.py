@@ -26,26 +26,26 @@ _SOURCES = {
     "Architecture": "limitsim.architecture",
     "Classification": "limitsim.classification",
     "classify": "limitsim.classification",
-    "depth_limit": "limitsim.depth",
-    "train_finite": "limitsim.finite",
-    "train_finite_batch": "limitsim.finite",
-    "depth_limit_kernels": "limitsim.kernels",
-    "init_kernels": "limitsim.kernels",
-    "linear_depth_limit": "limitsim.linear_depth",
-    "linear_limit": "limitsim.linear_limit",
-    "Nonlinearity": "limitsim.nonlinearities",
-    "nonlinearities": "limitsim.nonlinearities",
-    "nonlinearity": "limitsim.nonlinearities",
+    "depth_limit": "limitsim.particles.depth",
+    "train_finite": "limitsim.finite.train",
+    "train_finite_batch": "limitsim.finite.train",
+    "depth_limit_kernels": "limitsim.kernels.recursion",
+    "init_kernels": "limitsim.kernels.recursion",
+    "linear_depth_limit": "limitsim.linear.depth",
+    "linear_limit": "limitsim.linear.limit",
+    "Nonlinearity": "limitsim.nonlinearities.registry",
+    "nonlinearities": "limitsim.nonlinearities.registry",
+    "nonlinearity": "limitsim.nonlinearities.registry",
     "Parametrization": "limitsim.parametrization",
-    "simulate_limit": "limitsim.particles",
+    "simulate_limit": "limitsim.particles.simulate",
     "Record": "limitsim.run",
     "Recorded": "limitsim.run",
     "Run": "limitsim.run",
-    "open_store": "limitsim.store",
-    "Grid": "limitsim.sweep",
-    "point_seed": "limitsim.sweep",
-    "register_point_function": "limitsim.sweep",
-    "run_sweep": "limitsim.sweep",
+    "open_store": "limitsim.sweeps.store",
+    "Grid": "limitsim.sweeps.sweep",
+    "point_seed": "limitsim.sweeps.sweep",
+    "register_point_function": "limitsim.sweeps.sweep",
+    "run_sweep": "limitsim.sweeps.sweep",
     "Task": "limitsim.task",
 }
 
@@ -67,9 +67,9 @@ def __dir__() -> list[str]:
     return __all__
 
 
-# A public name that is also a submodule's name (``linear_limit``, ``nonlinearities``) cannot
-# be lazy: importing the submodule binds it as an attribute of the package, which would then
-# shadow the function.  Bind those functions now, after their modules.
+# A public name that is also a subpackage's name (``nonlinearities``) cannot be lazy:
+# importing the subpackage binds it as an attribute of this package, which would then shadow
+# the function.  Bind those functions now, after their modules.
 for _name, _module in _SOURCES.items():
-    if _module == f"{__name__}.{_name}":
+    if _module.startswith(f"{__name__}.{_name}."):
         globals()[_name] = __getattr__(_name)

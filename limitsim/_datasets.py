@@ -103,7 +103,7 @@ def teacher(
     (online learning); otherwise batches are drawn from a fixed training set of that size.
     The targets are real-valued: ``loss="xent"`` is refused.
     """
-    from limitsim.nonlinearities import nonlinearity
+    from limitsim.nonlinearities.registry import nonlinearity
 
     for name, value in (("d_in", d_in), ("d_out", d_out), ("teacher_width", teacher_width)):
         check_depth(value, name)

@@ -2,7 +2,7 @@
 
 tqdm starts a monitor thread with its first bar (even a disabled one) and leaves it running.
 A thread in the parent process makes sweeps start their local workers with ``spawn`` instead
-of ``fork`` (:func:`limitsim._sweep_exec.start_method`), which starts workers far more slowly
+of ``fork`` (:func:`limitsim.sweeps._exec.start_method`), which starts workers far more slowly
 (``benchmarks/README.md``).  The bars of limitsim advance once per training step or grid
 point and need no monitor.
 """

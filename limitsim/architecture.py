@@ -25,7 +25,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from limitsim.nonlinearities import Nonlinearity, nonlinearity
+from limitsim.nonlinearities.registry import Nonlinearity, nonlinearity
 from limitsim.validation import check_bool
 
 __all__ = ["BLOCKS", "MAX_BLOCK_DEPTH", "Architecture", "resolve"]

@@ -21,12 +21,12 @@ from typing import cast
 
 import xarray as xr
 
-from limitsim._store_files import remove_stale_temp_files, temp_name, write_atomic
 from limitsim.experiments import EXPERIMENTS
 from limitsim.experiments._common import Context
 from limitsim.experiments.costs import BASELINE_BYTES, experiment_work, wall_seconds
 from limitsim.experiments.profiles import PROFILES, sizes_for
 from limitsim.report import Claim, render_report
+from limitsim.sweeps._files import remove_stale_temp_files, temp_name, write_atomic
 
 __all__ = ["ExperimentEstimate", "ProfileEstimate", "estimate", "make_figures"]
 

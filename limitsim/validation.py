@@ -2,9 +2,9 @@
 
 Each check either returns the normalised value or raises a ``TypeError`` (wrong kind of
 object) or ``ValueError`` (right kind, bad value) whose message names the parameter and says
-what is allowed, before any work starts.  The routes (:mod:`limitsim.kernels`,
-:mod:`limitsim.linear_limit`, :mod:`limitsim.particles`, :mod:`limitsim.finite`) call these
-instead of checking in place, so one kind of argument is refused with one message everywhere.
+what is allowed, before any work starts.  The routes (:mod:`limitsim.kernels.recursion`,
+:mod:`limitsim.linear.limit`, :mod:`limitsim.particles.simulate`, :mod:`limitsim.finite.train`) call
+these instead of checking in place, so one kind of argument is refused with one message everywhere.
 The divergence test of every route is :func:`bounded` / :func:`diverged`.
 
 It imports nothing from limitsim, so the configuration modules (:mod:`limitsim.parametrization`,

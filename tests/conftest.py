@@ -43,7 +43,7 @@ def tiny_experiment() -> Callable[[str], xr.Dataset]:
 @pytest.fixture
 def registry(monkeypatch):
     """An empty registry of user point functions, restored after the test."""
-    from limitsim import _sweep_registry
+    from limitsim.sweeps import _registry as _sweep_registry
 
     monkeypatch.setattr(_sweep_registry, "_REGISTERED", {})
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from limitsim.nonlinearities import BUILTINS, nonlinearity
+from limitsim.nonlinearities.registry import BUILTINS, nonlinearity
 
 ALL_BUILTINS = tuple(BUILTINS)
 ALL_ACTIVATIONS = (*ALL_BUILTINS, "leaky_relu:0.2", "homogeneous:0.5,-1.5", "x*erf(x)")

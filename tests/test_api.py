@@ -12,31 +12,31 @@ import sweep_funcs
 
 import limitsim
 
-#: Public name -> the module it is also importable from (``from limitsim.kernels import ...``).
+#: Public name -> the module that defines it (``from limitsim.kernels.recursion import ...``).
 PUBLIC = {
     "Architecture": "limitsim.architecture",
     "Classification": "limitsim.classification",
     "classify": "limitsim.classification",
-    "depth_limit": "limitsim.depth",
-    "train_finite": "limitsim.finite",
-    "train_finite_batch": "limitsim.finite",
-    "depth_limit_kernels": "limitsim.kernels",
-    "init_kernels": "limitsim.kernels",
-    "linear_depth_limit": "limitsim.linear_depth",
-    "linear_limit": "limitsim.linear_limit",
-    "Nonlinearity": "limitsim.nonlinearities",
-    "nonlinearities": "limitsim.nonlinearities",
-    "nonlinearity": "limitsim.nonlinearities",
+    "depth_limit": "limitsim.particles.depth",
+    "train_finite": "limitsim.finite.train",
+    "train_finite_batch": "limitsim.finite.train",
+    "depth_limit_kernels": "limitsim.kernels.recursion",
+    "init_kernels": "limitsim.kernels.recursion",
+    "linear_depth_limit": "limitsim.linear.depth",
+    "linear_limit": "limitsim.linear.limit",
+    "Nonlinearity": "limitsim.nonlinearities.registry",
+    "nonlinearities": "limitsim.nonlinearities.registry",
+    "nonlinearity": "limitsim.nonlinearities.registry",
     "Parametrization": "limitsim.parametrization",
-    "simulate_limit": "limitsim.particles",
+    "simulate_limit": "limitsim.particles.simulate",
     "Record": "limitsim.run",
     "Recorded": "limitsim.run",
     "Run": "limitsim.run",
-    "open_store": "limitsim.store",
-    "Grid": "limitsim.sweep",
-    "point_seed": "limitsim.sweep",
-    "register_point_function": "limitsim.sweep",
-    "run_sweep": "limitsim.sweep",
+    "open_store": "limitsim.sweeps.store",
+    "Grid": "limitsim.sweeps.sweep",
+    "point_seed": "limitsim.sweeps.sweep",
+    "register_point_function": "limitsim.sweeps.sweep",
+    "run_sweep": "limitsim.sweeps.sweep",
     "Task": "limitsim.task",
 }
 

@@ -8,8 +8,8 @@ import pytest
 
 import limitsim
 from limitsim import Architecture, Parametrization, Record, Task
-from limitsim._finite_net import Hyper, Layer
 from limitsim.architecture import BLOCKS, resolve
+from limitsim.finite._net import Hyper, Layer
 from limitsim.validation import bounded, check_integer, check_positive_real, diverged
 
 MUP = Parametrization.depth_mup(eta=0.5)

@@ -32,7 +32,7 @@ from limitsim.commands import sweep as sweep_commands
 from limitsim.commands._output import print_json
 from limitsim.experiments import EXPERIMENTS
 from limitsim.experiments.profiles import sizes_for
-from limitsim.sweep_spec import (
+from limitsim.sweeps.spec import (
     PRESETS,
     SweepSpec,
     get_point_function,
@@ -113,15 +113,16 @@ def _forbid(monkeypatch, *targets):
 @pytest.fixture
 def no_computation(monkeypatch):
     module = importlib.import_module  # limitsim.linear_limit is also a function's name
-    # limitsim.depth binds simulate_limit when imported: imported first, it keeps the real one
-    module("limitsim.depth")
+    # limitsim.particles.depth binds simulate_limit when imported: imported first, it keeps
+    # the real one
+    module("limitsim.particles.depth")
     _forbid(
         monkeypatch,
         (module("limitsim.commands.train"), "train_finite"),
         (module("limitsim.commands.coordcheck"), "train_finite_batch"),
-        (module("limitsim.finite"), "train_finite_batch"),
-        (module("limitsim.particles"), "simulate_limit"),
-        (module("limitsim.linear_limit"), "linear_limit"),
+        (module("limitsim.finite.train"), "train_finite_batch"),
+        (module("limitsim.particles.simulate"), "simulate_limit"),
+        (module("limitsim.linear.limit"), "linear_limit"),
         (module("limitsim.figures"), "make_figures"),
     )
 
@@ -587,7 +588,7 @@ def test_export_refuses_the_store_and_checks_its_output_first(tmp_path, capsys):
 
 
 def test_run_exits_nonzero_while_points_are_pending(tmp_path, capsys, monkeypatch, registry):
-    from limitsim.store import Store
+    from limitsim.sweeps.store import Store
 
     register_point_function("noisy", sweep_funcs.noisy)
     spec = tmp_path / "spec.toml"
@@ -622,7 +623,7 @@ def test_demo_preset(tmp_path, capsys):
             "run", "--preset", "demo", "--store", str(store), "--executor", "inline"
         )
         assert code == 2
-        assert "needs limitsim.finite.train_finite_batch" in capsys.readouterr().err
+        assert "needs limitsim.finite.train.train_finite_batch" in capsys.readouterr().err
         assert not store.exists()
         return
     ds = spec.run(store=store, executor="inline")
@@ -674,7 +675,7 @@ def test_the_subprocess_exploit_is_refused_before_anything_runs(tmp_path, monkey
     [
         ('function = "planted_mod:f"\n[axes]\nx = [1]\n', "function 'planted_mod:f'"),
         (
-            'function = "limitsim.sweep_spec:demo_point"\nrequires = ["planted_mod.f"]\n'
+            'function = "limitsim.sweeps.spec:demo_point"\nrequires = ["planted_mod.f"]\n'
             "[axes]\nx = [1]\n",
             "requires entry 'planted_mod.f' is outside limitsim",
         ),
@@ -743,7 +744,7 @@ def _damage(store: Path, how: str) -> set[str]:
 
 @pytest.mark.parametrize("how", ["swapped", "truncated", "bit-flipped", "missing"])
 def test_damaged_result_files_are_refused_quarantined_and_recomputed(tmp_path, how, capsys):
-    from limitsim.store import DamagedResultError, DamagedResultWarning
+    from limitsim.sweeps.store import DamagedResultError, DamagedResultWarning
 
     store = tmp_path / "s"
     reference = run_sweep(sweep_funcs.noisy, STORE_GRID, store=store, executor="inline")

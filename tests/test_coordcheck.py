@@ -15,7 +15,7 @@ from limitsim import Parametrization, Record, Task
 from limitsim.cli import main
 from limitsim.commands import coordcheck as cc
 from limitsim.commands._coordcheck_plot import MIN_DECADES, _y_range, plot_coordcheck
-from limitsim.linear_limit import linear_limit
+from limitsim.linear.limit import linear_limit
 from limitsim.measures import coordinate_check
 from limitsim.stats import fit_slope
 

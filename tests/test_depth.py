@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import limitsim.depth
-import limitsim.linear_depth
+import limitsim.linear.depth
+import limitsim.particles.depth
 from limitsim import Parametrization, Run, Task, init_kernels, linear_depth_limit, linear_limit
-from limitsim._def_e1 import solve_def_e1
-from limitsim.depth import compare_def_e1, def_e1, depth_limit
-from limitsim.nonlinearities import nonlinearity
+from limitsim.nonlinearities.registry import nonlinearity
+from limitsim.particles._def_e1 import solve_def_e1
+from limitsim.particles.depth import compare_def_e1, def_e1, depth_limit
 
 SGD = Parametrization.depth_mup(eta=1.0)
 
@@ -53,7 +53,7 @@ def test_depth_limit_is_exact_on_first_order_expansions(monkeypatch):
     errors se_i propagate through the weights (−L₁, L₂)/(L₂ − L₁) = (−1, 2) of doubling depths."""
     se = {4: 0.3, 8: 0.2, 16: 0.05, 32: 0.01}
     monkeypatch.setattr(
-        limitsim.depth, "simulate_limit", ladder_of(lambda L: 1.5 + 0.8 / L, se.get)
+        limitsim.particles.depth, "simulate_limit", ladder_of(lambda L: 1.5 + 0.8 / L, se.get)
     )
     run = depth_limit(ONE, SGD, depths=(4, 8, 16, 32))
     np.testing.assert_allclose(run.f, 1.5, rtol=1e-14)
@@ -69,7 +69,7 @@ def test_depth_limit_error_is_three_times_that_of_a_second_order_term(monkeypatc
     estimated error, their difference 3d/(2L₁²), is exactly 3× the actual error."""
     c, b, d = 1.5, 0.8, -2.0
     expansion = ladder_of(lambda L: c + b / L + d / L**2)
-    monkeypatch.setattr(limitsim.depth, "simulate_limit", expansion)
+    monkeypatch.setattr(limitsim.particles.depth, "simulate_limit", expansion)
     run = depth_limit(ONE, SGD, depths=(4, 8, 16))
     np.testing.assert_allclose(run.f, c - d / (8 * 16), rtol=1e-14)
     np.testing.assert_allclose(run.f_se, 3 * abs(d / (8 * 16)), rtol=1e-12)
@@ -87,7 +87,7 @@ def test_linear_depth_limit_is_exact_on_polynomials_in_one_over_depth(monkeypatc
         f = np.full((2, 1, 1), sum(c * depth**-k for k, c in enumerate(coefficients)))
         return Run(f=f, loss=f[:, 0, 0], route="linear_limit", options={"depth": depth})
 
-    monkeypatch.setattr(limitsim.linear_depth, "linear_limit", linear)
+    monkeypatch.setattr(limitsim.linear.depth, "linear_limit", linear)
     run = linear_depth_limit(ONE, SGD, grid=grid)
     np.testing.assert_allclose(run.f, coefficients[0], rtol=1e-12)
     np.testing.assert_allclose(run.f_se, coefficients[-1] / (8 * 16 * 32), rtol=1e-8)
@@ -98,7 +98,7 @@ def test_depth_ladder_is_checked_before_any_simulation(depths, monkeypatch):
     def simulated(*args, **kwargs):
         pytest.fail("simulated before checking the ladder")
 
-    monkeypatch.setattr(limitsim.depth, "simulate_limit", simulated)
+    monkeypatch.setattr(limitsim.particles.depth, "simulate_limit", simulated)
     task = Task.full_batch(np.eye(2), np.ones((2, 1)), 2)
     with pytest.raises(ValueError, match=r"depths must be >= 3 increasing depths"):
         depth_limit(task, Parametrization.depth_mup(), depths=depths)

@@ -48,10 +48,10 @@ def test_profiles_cost_more_as_they_grow() -> None:
 
 def test_finite_memory_equals_the_trainers_estimator_on_a_real_task() -> None:
     """The task-shape stand-in gives exactly the bytes of memory_bytes on a real Task."""
-    from limitsim._finite_loop import memory_bytes
-    from limitsim._finite_net import Spec
     from limitsim.data import load_dataset
-    from limitsim.nonlinearities import nonlinearity
+    from limitsim.finite._loop import memory_bytes
+    from limitsim.finite._net import Spec
+    from limitsim.nonlinearities.registry import nonlinearity
     from limitsim.run import Record
 
     task = load_dataset("digits", steps=7, batch_size=5)
@@ -110,7 +110,7 @@ def test_finite_model_predicts_cpu_time_within_a_factor_two() -> None:
     from threadpoolctl import threadpool_limits
 
     from limitsim.data import load_dataset
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
     from limitsim.parametrization import Parametrization
 
     task = load_dataset("digits", steps=20, batch_size=32)

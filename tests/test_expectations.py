@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from limitsim import (
-    Parametrization,
-    _gauss_kronrod,
-    _kernels,
-    _quadrature,
-    init_kernels,
-    nonlinearity,
-)
-from limitsim._expectations import MAX_HERMITE_TERMS, QUAD_TOL, RTOL, TAIL_TOL, kink_points
-from limitsim.nonlinearities import Nonlinearity
+from limitsim import Parametrization, init_kernels, nonlinearity
+from limitsim.gaussian import _gauss_kronrod, _quadrature
+from limitsim.gaussian import _moments as _kernels
+from limitsim.gaussian._expectations import MAX_HERMITE_TERMS, QUAD_TOL, RTOL, TAIL_TOL, kink_points
+from limitsim.nonlinearities.registry import Nonlinearity
 from tests import gaussian_reference
 
 REFERENCE = json.loads(gaussian_reference.PATH.read_text())

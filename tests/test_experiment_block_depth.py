@@ -9,7 +9,7 @@ import xarray as xr
 from limitsim.data import load_dataset
 from limitsim.experiments import block_depth as bd
 from limitsim.experiments._digits import train_points
-from limitsim.finite import train_finite
+from limitsim.finite.train import train_finite
 from limitsim.parametrization import Parametrization
 
 

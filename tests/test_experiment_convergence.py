@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from limitsim.experiments import convergence as cv
-from limitsim.linear_depth import linear_depth_limit
+from limitsim.linear.depth import linear_depth_limit
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import pytest
 import xarray as xr
 
 from limitsim import Parametrization, Record
-from limitsim._finite_loop import Trainer, memory_bytes
 from limitsim.experiments import linearization as lin
 from limitsim.experiments._diversity_limit import regression_task
-from limitsim.finite import _network, train_finite
+from limitsim.finite._loop import Trainer, memory_bytes
+from limitsim.finite.train import _network, train_finite
 
 TASK = regression_task(steps=2, n_points=3, d_in=5, target_scale=1.0)
 

@@ -14,7 +14,7 @@ from limitsim.experiments._homogeneous import (
     family_spec,
     lag_prediction,
 )
-from limitsim.nonlinearities import nonlinearity as get_nonlinearity
+from limitsim.nonlinearities.registry import nonlinearity as get_nonlinearity
 
 THETAS = np.arange(-90.0, 90.1, 22.5)
 

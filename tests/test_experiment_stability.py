@@ -5,8 +5,8 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments import stability as st
-from limitsim.finite import train_finite_batch
-from limitsim.linear_limit import linear_limit
+from limitsim.finite.train import train_finite_batch
+from limitsim.linear.limit import linear_limit
 from limitsim.run import Record
 
 POINT = {"steps": 3, "n_points": 3, "d_in": 5, "target_scale": 3.0}

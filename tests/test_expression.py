@@ -17,7 +17,7 @@ from scipy import special, stats
 
 from limitsim import nonlinearity
 from limitsim._codegen import ScalarFunction, render_module
-from limitsim._expression import MAX_LENGTH, MAX_NESTING, MAX_NODES, parse_expression
+from limitsim.nonlinearities._expression import MAX_LENGTH, MAX_NESTING, MAX_NODES, parse_expression
 
 ROOT = Path(__file__).resolve().parent.parent
 x = sp.Symbol("x", real=True)

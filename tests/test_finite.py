@@ -12,11 +12,11 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Record, Task
-from limitsim import _finite_kernels as fk
-from limitsim._finite_loop import Trainer, memory_bytes
-from limitsim.finite import _network, check_memory, train_finite, train_finite_batch
+from limitsim.finite import _kernels as fk
+from limitsim.finite._loop import Trainer, memory_bytes
+from limitsim.finite.train import _network, check_memory, train_finite, train_finite_batch
 from limitsim.measures import feature_learning, fit_exponent, output_change
-from limitsim.nonlinearities import nonlinearity
+from limitsim.nonlinearities.registry import nonlinearity
 
 # ------------------------------------------------------------- independent reference
 # A plain per-example implementation of theory/algorithms.md §1 (column vectors, no batching,
@@ -488,7 +488,7 @@ def test_init_kernels_converge_at_rate_n_to_minus_half(rng):
 
 def init_kernel_errors(rng):
     """RMS relative error of ⟨x^l|x^l⟩ and ⟨δh̃^l|δh̃^l⟩ against init_kernels, per width."""
-    from limitsim.kernels import init_kernels
+    from limitsim.kernels.recursion import init_kernels
 
     xi = rng.standard_normal(6)
     xi /= np.linalg.norm(xi)
@@ -520,7 +520,7 @@ def init_kernel_errors(rng):
 
 def test_init_kernels_pre_block_and_layer_norm(rng):
     """The other architectures at one large width: within 5 standard errors over seeds."""
-    from limitsim.kernels import init_kernels
+    from limitsim.kernels.recursion import init_kernels
 
     xi = rng.standard_normal(5)
     xi /= np.linalg.norm(xi)

@@ -69,8 +69,8 @@ def test_homogeneous_shortcut_equals_general_ode():
     # general path by integrating the full K ODE through the block machinery instead:
     from scipy.integrate import solve_ivp
 
-    from limitsim.kernels import block_increment
-    from limitsim.nonlinearities import nonlinearity
+    from limitsim.kernels.recursion import block_increment
+    from limitsim.nonlinearities.registry import nonlinearity
 
     phi = nonlinearity("abs")
 
@@ -107,7 +107,7 @@ def test_linear_identities():
 
 
 def test_depth_one_is_one_block():
-    from limitsim.nonlinearities import nonlinearity
+    from limitsim.nonlinearities.registry import nonlinearity
 
     K, G = init_kernels(X, "tanh", depth=1, param=Parametrization.depth_mup(a=0.7))
     phi = nonlinearity("tanh")
@@ -197,7 +197,7 @@ def test_depth_limit_bad_input():
 
 # ------------------------------------------------------------------ size, time and finiteness
 def test_depth_above_max_is_refused_before_any_work():
-    from limitsim.kernels import MAX_DEPTH
+    from limitsim.kernels.recursion import MAX_DEPTH
 
     started = time.perf_counter()
     with pytest.raises(ValueError, match=f"more than {MAX_DEPTH} blocks.*depth_limit_kernels"):
@@ -206,7 +206,7 @@ def test_depth_above_max_is_refused_before_any_work():
 
 
 def test_memory_guard_refuses_before_allocating():
-    from limitsim.kernels import MAX_DEPTH, kernel_bytes
+    from limitsim.kernels.recursion import MAX_DEPTH, kernel_bytes
 
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -226,7 +226,7 @@ def test_memory_guard_refuses_before_allocating():
 def test_kernel_bytes_matches_the_allocation():
     """Traced peak minus the formula: never negative, and the same at two depths (a term
     missing from the formula would add at least one byte per layer)."""
-    from limitsim.kernels import kernel_bytes
+    from limitsim.kernels.recursion import kernel_bytes
 
     def overhead(depth):
         tracemalloc.start()
@@ -263,7 +263,7 @@ def test_blow_up_of_the_depth_ode_is_reported_where_it_happens(a):
 
 
 def test_ode_evaluations_are_bounded(monkeypatch):
-    from limitsim import kernels
+    from limitsim.kernels import recursion as kernels
 
     monkeypatch.setattr(kernels, "MAX_ODE_EVALUATIONS", 20)
     with pytest.raises(ValueError, match="needs more than 20 evaluations"):

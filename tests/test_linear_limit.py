@@ -17,17 +17,10 @@ import numpy as np
 import pytest
 from scipy.stats import linregress
 
-from limitsim import (
-    Parametrization,
-    Record,
-    Task,
-    init_kernels,
-    linear_depth_limit,
-    linear_limit,
-)
-from limitsim import _linear_kernels as lk
-from limitsim.linear_depth import extrapolate_polynomial
-from limitsim.linear_limit import _State
+from limitsim import Parametrization, Record, Task, init_kernels, linear_depth_limit, linear_limit
+from limitsim.linear import _kernels as lk
+from limitsim.linear.depth import extrapolate_polynomial
+from limitsim.linear.limit import _State
 
 
 # ----------------------------------------------------------------------------- references
@@ -319,7 +312,7 @@ def test_typo_output_kernel_is_forward_covariance():
 
 def test_against_train_finite():
     """Cross-route check with the shared finite trainer (R4) once it provides φ = linear."""
-    finite = pytest.importorskip("limitsim.finite")
+    finite = pytest.importorskip("limitsim.finite.train")
     param, task, L, n, seeds = Parametrization.depth_mup(), _finite_task(), 4, 256, 12
     fs = np.array(
         [
@@ -589,7 +582,7 @@ def test_kernels_match_py_func():
 
 
 def test_dot_and_axpy_helpers():
-    from limitsim._kernels import dot1
+    from limitsim.gaussian._moments import dot1
 
     rng = np.random.default_rng(9)
     x, y = rng.standard_normal(11), rng.standard_normal(13)
@@ -629,7 +622,7 @@ def test_thread_count_invariance():
 
 def test_linear_rms_experiment_tiny(tmp_path):
     """Figs. 8/9 experiment: runs on the tiny sizes, plots, and reports its two claims."""
-    pytest.importorskip("limitsim.finite")
+    pytest.importorskip("limitsim.finite.train")
     from limitsim.experiments import linear_rms
 
     ds = linear_rms.run(linear_rms.SIZES["tiny"])

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Record, Recorded, Run, Task
-from limitsim.finite import train_finite_batch
+from limitsim.finite.train import train_finite_batch
 from limitsim.measures import (
     coordinate_check,
     diversity_exponent,

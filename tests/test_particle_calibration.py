@@ -8,7 +8,7 @@ exact linear limit (φ = identity, SGD, :func:`limitsim.linear_limit`) the z-sco
 follow Student's t with ``seeds − 1`` degrees of freedom: s.d. sqrt((S−1)/(S−3)), measured as
 the RMS of z about 0 so that a bias counts.  A bias of
 order K/N_r per simulation (K = steps·n_points hats per matrix, N_r particles per replica)
-would inflate that s.d. (``limitsim.particles``, module docstring); the experiment's N_r is
+would inflate that s.d. (``limitsim.particles.simulate``, module docstring); the experiment's N_r is
 chosen so that it does not.
 """
 

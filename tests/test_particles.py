@@ -9,13 +9,13 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Record, Task, init_kernels, linear_limit
-from limitsim import _particle_adam_kernels as pa
-from limitsim import _particle_kernels as pk
-from limitsim._def_e1 import solve_def_e1
 from limitsim._numba import get_num_threads, set_num_threads
 from limitsim.architecture import Architecture
-from limitsim.nonlinearities import nonlinearity
-from limitsim.particles import _particle_init_kernels, simulate_limit
+from limitsim.nonlinearities.registry import nonlinearity
+from limitsim.particles import _adam_kernels as pa
+from limitsim.particles import _kernels as pk
+from limitsim.particles._def_e1 import solve_def_e1
+from limitsim.particles.simulate import _particle_init_kernels, simulate_limit
 
 SGD = Parametrization.depth_mup(eta=1.0)
 
@@ -155,7 +155,7 @@ def test_standard_errors_are_calibrated():
 
     The replica error bars are statistical; each replica also has a bias of order K/N_r
     (K hats per matrix, N_r particles per replica).  Here K/N_r = 8/2048 and the bias is
-    below the resolution of 40 runs (see the module docstring of limitsim.particles).
+    below the resolution of 40 runs (see the module docstring of limitsim.particles.simulate).
     """
     task = small_task(steps=4)
     exact = linear_limit(task, SGD, depth=3)
@@ -357,7 +357,7 @@ CASES = [
 @pytest.mark.parametrize(("phi", "optimizer", "options"), CASES, ids=str)
 def test_finite_networks_approach_the_simulator(phi, optimizer, options):
     """RMS of (finite f − simulator f) over seeds falls like n^{-1/2}; no bias at large n."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
 
     task = small_task(steps=3)
     param = Parametrization.depth_mup(eta=1.0 if optimizer == "sgd" else 0.3, optimizer=optimizer)
@@ -386,8 +386,8 @@ def test_state_larger_than_memory_is_refused_before_allocating():
 
 
 def test_memory_estimate_matches_the_allocated_families():
-    from limitsim._particle_system import Family
-    from limitsim.particles import _lower, memory_bytes
+    from limitsim.particles._system import Family
+    from limitsim.particles.simulate import _lower, memory_bytes
 
     spec = _lower(SGD, 3, Architecture("relu"), 2, None)
     families = [Family(8, 9, 64) for _ in range(2 * spec.n_matrices)]

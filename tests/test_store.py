@@ -19,7 +19,7 @@ import sweep_funcs
 import xarray as xr
 
 from limitsim import Grid, open_store, run_sweep
-from limitsim.store import (
+from limitsim.sweeps.store import (
     IncompatibleStoreError,
     PointResult,
     StoreError,
@@ -110,7 +110,7 @@ def test_stale_temp_files_of_dead_writers_are_removed_on_open(tmp_path):
 
 
 def test_kill_between_file_and_commit_leaves_an_orphan_that_resume_adopts(tmp_path, monkeypatch):
-    from limitsim._ledger import Ledger
+    from limitsim.sweeps._ledger import Ledger
 
     def killed(self, *args, **kwargs):
         raise KeyboardInterrupt  # the process dies right after the file is in place
@@ -332,7 +332,7 @@ RACE = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import numpy as np
-from limitsim.store import PointResult, open_store
+from limitsim.sweeps.store import PointResult, open_store
 start, me = float(sys.argv[1]), int(sys.argv[2])
 for trial in range({trials}):
     while time.time() < start + 0.2 * trial:
@@ -364,7 +364,7 @@ def test_concurrent_first_opens_of_a_new_store_are_safe(tmp_path):
 def test_a_store_created_between_look_and_create_is_accepted(tmp_path, monkeypatch):
     """The race window of the concurrent test, made deterministic: another process creates
     the store after this one found no ``store.json`` and before it creates one."""
-    from limitsim import _store_identity
+    from limitsim.sweeps import _identity as _store_identity
 
     path = tmp_path / "s"
     real_read = _store_identity._read_identity

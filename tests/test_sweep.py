@@ -17,9 +17,9 @@ import sweep_funcs
 import xarray as xr
 
 from limitsim import Grid, open_store, point_seed, run_sweep
-from limitsim.grid import point_key
-from limitsim.store import limitsim_version
-from limitsim.sweep_spec import get_preset, load_spec
+from limitsim.sweeps.grid import point_key
+from limitsim.sweeps.spec import get_preset, load_spec
+from limitsim.sweeps.store import limitsim_version
 
 TESTS = Path(__file__).parent
 GRID = Grid(axes={"x": list(range(6)), "z": [0.5, 2.0]}, filters=["x * z < 9"], fixed={"k": 1})
@@ -179,7 +179,7 @@ def test_local_processes_and_dask_give_identical_datasets(tmp_path):
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_forked_and_spawned_workers_give_identical_datasets(tmp_path, monkeypatch, method):
-    import limitsim._sweep_exec as sweep_exec
+    import limitsim.sweeps._exec as sweep_exec
 
     monkeypatch.setattr(sweep_exec, "start_method", lambda: method)
     local = run_sweep(sweep_funcs.noisy, GRID, store=tmp_path / "local", workers=2)
@@ -190,7 +190,7 @@ def test_forked_and_spawned_workers_give_identical_datasets(tmp_path, monkeypatc
 START_METHOD = """
 import sys, threading
 import numba, numpy as np
-from limitsim._sweep_exec import start_method
+from limitsim.sweeps._exec import start_method
 print(start_method())
 stop = threading.Event()
 thread = threading.Thread(target=stop.wait)
@@ -402,17 +402,17 @@ ORPHAN_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 import sweep_funcs
-import limitsim._sweep_exec
+import limitsim.sweeps._exec
 from limitsim import Grid, run_sweep
 if __name__ == "__main__":
-    limitsim._sweep_exec.start_method = lambda: {method!r}
+    limitsim.sweeps._exec.start_method = lambda: {method!r}
     grid = Grid(axes={{"x": [0, 1]}}, fixed={{"marker_dir": {marker!r}}})
     run_sweep(sweep_funcs.hangs, grid, store={store!r}, workers=2)
 """
 
 WATCHED_SCRIPT = """
 import multiprocessing, os, threading, time
-from limitsim._sweep_exec import _watch_parent
+from limitsim.sweeps._exec import _watch_parent
 def child(parent):
     threading.Thread(target=_watch_parent, args=(parent, 0.05), daemon=True).start()
     time.sleep(60)

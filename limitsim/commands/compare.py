@@ -53,9 +53,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the limit and the finite networks; print the error per width and its slope."""
-    from limitsim.finite import check_memory, train_finite_batch
-    from limitsim.linear_limit import linear_limit
-    from limitsim.particles import simulate_limit
+    from limitsim.finite.train import check_memory, train_finite_batch
+    from limitsim.linear.limit import linear_limit
+    from limitsim.particles.simulate import simulate_limit
 
     if args.plot:
         output_file(args.plot, "--plot", plot=True)

@@ -28,7 +28,7 @@ from limitsim._generated import exponents
 from limitsim.classification import classify
 from limitsim.commands._output import output_file, print_json
 from limitsim.commands.train import add_network_arguments, make_param, make_task
-from limitsim.finite import check_memory, train_finite_batch
+from limitsim.finite.train import check_memory, train_finite_batch
 from limitsim.measures import COORDINATE_FRACTIONS, coordinate_check
 from limitsim.parametrization import PRESETS, Parametrization, check_depth
 from limitsim.run import Record

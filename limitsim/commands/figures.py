@@ -94,7 +94,7 @@ def check_scheduler(address: str, timeout: float) -> None:
     """
     import asyncio
 
-    from limitsim.sweep import _check_address
+    from limitsim.sweeps.sweep import _check_address
 
     address = _check_address(address)
     try:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from limitsim.commands._output import print_json
-from limitsim.kernels import depth_limit_kernels, init_kernels
+from limitsim.kernels.recursion import depth_limit_kernels, init_kernels
 from limitsim.parametrization import PRESETS, Parametrization
 
 

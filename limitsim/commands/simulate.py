@@ -68,8 +68,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and print the loss curve with its standard errors."""
-    from limitsim.depth import depth_limit
-    from limitsim.particles import simulate_limit
+    from limitsim.particles.depth import depth_limit
+    from limitsim.particles.simulate import simulate_limit
     from limitsim.run import Record
 
     if args.out:

@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action; store, file, scheduler and requirement errors exit with code 2."""
-    from limitsim.store import StoreError
+    from limitsim.sweeps.store import StoreError
 
     action = {
         "run": _run,
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from limitsim.store import DamagedResultWarning
-    from limitsim.sweep_spec import get_preset, load_spec
+    from limitsim.sweeps.spec import get_preset, load_spec
+    from limitsim.sweeps.store import DamagedResultWarning
 
     if (args.spec is None) == (args.preset is None):
         raise ValueError("give either a spec file SPEC.toml or --preset NAME (exactly one)")
@@ -122,8 +122,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from limitsim.store import StoreError, open_store
-    from limitsim.sweep_dataset import summarize
+    from limitsim.sweeps.dataset import summarize
+    from limitsim.sweeps.store import StoreError, open_store
 
     with open_store(args.store, readonly=True) as store:
         grid = store.grid
@@ -189,7 +189,7 @@ def _output_path(out: str, store: str) -> Path:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from limitsim.store import open_store
+    from limitsim.sweeps.store import open_store
 
     out = _output_path(args.out, args.store)
     with open_store(args.store, readonly=True) as store:
@@ -205,7 +205,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from limitsim.sweep_spec import PRESETS
+    from limitsim.sweeps.spec import PRESETS
 
     for name, spec in PRESETS.items():
         n = len(spec.grid.points())
@@ -214,7 +214,7 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _functions(args: argparse.Namespace) -> int:
-    from limitsim.sweep_spec import point_functions
+    from limitsim.sweeps.spec import point_functions
 
     for name, dotted in sorted(point_functions().items()):
         print(name if name == dotted else f"{name} ({dotted})")

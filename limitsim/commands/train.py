@@ -15,7 +15,7 @@ import numpy as np
 
 from limitsim.commands._output import output_file, print_json
 from limitsim.data import DATASETS
-from limitsim.finite import BLOCKS, DTYPES, train_finite
+from limitsim.finite.train import BLOCKS, DTYPES, train_finite
 from limitsim.parametrization import OPTIMIZERS, PRESETS, Parametrization
 from limitsim.run import Record, Run
 from limitsim.task import LOSSES, Task

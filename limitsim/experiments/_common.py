@@ -1,6 +1,6 @@
 """Helpers shared by the experiments: sweeps into a store, tasks, optimum estimates.
 
-Experiments run their grids through :func:`limitsim.sweep.run_sweep`, so every finished
+Experiments run their grids through :func:`limitsim.sweeps.sweep.run_sweep`, so every finished
 grid point is on disk at once and a killed ``limitsim figures`` resumes where it stopped.
 """
 
@@ -84,7 +84,7 @@ def sweep(
     batch_size: int | None = None,
 ) -> xr.Dataset:
     """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable)."""
-    from limitsim.sweep import run_sweep
+    from limitsim.sweeps.sweep import run_sweep
 
     if context is None:  # tests and library use: a throw-away store, in this process
         import tempfile

@@ -96,7 +96,7 @@ PAPER_TRAINING: dict[str, Any] = {"width": 256, "batch": 64}
 
 def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Train the points of one architecture together (sweep function; module docstring)."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
     from limitsim.run import Record
 
     first = points[0]
@@ -155,7 +155,7 @@ def sweep_digits(
     that differ only along ``batch_axes`` train together, at most ``sizes["batch_size"]``
     (default 8) at once.
     """
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     grid = Grid(axes=axes, fixed={key: sizes[key] for key in fixed})
     ds = sweep(

@@ -1,13 +1,13 @@
 """Cost models of the routes: CPU seconds and peak bytes of one call, and their constants.
 
 :mod:`limitsim.experiments.costs` builds each experiment's predicted work from these.  Bytes
-come from the routes' own memory estimators (:func:`limitsim._finite_loop.memory_bytes`,
-:func:`limitsim.particles.memory_bytes`, :func:`limitsim.kernels.kernel_bytes`, the linear
-limit's ``2 r² L² T²`` floats).
+come from the routes' own memory estimators (:func:`limitsim.finite._loop.memory_bytes`,
+:func:`limitsim.particles.simulate.memory_bytes`, :func:`limitsim.kernels.recursion.kernel_bytes`,
+the linear limit's ``2 r² L² T²`` floats).
 
 Cost models (CPU seconds; one BLAS thread, as sweep workers run):
 
-- finite networks (:func:`limitsim.finite.train_finite_batch`), K configurations, L blocks of
+- finite networks (:func:`limitsim.finite.train.train_finite_batch`), K configurations, L blocks of
   ``bd`` matrices, width n, batch B, T steps: per step and matrix
   ``c_layer + K (c_matmul B n² + c_update n² + c_elementwise B n)`` (the three products of
   forward, backward and gradient, the SGD or Adam update, and the fused elementwise kernels),
@@ -125,10 +125,10 @@ def finite(
     record_backward: bool = True,
     sweep: str | None = None,
 ) -> Work:
-    """One :func:`limitsim.finite.train_finite_batch` call of ``configs`` networks."""
-    from limitsim._finite_loop import memory_bytes
-    from limitsim._finite_net import Spec
-    from limitsim.nonlinearities import nonlinearity
+    """One :func:`limitsim.finite.train.train_finite_batch` call of ``configs`` networks."""
+    from limitsim.finite._loop import memory_bytes
+    from limitsim.finite._net import Spec
+    from limitsim.nonlinearities.registry import nonlinearity
     from limitsim.run import Record
 
     c = CONSTANTS
@@ -154,7 +154,7 @@ def finite(
 
 @dataclass(frozen=True, slots=True)
 class _TaskShape:
-    """The sizes :func:`limitsim._finite_loop.memory_bytes` reads from a Task (no data)."""
+    """The sizes :func:`limitsim.finite._loop.memory_bytes` reads from a Task (no data)."""
 
     steps: int
     batch_size: int
@@ -182,7 +182,7 @@ def linear(
 
 @dataclass(frozen=True, slots=True)
 class _SystemShape:
-    """The sizes :func:`limitsim.particles.memory_bytes` reads from a SystemSpec."""
+    """The sizes :func:`limitsim.particles.simulate.memory_bytes` reads from a SystemSpec."""
 
     n_matrices: int
     optimizer: str
@@ -202,7 +202,7 @@ def particles(
     sweep: str | None = None,
 ) -> Work:
     """One :func:`limitsim.simulate_limit` run (``extra_hats``: probe and evaluation vectors)."""
-    from limitsim.particles import memory_bytes
+    from limitsim.particles.simulate import memory_bytes
 
     vectors = steps * batch
     matrices = depth * block_depth
@@ -218,8 +218,8 @@ def particles(
 
 def kernels(phi: str, depths: Iterable[int], *, n_inputs: int = 2) -> Work:
     """:func:`limitsim.init_kernels` at ``depths`` and the depth limit, for one φ."""
-    from limitsim.kernels import kernel_bytes
-    from limitsim.nonlinearities import nonlinearity
+    from limitsim.kernels.recursion import kernel_bytes
+    from limitsim.nonlinearities.registry import nonlinearity
 
     closed = nonlinearity(phi).closed_form is not None
     per_layer = CONSTANTS["c_kernel" if closed else "c_kernel_hermite"]
@@ -288,10 +288,10 @@ def calibrate() -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
     from limitsim.data import few_point, load_dataset
-    from limitsim.finite import train_finite_batch
-    from limitsim.linear_limit import linear_limit
+    from limitsim.finite.train import train_finite_batch
+    from limitsim.linear.limit import linear_limit
     from limitsim.parametrization import Parametrization
-    from limitsim.particles import simulate_limit
+    from limitsim.particles.simulate import simulate_limit
 
     rows: list[list[float]] = []
     times: list[float] = []

@@ -143,7 +143,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     ``log_loss`` is the LogLoss at the end of the run, ``log_loss_early`` that of the window
     before the early checkpoint (attr ``early_step``).
     """
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     keys = ("width", "steps", "batch", "task", "window", "optimizer", "base_eta", "max_layers")
     if int(sizes["seeds"]) < 2:

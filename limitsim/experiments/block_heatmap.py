@@ -116,7 +116,7 @@ SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The (L, log2 a, log2 η, seed) grid of block-depth-2 runs."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     keys = ("phi", "pre_ln", "width", "steps", "batch", "task", "window", "optimizer", "base_eta")
     if int(sizes["seeds"]) < 2:

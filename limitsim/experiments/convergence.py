@@ -134,7 +134,7 @@ def _param(point: dict[str, Any]) -> Any:
 
 def finite_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finite nets of one (φ, width), batched over seeds (sweep function): ``f`` (T, B, e)."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
 
     first = points[0]
     runs = train_finite_batch(
@@ -151,9 +151,9 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     ``route="linear_limit"``: exact, φ = linear; ``route="particles"``: the particle simulator
     with φ = ``phi`` and a seed derived from the point.
     """
-    from limitsim.grid import point_seed
-    from limitsim.linear_limit import linear_limit
-    from limitsim.particles import simulate_limit
+    from limitsim.linear.limit import linear_limit
+    from limitsim.particles.simulate import simulate_limit
+    from limitsim.sweeps.grid import point_seed
 
     task, param, depth = _task(point), _param(point), int(point["depth"])
     if point["route"] == "linear_limit":
@@ -172,7 +172,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     (phi, step, example: the limit at ``width_depth``), ``f_linear`` (depth, step, example:
     the linear ladder), ``f_particles``/``f_particles_se`` (particle_depth, step, example).
     """
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     task_keys = ("steps", "n_points", "d_in", "task_seed", "eta", "a")
     if int(sizes["seeds"]) < 2:
@@ -256,7 +256,7 @@ def width_errors(ds: xr.Dataset, phi: str) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_reference(ds: xr.Dataset) -> np.ndarray:
     """f_t^∞ (step, example): Richardson through ``reference_depths`` of the linear ladder."""
-    from limitsim.linear_depth import extrapolate_polynomial
+    from limitsim.linear.depth import extrapolate_polynomial
 
     ref = [int(L) for L in ds.attrs["reference_depths"]]
     values = ds.f_linear.sel(depth=ref).values

@@ -169,7 +169,7 @@ FLAT_SLOPE = 0.05
 
 def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     """Train the exact linear limit of one (parametrization, depth) (sweep function)."""
-    from limitsim.linear_limit import linear_limit
+    from limitsim.linear.limit import linear_limit
     from limitsim.measures import diversity_exponent, feature_diversity
     from limitsim.run import Record
 
@@ -203,7 +203,7 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """Both routes; the limit's variables are prefixed ``limit_`` (dims limit_depth, …)."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     params = list(sizes["params"])
     limit_grid = Grid(

@@ -188,9 +188,9 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     The simulator's seed is derived from (seed, depth, optimizer) only, so every η of a seed
     uses the same random numbers (module docstring).  ``f`` is NaN from a diverged step on.
     """
-    from limitsim.grid import point_seed
     from limitsim.parametrization import Parametrization
-    from limitsim.particles import simulate_limit
+    from limitsim.particles.simulate import simulate_limit
+    from limitsim.sweeps.grid import point_seed
 
     optimizer = str(point["optimizer"])
     param = Parametrization.depth_mup(eta=2.0 ** float(point["log2_eta"]), optimizer=optimizer)
@@ -255,7 +255,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     of both parametrizations' grids (NaN outside a curve's window) and ``f_depth_mup``
     (optimizer, depth, log2_eta, seed, step, example): Depth-µP's outputs.
     """
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     windows = {opt: list(sizes["log2_etas"][opt]) for opt in sizes["optimizers"]}
     fixed_keys = ("phi", "steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")

@@ -27,7 +27,7 @@ import xarray as xr
 
 from limitsim.experiments._common import seed_axis
 from limitsim.experiments.profiles import ExperimentSizes
-from limitsim.linear_limit import linear_limit
+from limitsim.linear.limit import linear_limit
 from limitsim.parametrization import Parametrization
 from limitsim.run import Record, Run
 from limitsim.stats import exact, t_interval
@@ -123,7 +123,7 @@ def _sizes(run: Run, L: int, steps: tuple[int, ...]) -> np.ndarray:
 
 def run(sizes: Mapping[str, Any], context: Any = None) -> xr.Dataset:
     """Finite networks against width at ``depth``, and the limit against width and depth."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
 
     steps = tuple(int(t) for t in sizes["steps"])
     widths, depths = list(sizes["widths"]), list(sizes["depths"])

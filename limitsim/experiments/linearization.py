@@ -15,17 +15,17 @@ linearization), Θ(1) at α = 1 (slope 0 ± 0.15, no linearization).  In the exa
 ``W_0 x`` and ``ΔW x`` separately, so this claim has no n = ∞ row.
 
 **Def. E.1** (App. E, Claim E.1: the recursion gives the L → ∞ limit of SGD training for
-smooth φ).  :func:`limitsim.depth.def_e1` (printed and corrected, ``tp6-notes.md`` §3.4) on a
-depth grid ``e1_grid``, extrapolated by :func:`limitsim.depth.extrapolate_first_order`, against
-:func:`limitsim.depth.depth_limit` (particle simulator on the ladder ``e1_depths``, with
-``PARTICLE_REPLICAS`` replicas).  The quantity is the relative distance
-``D = sqrt(mean_{t,b}((f_E1 − f_sim)² − se²)) / RMS_{t,b}(f_E1(t) − f_E1(0))``: the RMS
-difference of the output trajectories, its square corrected for the simulator's Monte Carlo
-and extrapolation variance ``se²`` (and E.1's extrapolation error), in units of what
-training moved the outputs.  Its interval propagates the variance of that estimate
-(``Σ (4Δ²σ² + 2σ⁴)``, as in :mod:`limitsim.experiments.convergence`) with t over the replicas.
-Claim E.1 predicts D = 0; the accepted range [0, 0.1] allows a tenth of the training signal
-for the extrapolations' remaining O(L^-2) error.
+smooth φ).  :func:`limitsim.particles.depth.def_e1` (printed and corrected, ``tp6-notes.md`` §3.4)
+on a depth grid ``e1_grid``, extrapolated by
+:func:`limitsim.particles.depth.extrapolate_first_order`, against
+:func:`limitsim.particles.depth.depth_limit` (particle simulator on the ladder ``e1_depths``, with
+``PARTICLE_REPLICAS`` replicas).  The quantity is the relative distance ``D = sqrt(mean_{t,b}((f_E1
+− f_sim)² − se²)) / RMS_{t,b}(f_E1(t) − f_E1(0))``: the RMS difference of the output trajectories,
+its square corrected for the simulator's Monte Carlo and extrapolation variance ``se²`` (and E.1's
+extrapolation error), in units of what training moved the outputs.  Its interval propagates the
+variance of that estimate (``Σ (4Δ²σ² + 2σ⁴)``, as in :mod:`limitsim.experiments.convergence`) with
+t over the replicas. Claim E.1 predicts D = 0; the accepted range [0, 0.1] allows a tenth of the
+training signal for the extrapolations' remaining O(L^-2) error.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def remainder_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Returns ``scaled_remainder``: L · mean over blocks of Def. 7.7's remainder RMS at the
     last step.
     """
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
     from limitsim.parametrization import Parametrization
     from limitsim.run import Record
 
@@ -175,10 +175,10 @@ def remainder_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def e1_point(point: dict[str, Any]) -> dict[str, Any]:
     """Def. E.1 (both variants, extrapolated) and the simulated depth limit (sweep function)."""
-    from limitsim._def_e1 import VARIANTS
-    from limitsim.depth import def_e1, depth_limit, extrapolate_first_order
-    from limitsim.grid import point_seed
     from limitsim.parametrization import Parametrization
+    from limitsim.particles._def_e1 import VARIANTS
+    from limitsim.particles.depth import def_e1, depth_limit, extrapolate_first_order
+    from limitsim.sweeps.grid import point_seed
 
     task = _task(point, int(point["e1_steps"]))
     param = Parametrization.depth_mup(eta=float(point["e1_eta"]))
@@ -203,7 +203,7 @@ def e1_point(point: dict[str, Any]) -> dict[str, Any]:
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The remainder grid (alpha_gamma, depth, seed) and the E.1 comparison (step, example)."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     grid = Grid(
         axes={

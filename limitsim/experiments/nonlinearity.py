@@ -144,7 +144,7 @@ def train_family_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """Both grids; the family's variables are prefixed ``family_`` (dims theta, seed, step)."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     fixed = {key: sizes[key] for key in FIXED}
     seeds = seed_axis(context, int(sizes["seeds"]))

@@ -92,7 +92,7 @@ def predicted(label: str) -> dict[str, float]:
 def step_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One SGD step for the points of one depth (sweep function, batched over (α, γ), seed)."""
     from limitsim.data import few_point
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
     from limitsim.run import Record
 
     first = points[0]
@@ -124,7 +124,7 @@ def step_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The (α, γ) × depth × seed grid of one-step changes."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     grid = Grid(
         axes={

@@ -155,7 +155,7 @@ def _measures(run: Any, depth: int, steps: int) -> dict[str, Any]:
 
 def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     """The exact linear limit of one ((α, γ), depth) (sweep function)."""
-    from limitsim.linear_limit import linear_limit
+    from limitsim.linear.limit import linear_limit
     from limitsim.run import Record
 
     T, L = int(point["steps"]), int(point["depth"])
@@ -166,7 +166,7 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
 
 def finite_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finite relu nets of one depth, batched over (α, γ) and seed (sweep function)."""
-    from limitsim.finite import train_finite_batch
+    from limitsim.finite.train import train_finite_batch
     from limitsim.run import Record
 
     first = points[0]
@@ -191,7 +191,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     the limit; ``depth``, ``seed`` and ``k`` for the finite nets; ``d`` has one step
     (t = ``steps``), in the layout of :mod:`limitsim.experiments.diversity`.
     """
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     labels = list(sizes["alpha_gammas"])
     task = {key: sizes[key] for key in TASK_KEYS}

@@ -161,7 +161,7 @@ SP_PARAMS = ("standard", "standard_gamma1")
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """The transfer grid (``sizes``: params, optimizers, depths, log2_etas, seeds, width, ...)."""
-    from limitsim.grid import Grid
+    from limitsim.sweeps.grid import Grid
 
     grid = Grid(
         axes={

@@ -1,0 +1,1 @@
+"""Gaussian expectations of φ: compiled moments, Hermite rules and adaptive quadrature."""
