@@ -13,6 +13,9 @@ The public names are imported lazily (PEP 562), except those that share a submod
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -66,6 +69,40 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return __all__
 
+
+#: Public module paths of limitsim 0.1, whose modules sat in one flat folder, and where each
+#: module is now.  Importing a former path gives the module itself (one object under both
+#: names), so scripts, spec files and stores that name a former path keep working.
+#: ``limitsim.linear_limit`` is not among them: at the top level that name is the function.
+FORMER_MODULES = {
+    "limitsim.depth": "limitsim.particles.depth",
+    "limitsim.grid": "limitsim.sweeps.grid",
+    "limitsim.linear_depth": "limitsim.linear.depth",
+    "limitsim.store": "limitsim.sweeps.store",
+    "limitsim.sweep": "limitsim.sweeps.sweep",
+    "limitsim.sweep_dataset": "limitsim.sweeps.dataset",
+    "limitsim.sweep_spec": "limitsim.sweeps.spec",
+}
+
+
+class _FormerPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import hook resolving :data:`FORMER_MODULES` to the modules at their current paths."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in FORMER_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        module = importlib.import_module(FORMER_MODULES[spec.name])
+        spec.loader_state = module.__spec__  # the import system overwrites __spec__ next
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__ = module.__spec__.loader_state  # the module keeps its own identity
+
+
+sys.meta_path.append(_FormerPaths())
 
 # A public name that is also a subpackage's name (``nonlinearities``) cannot be lazy:
 # importing the subpackage binds it as an attribute of this package, which would then shadow

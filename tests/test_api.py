@@ -195,3 +195,22 @@ def test_readme_python_example_runs():
     exec(compile(block, "README.md", "exec"), namespace)
     assert not namespace["exact"].diverged
     assert len(namespace["runs"]) == 2
+
+
+@pytest.mark.parametrize("former", sorted(limitsim.FORMER_MODULES))
+def test_former_module_paths_import_the_moved_modules(former):
+    """``import limitsim.sweep_spec`` (limitsim 0.1's flat layout) gives the moved module
+    itself, which keeps its own name and spec; the top-level functions stay functions."""
+    current = importlib.import_module(limitsim.FORMER_MODULES[former])
+    assert importlib.import_module(former) is current
+    assert current.__spec__.name == current.__name__ == limitsim.FORMER_MODULES[former]
+    assert callable(limitsim.linear_limit) and callable(limitsim.nonlinearities)
+
+
+def test_moved_point_function_keeps_its_stored_name():
+    """Point keys and store.json name ``limitsim.sweep_spec:demo_point``, as before the move."""
+    from limitsim.sweeps import demo_point, function_name, get_point_function
+
+    assert function_name(demo_point) == "limitsim.sweep_spec:demo_point"
+    assert get_point_function("limitsim.sweep_spec:demo_point") is demo_point
+    assert get_point_function("limitsim.sweeps.spec:demo_point") is demo_point  # current path

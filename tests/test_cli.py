@@ -675,7 +675,7 @@ def test_the_subprocess_exploit_is_refused_before_anything_runs(tmp_path, monkey
     [
         ('function = "planted_mod:f"\n[axes]\nx = [1]\n', "function 'planted_mod:f'"),
         (
-            'function = "limitsim.sweeps.spec:demo_point"\nrequires = ["planted_mod.f"]\n'
+            'function = "limitsim.sweep_spec:demo_point"\nrequires = ["planted_mod.f"]\n'
             "[axes]\nx = [1]\n",
             "requires entry 'planted_mod.f' is outside limitsim",
         ),

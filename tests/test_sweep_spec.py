@@ -30,7 +30,7 @@ def test_a_spec_built_in_python_is_checked_when_run(tmp_path):
         ("", sweep_funcs.noisy, ValueError, "name must start with a letter"),
         ("f", lambda p: {}, TypeError, "lambdas and nested functions"),
         ("f", 3, TypeError, "must be callable"),
-        ("limitsim.sweeps.spec:demo_point", sweep_funcs.noisy, ValueError, "already registered"),
+        ("limitsim.sweep_spec:demo_point", sweep_funcs.noisy, ValueError, "already registered"),
     ],
 )
 def test_bad_registrations(registry, name, function, error, match):
@@ -47,7 +47,7 @@ def test_a_name_keeps_its_function(registry):
 
 def test_builtin_point_functions_import():
     builtins = point_functions()
-    assert "limitsim.sweeps.spec:demo_point" in builtins
+    assert "limitsim.sweep_spec:demo_point" in builtins
     for name in builtins:
         function, dotted = resolve_function(get_point_function(name))
         assert dotted == name and callable(function)
@@ -63,7 +63,7 @@ def test_python_callers_may_still_name_any_function(tmp_path):
 def test_check_code_accepts_registered_names_with_or_without_allow_code(registry):
     register_point_function("my-sweep", sweep_funcs.noisy)
     grid = Grid(axes={"x": [1]})
-    for function in ("my-sweep", "sweep_funcs:noisy", "limitsim.sweeps.spec:demo_point"):
+    for function in ("my-sweep", "sweep_funcs:noisy", "limitsim.sweep_spec:demo_point"):
         for allow_code in (False, True):
             SweepSpec(function=function, grid=grid).check_code(allow_code=allow_code)
     with pytest.raises(ValueError, match="registered name or 'package\\.module:function'"):

@@ -26,7 +26,7 @@ __all__ = [
 
 #: limitsim's own point functions, by dotted name (imported on first use).
 _BUILTIN = (
-    "limitsim.sweeps.spec:demo_point",
+    "limitsim.sweep_spec:demo_point",
     "limitsim.experiments._digits:train_points",
     "limitsim.experiments.convergence:finite_points",
     "limitsim.experiments.convergence:limit_point",
@@ -38,6 +38,12 @@ _REGISTERED: dict[str, Callable[..., Any]] = {}
 _NAME = re.compile(r"[A-Za-z_][\w.:-]*")
 #: How to accept a spec that runs code it names (the end of every refusal).
 ALLOW_CODE_HINT = "pass --allow-code (allow_code=True) only for a spec you trust as code"
+
+
+#: Point functions of limitsim whose module moved keep the name they had (a point key and a
+#: store's ``store.json`` contain it, and spec files name it); the former module path still
+#: imports (``limitsim.FORMER_MODULES``).
+STABLE_NAMES = {"limitsim.sweeps.spec:demo_point": "limitsim.sweep_spec:demo_point"}
 
 
 def function_name(function: Callable[..., Any]) -> str:
@@ -58,7 +64,8 @@ def function_name(function: Callable[..., Any]) -> str:
             f"the point function must be a top-level function that workers can import by "
             f"name, got {qualname or function!r} (lambdas and nested functions cannot be used)"
         )
-    return f"{module}:{qualname}"
+    dotted = f"{module}:{qualname}"
+    return STABLE_NAMES.get(dotted, dotted)
 
 
 def _import_path(path: str) -> Any:
@@ -137,6 +144,7 @@ def point_functions() -> dict[str, str]:
 
 def _registered(name: str) -> Callable[..., Any] | None:
     """The function registered as ``name`` (or with that dotted name), else None."""
+    name = STABLE_NAMES.get(name, name)  # a moved function's current path: its stable name
     if name in _REGISTERED:
         return _REGISTERED[name]
     for function in _REGISTERED.values():

@@ -3,7 +3,7 @@
 A spec file (read with :func:`load_spec`; every key but ``function`` and ``axes`` optional)::
 
     description = "learning rate x depth, Depth-muP"
-    function = "limitsim.sweeps.spec:demo_point"    # a registered point function
+    function = "limitsim.sweep_spec:demo_point"    # a registered point function
     batch_axes = ["log2_eta", "seed"]               # batched into one call per network shape
     batch_size = 16
     requires = ["limitsim.finite.train.train_finite_batch"]  # checked before running
@@ -290,7 +290,7 @@ _DEMO = SweepSpec(
         "learning rate x depth of small Depth-muP resnets on a teacher task "
         "(24 points, a few seconds; the largest rates diverge)"
     ),
-    function="limitsim.sweeps.spec:demo_point",
+    function="limitsim.sweep_spec:demo_point",
     grid=Grid(
         axes={
             "depth": [2, 4, 8],
