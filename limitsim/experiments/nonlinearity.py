@@ -63,6 +63,7 @@ from limitsim.experiments._digits import (
     train_points,
 )
 from limitsim.experiments._homogeneous import ABS_THETA, family_spec, lag_prediction
+from limitsim.experiments._nonlinearity_plots import plot_family, plot_pair
 from limitsim.experiments.profiles import log2_grid
 from limitsim.report import Claim
 from limitsim.stats import Estimate, argmin_fit, paired_interval, t_interval
@@ -211,9 +212,8 @@ def family_optimum(ds: xr.Dataset, var: str, step: int, *, maximize: bool) -> tu
 # ---------------------------------------------------------------------- plots
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     """Fig. 3/19 panels (abs vs relu) and the family sweep (two figures)."""
-    from limitsim.experiments._nonlinearity_plots import plot_family, plot_pair
-
-    return plot_pair(ds, out_dir, NAME) + plot_family(ds, out_dir, f"{NAME}_family")
+    trends = {str(phi): trend(ds, str(phi)) for phi in ds.phi.values}
+    return plot_pair(ds, out_dir, NAME, trends) + plot_family(ds, out_dir, f"{NAME}_family")
 
 
 # --------------------------------------------------------------------- claims
