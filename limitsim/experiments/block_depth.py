@@ -290,80 +290,97 @@ def _plot_gap(ax: Any, ds: xr.Dataset, phi: str) -> None:
 def claims(ds: xr.Dataset) -> list[Claim]:
     """Per φ: the control, the block-depth-2 shift, its excess over k = 1, the equal-layer gap."""
     out = []
-    steps = ds.attrs.get("steps")
     for phi in (str(p) for p in ds.phi.values):
         setup = f"{phi}{', pre-LN' if SETUPS[phi][0] else ''}, log2 a = {SETUPS[phi][1]:g}"
-        regime = f"{setup}, Adam, {steps} steps"
-        common = [L for L in depths_run(ds, 2) if L in depths_run(ds, 1)]
-        one, two = trend(ds, phi, 1), trend(ds, phi, 2)
-        control = Claim(
-            experiment=NAME,
-            claim=f"control: block depth 1 transfers the optimal η ({phi})",
-            source="paper: Fig. 10 top (Depth-µP transfers at block depth 1); the control of "
-            "Figs. 6, 21",
-            quantity=f"slope of optimal log2 η vs log2 L, k = 1, L = "
-            f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
-            estimate=one.slope,
-            paper="flat",
-            low=-SHIFT,
-            high=SHIFT,
-            range_reason="±0.25: half an L^-1/2 shift (theory)",
-            undecided=one.undecided("η", depths_run(ds, 1)),
-        )
+        regime = f"{setup}, Adam, {ds.attrs.get('steps')} steps"
+        control = _control(ds, phi, regime)
         failed = "" if control.verdict == "reproduced" else "control failed"
-        paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
-        value, totals = gap(ds, phi, "log_loss_early")
-        early = f"step {ds.attrs.get('early_step')} of {steps}"
+        early = f"step {ds.attrs.get('early_step')} of {ds.attrs.get('steps')}"
         out += [
             control,
-            Claim(
-                experiment=NAME,
-                claim=f"block depth 2: the optimal η moves with depth ({phi})",
-                source="paper: Figs. 6, 21: significant learning-rate shift at block depth 2",
-                quantity=f"slope of optimal log2 η vs log2 L, k = 2, L = "
-                f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
-                estimate=two.slope,
-                paper="shifts",
-                low=-SHIFT,
-                high=SHIFT,
-                outside=True,
-                range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
-                undecided=failed or two.undecided("η", depths_run(ds, 2)),
-            ),
-            Claim(
-                experiment=NAME,
-                claim=f"block depth 2 shifts more than block depth 1 ({phi})",
-                source="paper: Sec. 9: k = 1 transfers, k = 2 does not (Figs. 6, 10, 21)",
-                quantity=f"slope(k = 2) − slope(k = 1), paired over seeds, L = "
-                f"{common[0]}..{common[-1]}, {regime}",
-                estimate=paired_interval(paired[0], paired[1]),
-                paper="k = 2 shifts, k = 1 does not",
-                low=-SHIFT,
-                high=SHIFT,
-                outside=True,
-                range_reason="outside ±0.25 (theory)",
-                undecided=failed,
-            ),
-            Claim(
-                experiment=NAME,
-                claim=f"at equal total layers block depth 2 trains worse early ({phi})",
-                source="paper: "
-                + (
-                    "Fig. 4 left: relu, no LN: worse at step 10000:11000"
-                    if phi == "relu"
-                    else "Fig. 5 left: abs with LN: worse at step 10000:11000"
-                ),
-                quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
-                f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
-                estimate=value,
-                paper="> 0",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
-            ),
+            *_shift_claims(ds, phi, regime, failed),
+            _early_gap(ds, phi, setup, early),
             _catch_up(ds, phi, setup, early),
         ]
     return out
+
+
+def _control(ds: xr.Dataset, phi: str, regime: str) -> Claim:
+    """Block depth 1 transfers the optimal η (Fig. 10 top): the control of the shift claims."""
+    one = trend(ds, phi, 1)
+    return Claim(
+        experiment=NAME,
+        claim=f"control: block depth 1 transfers the optimal η ({phi})",
+        source="paper: Fig. 10 top (Depth-µP transfers at block depth 1); the control of "
+        "Figs. 6, 21",
+        quantity=f"slope of optimal log2 η vs log2 L, k = 1, L = "
+        f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
+        estimate=one.slope,
+        paper="flat",
+        low=-SHIFT,
+        high=SHIFT,
+        range_reason="±0.25: half an L^-1/2 shift (theory)",
+        undecided=one.undecided("η", depths_run(ds, 1)),
+    )
+
+
+def _shift_claims(ds: xr.Dataset, phi: str, regime: str, failed: str) -> list[Claim]:
+    """Block depth 2 moves the optimal η, and more than block depth 1 (paired over seeds)."""
+    two = trend(ds, phi, 2)
+    common = [L for L in depths_run(ds, 2) if L in depths_run(ds, 1)]
+    paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
+    return [
+        Claim(
+            experiment=NAME,
+            claim=f"block depth 2: the optimal η moves with depth ({phi})",
+            source="paper: Figs. 6, 21: significant learning-rate shift at block depth 2",
+            quantity=f"slope of optimal log2 η vs log2 L, k = 2, L = "
+            f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
+            estimate=two.slope,
+            paper="shifts",
+            low=-SHIFT,
+            high=SHIFT,
+            outside=True,
+            range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
+            undecided=failed or two.undecided("η", depths_run(ds, 2)),
+        ),
+        Claim(
+            experiment=NAME,
+            claim=f"block depth 2 shifts more than block depth 1 ({phi})",
+            source="paper: Sec. 9: k = 1 transfers, k = 2 does not (Figs. 6, 10, 21)",
+            quantity=f"slope(k = 2) − slope(k = 1), paired over seeds, L = "
+            f"{common[0]}..{common[-1]}, {regime}",
+            estimate=paired_interval(paired[0], paired[1]),
+            paper="k = 2 shifts, k = 1 does not",
+            low=-SHIFT,
+            high=SHIFT,
+            outside=True,
+            range_reason="outside ±0.25 (theory)",
+            undecided=failed,
+        ),
+    ]
+
+
+def _early_gap(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
+    """At equal total layers k·L, block depth 2 trains worse early (Figs. 4, 5 left)."""
+    value, totals = gap(ds, phi, "log_loss_early")
+    return Claim(
+        experiment=NAME,
+        claim=f"at equal total layers block depth 2 trains worse early ({phi})",
+        source="paper: "
+        + (
+            "Fig. 4 left: relu, no LN: worse at step 10000:11000"
+            if phi == "relu"
+            else "Fig. 5 left: abs with LN: worse at step 10000:11000"
+        ),
+        quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
+        f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
+        estimate=value,
+        paper="> 0",
+        low=0.0,
+        high=math.inf,
+        range_reason="sign only",
+    )
 
 
 def _catch_up(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
