@@ -48,7 +48,7 @@ from limitsim.experiments._digits import (
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
-from limitsim.stats import paired_interval, t_interval
+from limitsim.stats import Estimate, paired_interval, t_interval
 
 NAME = "prenonlin"
 TITLE = "Post- vs pre-nonlin blocks: min LogLoss vs depth (Fig. 2)"
@@ -178,9 +178,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     ref = REFERENCE_DEPTH if REFERENCE_DEPTH in depths[:-1] else depths[0]
     optimizer = ds.attrs.get("optimizer", "sgd")
     regime = f"{optimizer}, {ds.attrs.get('steps')} steps, per-seed min over η"
-    source = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 right" + (
-        "" if optimizer == "adam" else " (the paper trains with Adam)"
-    )
+    source = _source(optimizer, "Fig. 2 right")
 
     def at(block: str, depth: int) -> np.ndarray:
         return np.asarray(best.sel(block=block, depth=depth).values, dtype=np.float64)
@@ -189,59 +187,74 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
     post_gain = at("post", ref) - at("post", top)
     pre_gain = at("pre", ref) - at("pre", top)
-    pre = trend(ds, "pre")
-    left = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 left" + (
-        "" if optimizer == "adam" else " (the paper trains with Adam)"
-    )
     return [
-        Claim(
-            experiment=NAME,
-            claim="Depth-µP: the pre-nonlin block still transfers the optimal η",
-            source=f"{left}: pre-nonlin resnet, the optimum sits at log2(η/1e-3) ≈ −3 at every "
-            "depth L = 2..2^10",
-            quantity=f"slope of optimal log2 η vs log2 L (pre-nonlin), L = {depths[0]}..{top}, "
-            f"{optimizer}, {ds.attrs.get('steps')} steps",
-            estimate=pre.slope,
-            paper="flat",
-            low=-TRANSFER_SLOPE,
-            high=TRANSFER_SLOPE,
-            range_reason="±0.25: half the L^-1/2 shift (theory)",
-            undecided=pre.undecided("η", depths),
+        _transfer_claim(ds, depths, optimizer),
+        _sign_claim(
+            "pre-nonlin blocks train far worse than post-nonlin at large depth",
+            f"{source}: pre-nonlin plateaus at ≈ −1.9, post falls to ≈ −3.5",
+            f"LogLoss pre − post at L = {top}, {regime}",
+            paired_interval(at("pre", top), at("post", top)),
+            "≈ +1.6 at L = 2^10",
+            undecided,
         ),
-        Claim(
-            experiment=NAME,
-            claim="pre-nonlin blocks train far worse than post-nonlin at large depth",
-            source=f"{source}: pre-nonlin plateaus at ≈ −1.9, post falls to ≈ −3.5",
-            quantity=f"LogLoss pre − post at L = {top}, {regime}",
-            estimate=paired_interval(at("pre", top), at("post", top)),
-            paper="≈ +1.6 at L = 2^10",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
+        _sign_claim(
+            "post-nonlin keeps improving with depth",
+            f"{source}: post-nonlin falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
+            f"decrease of LogLoss (post), L = {ref} → {top}, {regime}",
+            t_interval(post_gain),
+            "≈ 2 from L = 8 to 2^10",
+            undecided,
         ),
-        Claim(
-            experiment=NAME,
-            claim="post-nonlin keeps improving with depth",
-            source=f"{source}: post-nonlin falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
-            quantity=f"decrease of LogLoss (post), L = {ref} → {top}, {regime}",
-            estimate=t_interval(post_gain),
-            paper="≈ 2 from L = 8 to 2^10",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
-        ),
-        Claim(
-            experiment=NAME,
-            claim="pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin",
-            source=f"{source}; Sec. 8.2: pre-nonlin flat from L ≈ 8",
-            quantity=f"gain(post) − gain(pre) of LogLoss, L = {ref} → {top}, {regime}",
-            estimate=paired_interval(post_gain, pre_gain),
-            paper="pre flat, post gains ≈ 2",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
+        _sign_claim(
+            "pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin",
+            f"{source}; Sec. 8.2: pre-nonlin flat from L ≈ 8",
+            f"gain(post) − gain(pre) of LogLoss, L = {ref} → {top}, {regime}",
+            paired_interval(post_gain, pre_gain),
+            "pre flat, post gains ≈ 2",
+            undecided,
         ),
     ]
+
+
+def _source(optimizer: str, figure: str) -> str:
+    """``figure`` as a paper source under Adam, else as an extension of it."""
+    if optimizer == "adam":
+        return f"paper: {figure}"
+    return f"extension: {figure} (the paper trains with Adam)"
+
+
+def _transfer_claim(ds: xr.Dataset, depths: list[int], optimizer: str) -> Claim:
+    """The pre-nonlin block's optimal η does not move with depth (Fig. 2 left)."""
+    pre = trend(ds, "pre")
+    return Claim(
+        experiment=NAME,
+        claim="Depth-µP: the pre-nonlin block still transfers the optimal η",
+        source=f"{_source(optimizer, 'Fig. 2 left')}: pre-nonlin resnet, the optimum sits at "
+        "log2(η/1e-3) ≈ −3 at every depth L = 2..2^10",
+        quantity=f"slope of optimal log2 η vs log2 L (pre-nonlin), L = {depths[0]}..{depths[-1]}, "
+        f"{optimizer}, {ds.attrs.get('steps')} steps",
+        estimate=pre.slope,
+        paper="flat",
+        low=-TRANSFER_SLOPE,
+        high=TRANSFER_SLOPE,
+        range_reason="±0.25: half the L^-1/2 shift (theory)",
+        undecided=pre.undecided("η", depths),
+    )
+
+
+def _sign_claim(
+    claim: str, source: str, quantity: str, estimate: Estimate, paper: str, undecided: str
+) -> Claim:
+    """A loss claim decided by the sign of ``estimate`` alone (> 0 reproduces)."""
+    return Claim(
+        experiment=NAME,
+        claim=claim,
+        source=source,
+        quantity=quantity,
+        estimate=estimate,
+        paper=paper,
+        low=0.0,
+        high=math.inf,
+        range_reason="sign only",
+        undecided=undecided,
+    )
