@@ -47,7 +47,9 @@ __all__ = [
     "PAPER_TRAINING",
     "QUICK_TRAINING",
     "TINY_TRAINING",
+    "DepthGrid",
     "DigitsTraining",
+    "EtaGrid",
     "check_failures",
     "diversity_measures",
     "edge_fraction",
@@ -85,6 +87,38 @@ class DigitsTraining(ExperimentSizes):
     batch: int
     window: int
     task: str = "digits"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepthGrid(DigitsTraining):
+    """Digits training over a grid of depths with one optimizer.
+
+    Attributes
+    ----------
+    depths : tuple of int
+        Depths L of the grid.
+    optimizer : str
+        ``sgd`` or ``adam``.
+    base_eta : float
+        Learning rate at log2_eta = 0: η = base_eta · 2^log2_eta.
+    """
+
+    depths: tuple[int, ...]
+    optimizer: str
+    base_eta: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EtaGrid(DepthGrid):
+    """A :class:`DepthGrid` that also sweeps the learning rate.
+
+    Attributes
+    ----------
+    log2_etas : tuple of float
+        log2(η / base_eta) of the grid.
+    """
+
+    log2_etas: tuple[float, ...]
 
 
 #: Training settings shared by every digits experiment in each profile (an experiment may set

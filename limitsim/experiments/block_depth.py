@@ -62,7 +62,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    EtaGrid,
     train_points,
 )
 from limitsim.experiments.profiles import log2_grid
@@ -83,15 +83,11 @@ CATCHES_UP = {"relu": True, "abs": False}
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the block_depth experiment; the fields are read by :func:`run`."""
 
-    optimizer: str
-    base_eta: float
     phis: tuple[str, ...]
-    depths: tuple[int, ...]
     max_layers: int
-    log2_etas: tuple[float, ...]
     batch_size: int
     early_fraction: float
 

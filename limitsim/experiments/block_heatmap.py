@@ -49,7 +49,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    EtaGrid,
     train_points,
 )
 from limitsim.experiments.profiles import log2_grid
@@ -62,17 +62,13 @@ TITLE = "Block depth 2: (η, a) heatmaps and the optimal sublevel slope (Fig. 7)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the block_heatmap experiment; the fields are read by :func:`run`."""
 
     phi: str
     pre_ln: bool
-    optimizer: str
-    base_eta: float
     delta: float
     n_boot: int
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
     log2_as: tuple[float, ...]
     batch_size: int
 

@@ -59,7 +59,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    DepthGrid,
     tidy,
     train_points,
 )
@@ -91,7 +91,7 @@ TITLE = "Feature diversity d(ε), Depth-µP vs ODE (1, 0), limit and finite (Fig
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(DepthGrid):
     """Sizes of the diversity experiment; the fields are read by :func:`run`."""
 
     params: tuple[str, ...]
@@ -101,12 +101,9 @@ class Sizes(DigitsTraining):
     n_points: int
     d_in: int
     target_scale: float
-    depths: tuple[int, ...]
     phi: str
     log2_eta: float
     log2_a: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.

@@ -32,7 +32,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    DepthGrid,
     sweep_digits,
 )
 from limitsim.experiments.profiles import log2_grid
@@ -44,15 +44,12 @@ TITLE = "Multiplier transfer across depth, Depth-µP (Fig. 13)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(DepthGrid):
     """Sizes of the multiplier experiment; the fields are read by :func:`run`."""
 
-    depths: tuple[int, ...]
     log2_as: tuple[float, ...]
     phi: str
     log2_eta: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.

@@ -56,7 +56,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    EtaGrid,
     edge_fraction,
     per_seed_min,
     tidy,
@@ -73,19 +73,15 @@ TITLE = "abs vs relu and the homogeneous family: loss and diversity (Figs. 3, 19
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the nonlinearity experiment; the fields are read by :func:`run`."""
 
     phis: tuple[str, ...]
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
-    optimizer: str
     thetas: tuple[float, ...]
     family_depth: int
     family_log2_eta: float
     record_fractions: tuple[float, ...]
     log2_a: float
-    base_eta: float
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.

@@ -40,7 +40,7 @@ from limitsim.experiments._digits import (
     PAPER_TRAINING,
     QUICK_TRAINING,
     TINY_TRAINING,
-    DigitsTraining,
+    EtaGrid,
     edge_fraction,
     per_seed_min,
     sweep_digits,
@@ -55,16 +55,12 @@ TITLE = "Post- vs pre-nonlin blocks: min LogLoss vs depth (Fig. 2)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the prenonlin experiment; the fields are read by :func:`run`."""
 
     blocks: tuple[str, ...]
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
     phi: str
     log2_a: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
