@@ -44,9 +44,7 @@ __all__ = [
     "BASE_DEPTH",
     "DIVERSITY_LAMBDAS",
     "EPS_MAX",
-    "PAPER_TRAINING",
-    "QUICK_TRAINING",
-    "TINY_TRAINING",
+    "TRAINING",
     "DepthGrid",
     "DigitsTraining",
     "EtaGrid",
@@ -123,9 +121,11 @@ class EtaGrid(DepthGrid):
 
 #: Training settings shared by every digits experiment in each profile (an experiment may set
 #: its own steps; the paper profile sets each experiment's steps and window).
-TINY_TRAINING: dict[str, Any] = {"seeds": 2, "width": 16, "batch": 8, "window": 2}
-QUICK_TRAINING: dict[str, Any] = {"seeds": 8, "width": 64, "batch": 32, "steps": 200, "window": 20}
-PAPER_TRAINING: dict[str, Any] = {"width": 256, "batch": 64}
+TRAINING: dict[str, dict[str, Any]] = {
+    "tiny": {"seeds": 2, "width": 16, "batch": 8, "window": 2},
+    "quick": {"seeds": 8, "width": 64, "batch": 32, "steps": 200, "window": 20},
+    "paper": {"width": 256, "batch": 64},
+}
 
 
 def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -59,9 +59,7 @@ from limitsim.experiments._common import (
 )
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     EtaGrid,
     train_points,
 )
@@ -94,7 +92,7 @@ class Sizes(EtaGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     optimizer="adam",
     base_eta=0.1,
     phis=("relu",),
@@ -107,7 +105,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     phis=("relu", "abs"),
     depths=(8, 16, 32),
     max_layers=64,
@@ -116,7 +114,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     max_layers=2048,
     log2_etas=log2_grid(-3.0, 7.0),

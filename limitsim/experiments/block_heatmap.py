@@ -46,9 +46,7 @@ import xarray as xr
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     EtaGrid,
     train_points,
 )
@@ -75,7 +73,7 @@ class Sizes(EtaGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     phi="abs",
     pre_ln=True,
     optimizer="adam",
@@ -90,7 +88,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(2, 16),
     log2_etas=log2_grid(-2.0, 4.0, 1.0),
     log2_as=log2_grid(-4.0, 2.0, 1.0),
@@ -98,7 +96,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(2, 16, 1024),
     log2_etas=log2_grid(-3.0, 5.0),
     log2_as=log2_grid(-6.0, 4.0),

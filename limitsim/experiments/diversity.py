@@ -56,9 +56,7 @@ from limitsim.experiments._common import Context, preset, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     DIVERSITY_LAMBDAS,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     DepthGrid,
     tidy,
     train_points,
@@ -108,7 +106,7 @@ class Sizes(DepthGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     params=("depth_mup", "ode"),
     limit_depths=(32, 48),
     limit_steps=3,
@@ -126,14 +124,14 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **(QUICK_TRAINING | {"width": 128}),
+    **(TRAINING["quick"] | {"width": 128}),
     limit_depths=(64, 128, 256, 512),
     limit_steps=10,
     depths=(64, 128, 256),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     limit_depths=(128, 256, 512, 1024),
     limit_steps=20,
     depths=(256, 512, 1024, 2048, 4096, 8192),

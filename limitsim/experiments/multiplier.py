@@ -29,9 +29,7 @@ import xarray as xr
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     DepthGrid,
     sweep_digits,
 )
@@ -54,7 +52,7 @@ class Sizes(DepthGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     depths=(4, 8),
     log2_as=(-0.5, 0.0, 0.5),
     phi="relu",
@@ -65,13 +63,13 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(8, 32, 128),
     log2_as=log2_grid(-1.5, 2.0),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_as=log2_grid(-3.0, 3.0),
     steps=3000,

@@ -53,9 +53,7 @@ from limitsim.experiments._common import (
     sweep,
 )
 from limitsim.experiments._digits import (
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     EtaGrid,
     edge_fraction,
     per_seed_min,
@@ -86,7 +84,7 @@ class Sizes(EtaGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     phis=("relu", "abs"),
     depths=(16, 48),
     log2_etas=(-1.0, 0.0),
@@ -101,7 +99,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(16, 32, 64),
     log2_etas=(0.0, 1.0, 2.0, 3.0, 4.0),
     thetas=(-90.0, -67.5, -45.0, -22.5, 0.0),
@@ -110,7 +108,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-1.0, 4.0),
     thetas=log2_grid(-90.0, 0.0, 11.25),

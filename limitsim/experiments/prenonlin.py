@@ -37,9 +37,7 @@ import xarray as xr
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     EtaGrid,
     edge_fraction,
     per_seed_min,
@@ -65,7 +63,7 @@ class Sizes(EtaGrid):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     blocks=("post", "pre"),
     depths=(4, 8, 16),
     log2_etas=(-1.0, 0.0),
@@ -77,13 +75,13 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(8, 32, 128),
     log2_etas=log2_grid(-3.0, 3.0, 1.0),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-5.0, 3.0),
     steps=3000,

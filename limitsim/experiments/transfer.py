@@ -65,9 +65,7 @@ from limitsim.experiments._common import (
 )
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     DigitsTraining,
     train_points,
 )
@@ -114,7 +112,7 @@ class Sizes(DigitsTraining):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     optimizers=("adam", "sgd"),
     params=("depth_mup", "block_only", "standard", "standard_gamma1"),
     depths=(8, 16, 32),
@@ -132,7 +130,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     params=("depth_mup", "block_only", "ode", "standard", "standard_gamma1"),
     depths=(8, 32, 128),
     log2_etas={"adam": log2_grid(-3.0, 1.5), "sgd": log2_grid(-3.5, 1.0)},
@@ -141,7 +139,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas={"adam": log2_grid(-6.0, 4.0), "sgd": log2_grid(-6.0, 4.0)},
     ln_depths=(8, 16, 32, 64, 128, 256, 512, 1024),
