@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from limitsim.experiments._common import OptimumTrend
 from limitsim.experiments._digits import per_seed_min
 from limitsim.experiments._diversity_plot import plot_normalized
 from limitsim.experiments._homogeneous import ABS_THETA, lag_prediction
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.stats import paired_interval, t_interval
 
@@ -66,12 +66,8 @@ def _loss_panel(ax: Any, ds: xr.Dataset) -> None:
     for phi in [str(p) for p in ds.phi.values]:
         for L in depths:
             curve = ds.log_loss.sel(phi=phi, depth=L)
-            mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-            band = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-            style = PHI_STYLES.get(phi, ":")
-            ax.plot(ds.log2_eta, mean, style, marker="o", ms=3, color=colors[L],
-                    label=f"{phi}, L = {L}")  # fmt: skip
-            ax.fill_between(ds.log2_eta, mean - band, mean + band, color=colors[L], alpha=0.15)
+            plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"{phi}, L = {L}",
+                           style="o" + PHI_STYLES.get(phi, ":"), alpha=0.15)  # fmt: skip
     ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
     ax.set_ylabel("log training loss (natural log)")
     ax.set_title("LogLoss vs η (solid: abs, dashed: relu)")

@@ -26,6 +26,7 @@ import xarray as xr
 
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import BASE_DEPTH, sweep_digits
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments._transfer_rows import NAME, PARAM_LABELS
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
@@ -117,10 +118,8 @@ def plot_ln(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[0, col]
         for L in depths:
             curve = ds.ln_log_loss.sel(ln_param=param, ln_depth=L)
-            mean = curve.mean("seed")
-            se = curve.std("seed") / math.sqrt(max(curve.sizes["seed"], 1))
-            ax.plot(ds.ln_log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
-            ax.fill_between(ds.ln_log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+            plot_seed_mean(ax, ds.ln_log2_eta, curve, color=colors[L], label=f"L = {L}",
+                           ms=2.5, gaps=False)  # fmt: skip
         ax.set_title(f"{PARAM_LABELS.get(param, param)} (Fig. 12)")
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta_adam', 'η0')})")
         ax.set_ylabel("log training loss (window)")

@@ -17,7 +17,6 @@ right depth scaling would show (the same boundary as the learning-rate transfer 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from limitsim.experiments._digits import (
     DepthGrid,
     sweep_digits,
 )
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
@@ -107,10 +107,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     ax = axes[0, 0]
     for L in depths:
         curve = ds.log_loss.sel(depth=L)
-        mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-        se = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-        ax.plot(ds.multiplier, mean, "o-", ms=3, color=colors[L], label=f"L = {L}")
-        ax.fill_between(ds.multiplier, mean - se, mean + se, color=colors[L], alpha=0.2)
+        plot_seed_mean(ax, ds.multiplier, curve, color=colors[L], label=f"L = {L}")
     ax.set_xlabel("log2 a (branch multiplier a·(L/8)^-1/2)")
     ax.set_ylabel("log training loss (natural log, window)")
     ax.set_title("LogLoss vs multiplier (gaps: diverged)")

@@ -43,6 +43,7 @@ from limitsim.experiments._digits import (
     per_seed_min,
     sweep_digits,
 )
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
@@ -124,10 +125,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[0, col]
         for L in depths:
             curve = ds.log_loss.sel(block=block, depth=L)
-            mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-            se = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-            ax.plot(ds.log2_eta, mean, "o-", ms=3, color=colors[L], label=f"L = {L}")
-            ax.fill_between(ds.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+            plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"L = {L}")
         ax.set_title(BLOCK_LABELS.get(block, block))
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
         ax.set_ylabel("log training loss (natural log, window)")

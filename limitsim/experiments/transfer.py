@@ -69,6 +69,7 @@ from limitsim.experiments._digits import (
     DigitsTraining,
     train_points,
 )
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments._transfer_ln import claims_ln, plot_ln, run_ln
 from limitsim.experiments._transfer_rows import (
     PARAM_LABELS,
@@ -235,10 +236,8 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 continue
             for L in depths:
                 curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L)
-                mean = curve.mean("seed")
-                se = curve.std("seed") / math.sqrt(max(curve.sizes["seed"], 1))
-                ax.plot(ds.log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
-                ax.fill_between(ds.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+                plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"L = {L}",
+                               ms=2.5, gaps=False)  # fmt: skip
             ax.set_title(f"{PARAM_LABELS.get(param, param)}, {opt}")
             eta = "η·L/8" if param == "standard_gamma1" else "η"  # Fig. 23: applied η × L
             ax.set_xlabel(f"log2({eta} / {ds.attrs.get(f'base_eta_{opt}', 'η0')})")
