@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "SIGN_ONLY",
+    "ClaimRange",
     "Context",
     "OptimumTrend",
     "make_task",
@@ -31,6 +33,19 @@ __all__ = [
     "seed_axis",
     "sweep",
 ]
+
+
+class ClaimRange(TypedDict):
+    """The accepted range of a :class:`~limitsim.report.Claim` (its ``low``, ``high`` and
+    ``range_reason`` fields)."""
+
+    low: float
+    high: float
+    range_reason: str
+
+
+#: The range of a claim decided by the sign of its estimate alone: ``Claim(..., **SIGN_ONLY)``.
+SIGN_ONLY: ClaimRange = {"low": 0.0, "high": math.inf, "range_reason": "sign only"}
 
 
 @dataclass(frozen=True)

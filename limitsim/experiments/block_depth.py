@@ -51,6 +51,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    SIGN_ONLY,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -371,9 +372,7 @@ def _early_gap(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
         f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
         estimate=value,
         paper="> 0",
-        low=0.0,
-        high=math.inf,
-        range_reason="sign only",
+        **SIGN_ONLY,
     )
 
 
@@ -405,7 +404,5 @@ def _catch_up(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
         f"(k = 2) − (k = 1), {where}",
         estimate=t_interval(late) if totals else missing(),
         paper="≈ 0.5",
-        low=0.0,
-        high=math.inf,
-        range_reason="sign only",
+        **SIGN_ONLY,
     )

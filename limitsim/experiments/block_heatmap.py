@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import SIGN_ONLY, Context, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     TRAINING,
@@ -305,8 +305,6 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             quantity=f"slope(L = {hi}) − slope(L = {lo}), same seeds, {quantity}",
             estimate=slope_change(ds, lo, hi),
             paper="≈ +1 from 2^1 to 2^10 blocks",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         ),
     ]

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, preset, seed_axis, sweep
+from limitsim.experiments._common import SIGN_ONLY, Context, preset, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     DIVERSITY_LAMBDAS,
@@ -292,9 +292,7 @@ def _time_claims(ds: xr.Dataset, route: str) -> list[Claim]:
             quantity=quantity,
             estimate=estimate,
             paper=paper,
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         )
         for claim, source, quantity, estimate, paper in rows
     ]
@@ -408,9 +406,7 @@ def _growth_claims(
             quantity=f"d(1/2 − κ̂)/d log2 L, κ̂ over {window}",
             estimate=ode_estimate,
             paper="grow",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         ),
         Claim(
             experiment=NAME,
@@ -420,8 +416,6 @@ def _growth_claims(
             + (", paired over seeds" if route == "finite" else ""),
             estimate=diff,
             paper="µP slowly, ODE quickly",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         ),
     ]

@@ -46,6 +46,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    SIGN_ONLY,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -288,9 +289,7 @@ def _loss_claims(ds: xr.Dataset) -> list[Claim]:
                 best.sel(phi="relu", depth=L).values, best.sel(phi="abs", depth=L).values
             ),
             paper="≈ 0.3-0.5",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
             undecided=undecided,
         )
         for L in ([L for L in depths if L >= 32] or depths[-1:])
@@ -375,9 +374,7 @@ def _lag_claims(ds: xr.Dataset) -> list[Claim]:
             quantity=f"lag-1 corr relu − abs, {_when(ds, end)}, {_where(ds)}",
             estimate=paired_interval(lag_relu.sel(step=end).values, lag_abs.sel(step=end).values),
             paper="relu partially, abs completely",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         )
     )
     return out

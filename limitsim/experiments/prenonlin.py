@@ -25,7 +25,6 @@ improving), and the difference of the two gains, post − pre (> 0: pre plateaus
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
+from limitsim.experiments._common import SIGN_ONLY, Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     TRAINING,
@@ -245,8 +244,6 @@ def _sign_claim(
         quantity=quantity,
         estimate=estimate,
         paper=paper,
-        low=0.0,
-        high=math.inf,
-        range_reason="sign only",
+        **SIGN_ONLY,
         undecided=undecided,
     )
