@@ -52,6 +52,7 @@ __all__ = [
     "diversity_measures",
     "edge_fraction",
     "per_seed_min",
+    "rename_results",
     "sweep_digits",
     "tidy",
     "train_points",
@@ -294,14 +295,31 @@ def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset
         "d_dim1": "k",
         "log_loss_at_dim0": "checkpoint",
     }
+    variables = ("log_loss", "log_loss_at", "lag1", "kappa", "d", "status")
+    return rename_results(ds, names, variables, prefix, steps, step_dim="step", k_dim="k")
+
+
+def rename_results(
+    ds: xr.Dataset,
+    names: Mapping[str, str],
+    variables: tuple[str, ...],
+    prefix: str,
+    steps: tuple[int, ...],
+    *,
+    step_dim: str,
+    k_dim: str,
+) -> xr.Dataset:
+    """The ``variables`` of ``ds`` present in it, named ``prefix + name``, with their
+    dimensions renamed by ``names``; ``step_dim`` gets the coordinate ``steps`` and ``k_dim``
+    the coordinate 1..K."""
     out = {}
-    for var in ("log_loss", "log_loss_at", "lag1", "kappa", "d", "status"):
+    for var in variables:
         if var in ds:
             da = ds[var]
             out[f"{prefix}{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
     tidied = xr.Dataset(out)
-    if "step" in tidied.dims:
-        tidied = tidied.assign_coords(step=list(steps))
-    if "k" in tidied.dims:
-        tidied = tidied.assign_coords(k=np.arange(1, tidied.sizes["k"] + 1))
+    if step_dim in tidied.dims:
+        tidied = tidied.assign_coords({step_dim: list(steps)})
+    if k_dim in tidied.dims:
+        tidied = tidied.assign_coords({k_dim: np.arange(1, tidied.sizes[k_dim] + 1)})
     return tidied
