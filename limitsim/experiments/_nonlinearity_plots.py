@@ -13,7 +13,7 @@ from limitsim.experiments._common import OptimumTrend
 from limitsim.experiments._digits import per_seed_min
 from limitsim.experiments._diversity_plot import plot_normalized
 from limitsim.experiments._homogeneous import ABS_THETA, lag_prediction
-from limitsim.experiments._plots import plot_seed_mean
+from limitsim.experiments._plots import plot_optima, plot_seed_mean
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.stats import paired_interval, t_interval
 
@@ -30,7 +30,10 @@ def plot_pair(
     """abs vs relu: LogLoss vs η, best loss vs L, Fig. 19 curves, κ̂ time course, δh̃ corr,
     optimal η vs L (Fig. 3 left, from ``trends``: φ -> its per-depth optimal log2 η)."""
     fig, axes = new_figure(4, 2, width=3.4, height=2.8)
-    _optimum_panel(axes[0, 3], ds, trends)
+    depths = [int(d) for d in ds.depth.values]
+    ylabel = f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})"
+    labels = ("log2 L (depth)", ylabel, "optimal η vs L (Fig. 3 left)")
+    plot_optima(axes[0, 3], depths, trends, labels)
     axes[1, 3].set_axis_off()
     _loss_panel(axes[0, 0], ds)
     _best_loss_panel(axes[0, 1], ds)
@@ -45,18 +48,6 @@ def plot_pair(
         fontsize=9,
     )
     return save_figure(fig, out_dir, name)
-
-
-def _optimum_panel(ax: Any, ds: xr.Dataset, trends: Mapping[str, OptimumTrend]) -> None:
-    """Per-seed optimal log2 η against log2 L, one series per φ (Fig. 3 left)."""
-    depths = [int(d) for d in ds.depth.values]
-    for k, phi in enumerate(str(p) for p in ds.phi.values):
-        errorbar_estimates(ax, np.log2(depths), trends[phi].per_depth(), marker="o",
-                           color=f"C{k}", label=phi)  # fmt: skip
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs L (Fig. 3 left)")
-    ax.legend(fontsize=7)
 
 
 def _loss_panel(ax: Any, ds: xr.Dataset) -> None:

@@ -42,7 +42,7 @@ from limitsim.experiments._digits import (
     per_seed_min,
     sweep_digits,
 )
-from limitsim.experiments._plots import plot_seed_mean
+from limitsim.experiments._plots import plot_optima, plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
@@ -130,13 +130,9 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_ylabel("log training loss (natural log, window)")
         ax.legend(fontsize=7)
     ax = axes[0, -2]
-    for k, block in enumerate(blocks):
-        errorbar_estimates(ax, np.log2(depths), trend(ds, block).per_depth(), marker="o",
-                           color=f"C{k}", label=BLOCK_LABELS.get(block, block))  # fmt: skip
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs L (Fig. 2 left)")
-    ax.legend(fontsize=7)
+    trends = {BLOCK_LABELS.get(block, block): trend(ds, block) for block in blocks}
+    ylabel = f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})"
+    plot_optima(ax, depths, trends, ("log2 L (depth)", ylabel, "optimal η vs L (Fig. 2 left)"))
     best = per_seed_min(ds.log_loss, ("log2_eta",))
     ax = axes[0, -1]
     for k, block in enumerate(blocks):
