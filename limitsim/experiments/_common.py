@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "FLAT_OPTIMUM",
     "SIGN_ONLY",
+    "TRANSFER_SLOPE",
     "ClaimRange",
     "Context",
     "OptimumTrend",
@@ -46,6 +48,15 @@ class ClaimRange(TypedDict):
 
 #: The range of a claim decided by the sign of its estimate alone: ``Claim(..., **SIGN_ONLY)``.
 SIGN_ONLY: ClaimRange = {"low": 0.0, "high": math.inf, "range_reason": "sign only"}
+#: Accepted slopes of the optimal log2 η (or log2 a) per doubling of L for "transfers": half
+#: the −1/2 per doubling of a rate mis-scaled by L^-1/2.
+TRANSFER_SLOPE = 0.25
+#: The range of "the optimal log2 η does not move with depth": ``Claim(..., **FLAT_OPTIMUM)``.
+FLAT_OPTIMUM: ClaimRange = {
+    "low": -TRANSFER_SLOPE,
+    "high": TRANSFER_SLOPE,
+    "range_reason": "±0.25: half the L^-1/2 shift (theory)",
+}
 
 
 @dataclass(frozen=True)

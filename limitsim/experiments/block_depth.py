@@ -52,6 +52,7 @@ import xarray as xr
 
 from limitsim.experiments._common import (
     SIGN_ONLY,
+    TRANSFER_SLOPE,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -74,8 +75,6 @@ TITLE = "Block depth 2: learning-rate shift with depth, block depth 1 vs 2 (Figs
 
 #: φ → (pre-LN, log2 a): the paper's architecture/multiplier pairing of Fig. 6.
 SETUPS: dict[str, tuple[bool, float]] = {"relu": (False, -2.0), "abs": (True, -1.0)}
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-SHIFT = 0.25
 #: What each φ's setup shows with longer training (Fig. 4 right: relu catches up; Fig. 5: abs
 #: does not).
 CATCHES_UP = {"relu": True, "abs": False}
@@ -312,8 +311,8 @@ def _control(ds: xr.Dataset, phi: str, regime: str) -> Claim:
         f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
         estimate=one.slope,
         paper="flat",
-        low=-SHIFT,
-        high=SHIFT,
+        low=-TRANSFER_SLOPE,
+        high=TRANSFER_SLOPE,
         range_reason="±0.25: half an L^-1/2 shift (theory)",
         undecided=one.undecided("η", depths_run(ds, 1)),
     )
@@ -333,8 +332,8 @@ def _shift_claims(ds: xr.Dataset, phi: str, regime: str, failed: str) -> list[Cl
             f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
             estimate=two.slope,
             paper="shifts",
-            low=-SHIFT,
-            high=SHIFT,
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
             outside=True,
             range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
             undecided=failed or two.undecided("η", depths_run(ds, 2)),
@@ -347,8 +346,8 @@ def _shift_claims(ds: xr.Dataset, phi: str, regime: str, failed: str) -> list[Cl
             f"{common[0]}..{common[-1]}, {regime}",
             estimate=paired_interval(paired[0], paired[1]),
             paper="k = 2 shifts, k = 1 does not",
-            low=-SHIFT,
-            high=SHIFT,
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
             outside=True,
             range_reason="outside ±0.25 (theory)",
             undecided=failed,

@@ -46,6 +46,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    FLAT_OPTIMUM,
     SIGN_ONLY,
     Context,
     OptimumTrend,
@@ -124,8 +125,6 @@ FIXED = ("width", "steps", "batch", "task", "window", "log2_a", "base_eta", "opt
 RELU_THETA = 0.0
 #: Recorded times up to this fraction of the run count as the paper's early regime (Fig. 19).
 EARLY = 0.05
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 
 
 def record_steps(steps: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
@@ -258,9 +257,7 @@ def _transfer_claims(ds: xr.Dataset) -> list[Claim]:
             f"log2 a = {ds.attrs.get('log2_a')}, {optimizer}, {ds.attrs.get('steps')} steps",
             estimate=result.slope,
             paper="flat",
-            low=-TRANSFER_SLOPE,
-            high=TRANSFER_SLOPE,
-            range_reason="±0.25: half the L^-1/2 shift (theory)",
+            **FLAT_OPTIMUM,
             undecided=result.undecided("η", depths),
         )
     ]

@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import SIGN_ONLY, Context, OptimumTrend, optimum_trend, seed_axis
+from limitsim.experiments._common import (
+    FLAT_OPTIMUM,
+    SIGN_ONLY,
+    Context,
+    OptimumTrend,
+    optimum_trend,
+    seed_axis,
+)
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     TRAINING,
@@ -91,8 +98,6 @@ STANDARD = replace(QUICK, depths=(8, 32, 128, 512), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
 
@@ -222,9 +227,7 @@ def _transfer_claim(ds: xr.Dataset, depths: list[int], optimizer: str) -> Claim:
         f"{optimizer}, {ds.attrs.get('steps')} steps",
         estimate=pre.slope,
         paper="flat",
-        low=-TRANSFER_SLOPE,
-        high=TRANSFER_SLOPE,
-        range_reason="±0.25: half the L^-1/2 shift (theory)",
+        **FLAT_OPTIMUM,
         undecided=pre.undecided("η", depths),
     )
 

@@ -57,6 +57,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    TRANSFER_SLOPE,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -152,8 +153,6 @@ STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 #: SGD runs only the parametrizations whose SGD prediction is stated (extension rows).
 SGD_PARAMS = ("depth_mup", "block_only")
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 #: The two SP definitions (module docstring).
 SP_PARAMS = ("standard", "standard_gamma1")
 
