@@ -48,7 +48,7 @@ class ClaimRange(TypedDict):
 
 #: The range of a claim decided by the sign of its estimate alone: ``Claim(..., **SIGN_ONLY)``.
 SIGN_ONLY: ClaimRange = {"low": 0.0, "high": math.inf, "range_reason": "sign only"}
-#: Accepted slopes of the optimal log2 η (or log2 a) per doubling of L for "transfers": half
+#: Accepted slopes of the optimal log2 η per doubling of L for "transfers": half
 #: the −1/2 per doubling of a rate mis-scaled by L^-1/2.
 TRANSFER_SLOPE = 0.25
 #: The range of "the optimal log2 η does not move with depth": ``Claim(..., **FLAT_OPTIMUM)``.
