@@ -9,7 +9,7 @@ turns them into the kernels of :class:`limitsim.Recorded` (``⟨u|v⟩ = u·v/n`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,7 +39,8 @@ def memory_bytes(
     - the float64 outputs ``f`` (K, T, B, e), ``loss`` (K, T) and ``f_eval`` (K, T, P, e);
     - with ``record`` (R steps): the float64 probe features ``x`` (K, R, L+1, n),
       ``h`` (K, R, L, n), the ``δh̃`` kernels (K, R, L, L) when ``record.backward``, and a
-      one-row training pass.
+      one-row training pass; with ``record.remainder`` also a copy of the initial hidden
+      weights ``s K L n²`` and the float64 remainders (K, R, L).
 
     Weight draws (two float64 (n, n) arrays), the batch and the per-step (K, B, e) arrays are
     left out: they are small next to the weights or the activations.
@@ -59,6 +60,9 @@ def memory_bytes(
         R = len(record.steps)
         outputs += K * R * ((2 * L + 1) * n + (L * L if record.backward else 0))
         elements += training_pass(1)
+        if record.remainder:
+            elements += K * L * n * n
+            outputs += K * R * L
     return s * elements + 8 * outputs
 
 
@@ -138,10 +142,16 @@ class Trainer:
 
 
 class Recorder:
-    """Probe vectors x^l, h^l at the recorded steps and the δh̃ cross-layer kernels."""
+    """Probe vectors x^l, h^l at the recorded steps, the δh̃ cross-layer kernels and the
+    Def. 7.7 remainders (:attr:`limitsim.Recorded.remainder`)."""
 
     def __init__(self, record: Record, task: Task, net: BatchedResnet) -> None:
         spec = net.spec
+        if record.remainder and (spec.block != "post" or spec.block_depth != 1):
+            raise ValueError(
+                "Record(remainder=True) needs block='post' and block_depth=1 (Def. 7.7), got "
+                f"block={spec.block!r}, block_depth={spec.block_depth}"
+            )
         self.steps = record.steps
         self.backward = record.backward
         self.probe = np.ascontiguousarray(record.probe_for(task.X)[None, :], dtype=spec.dtype)
@@ -151,6 +161,8 @@ class Recorder:
         self.x = np.full((K, R, L + 1, n), np.nan)
         self.h = np.full((K, R, L, n), np.nan)
         self.dh = np.full((K, R, L, L), np.nan) if record.backward else None
+        self.W0 = net.Wt[:, 0].copy() if record.remainder else None  # (L, K, n, n)
+        self.remainder = np.full((K, R, L), np.nan) if record.remainder else None
 
     def record(self, step: int, active: NDArray[np.intp]) -> None:
         net, r = self.net, self.steps.index(step)
@@ -165,6 +177,26 @@ class Recorder:
             net.backward(buf, seed.astype(spec.dtype), dh_out=dh)
             vectors = dh[:, :, 0, :].transpose(1, 0, 2).astype(np.float64)
             self.dh[active, r] = vectors @ vectors.transpose(0, 2, 1) / self.n
+        if self.remainder is not None:
+            self.remainder[active, r] = self._remainder(buf, active)
+
+    def _remainder(self, buf: Any, active: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Def. 7.7's remainder RMS per block for the probe, shape (K_active, L)."""
+        net = self.net
+        assert self.W0 is not None
+        spec, act = net.spec, net._activation
+        shape = (net.size, 1, spec.width)
+        phi_t, phi_0, dphi_0, scratch = (np.empty(shape, spec.dtype) for _ in range(4))
+        out = np.empty((net.size, spec.depth))
+        for layer in range(spec.depth):
+            z = cast(NDArray[Any], buf.zs)[layer] if spec.pre_ln else buf.x(layer)
+            h0 = np.matmul(z, self.W0[layer, active])
+            act(buf.hs[layer], phi_t, scratch)
+            act(h0, phi_0, dphi_0)
+            rest = (phi_t - phi_0 - dphi_0 * (buf.hs[layer] - h0)).astype(np.float64)
+            rest -= rest.mean(axis=2, keepdims=True)
+            out[:, layer] = np.sqrt(np.mean(rest[:, 0] ** 2, axis=1)) * net.hyper.multiplier
+        return out
 
     def result(self, k: int) -> Recorded:
         x, h, n = self.x[k], self.h[k], self.n
@@ -174,4 +206,5 @@ class Recorder:
             x_steps=np.einsum("rln,sln->rsl", x, x) / n,
             h_steps=np.einsum("rln,sln->rsl", h, h) / n,
             dh_layers=None if self.dh is None else self.dh[k],
+            remainder=None if self.remainder is None else self.remainder[k],
         )

@@ -42,11 +42,16 @@ class Record:
         Probe input; default the first training input ``task.X[0, 0]``.
     backward : bool
         Also record the cross-layer kernel of ``δh̃`` (one backward pass per recorded step).
+    remainder : bool
+        Also record the size of Def. 7.7's nonlinear remainder per block
+        (:attr:`Recorded.remainder`).  Finite networks only (route R4, depth-1 post blocks);
+        it keeps a copy of the initial hidden weights.
     """
 
     steps: tuple[int, ...] = (0,)
     probe: NDArray[np.float64] | None = None
     backward: bool = True
+    remainder: bool = False
 
     def __post_init__(self) -> None:
         steps = tuple(int(s) for s in np.atleast_1d(np.asarray(self.steps)))
@@ -91,6 +96,11 @@ class Recorded:
         ``⟨δh̃_t^l | δh̃_t^m⟩`` (None when the backward pass was not recorded).
     se : Mapping[str, ndarray]
         Monte Carlo standard errors of the arrays above, for routes that have them.
+    remainder : ndarray, shape (R, L), optional
+        Layerwise linearization remainder (Tensor Programs VI, Def. 7.7) of block ``l`` at
+        step ``t``: ``RMS(m MS(φ(W_t x) − φ(W_0 x) − φ′(W_0 x) ⊙ ((W_t − W_0) x)))`` over the
+        width, with ``x = x_t^{l-1}`` the probe's block input (after pre-LN, if any) and
+        ``m`` the branch multiplier (None unless ``Record.remainder``).
     """
 
     steps: NDArray[np.int64]
@@ -98,6 +108,7 @@ class Recorded:
     x_steps: NDArray[np.float64]
     h_steps: NDArray[np.float64]
     dh_layers: NDArray[np.float64] | None = None
+    remainder: NDArray[np.float64] | None = None
     se: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
 
     @property
@@ -218,6 +229,8 @@ class Run:
             data["h_steps"] = (("record_step", "record_step_2", "block"), rec.h_steps)
             if rec.dh_layers is not None:
                 data["dh_layers"] = (("record_step", "block", "block_2"), rec.dh_layers)
+            if rec.remainder is not None:
+                data["remainder"] = (("record_step", "block"), rec.remainder)
             for key, value in rec.se.items():
                 data[f"{key}_se"] = (data[key][0], value)
         attrs = {

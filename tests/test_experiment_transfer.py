@@ -11,7 +11,6 @@ from limitsim.experiments import transfer
 from limitsim.experiments._transfer_ln import claims_ln
 from limitsim.experiments._transfer_rows import monotone_step
 from limitsim.parametrization import Parametrization
-from tests.helpers import tiny_dataset
 
 DEPTHS = [8, 32, 128]
 ETAS = np.arange(-3.0, 3.01, 0.5)
@@ -132,8 +131,8 @@ def test_sp_gamma1_under_adam_is_sp_at_a_depth_scaled_rate():
     assert sp1.branch_multiplier(128) == sp.branch_multiplier(128) == 1.0
 
 
-def test_tiny_run_has_every_row_and_both_figures(tmp_path):
-    ds = tiny_dataset("transfer")
+def test_tiny_run_has_every_row_and_both_figures(tmp_path, tiny_experiment):
+    ds = tiny_experiment("transfer")
     assert ds.ln_log_loss.dims == ("ln_param", "ln_depth", "ln_log2_eta", "seed")
     assert np.isfinite(ds.ln_log_loss).all()
     claims = transfer.claims(ds)

@@ -23,6 +23,9 @@ COORDS = {
     "nonlinearity": {"phi", "depth", "log2_eta", "seed", "step", "theta"},
     "prenonlin": {"block", "depth", "log2_eta", "seed"},
     "multiplier": {"depth", "multiplier", "seed"},
+    "stability": {"parametrization", "depth", "seed", "limit_depth", "limit_step", "step"},
+    "linearization": {"alpha_gamma", "depth", "seed"},
+    "limit_transfer": {"optimizer", "param", "depth", "log2_eta", "seed"},
 }
 
 

@@ -19,4 +19,7 @@ EXPERIMENTS = (
     "block_depth",
     "block_heatmap",
     "convergence",
+    "stability",
+    "linearization",
+    "limit_transfer",
 )

@@ -101,7 +101,7 @@ def _nonlinearity(sizes: Mapping[str, Any]) -> list[Work]:
 
 
 def _diversity(sizes: Mapping[str, Any]) -> list[Work]:
-    from limitsim.experiments.diversity import record_steps
+    from limitsim.experiments._diversity_limit import record_steps
 
     params = list(sizes["params"])
     limit = [linear(depth=int(L), steps=int(sizes["limit_steps"]), batch=int(sizes["n_points"]),
@@ -186,6 +186,61 @@ def _convergence(sizes: Mapping[str, Any]) -> list[Work]:
     ]
 
 
+#: CPU of one Adam particle run (32 sampled partners) over one SGD run of the same size,
+#: measured on limit_transfer's quick runs at L = 16 and 64 (0.106/0.037 s, 0.416/0.157 s).
+ADAM_PARTICLES = 2.7
+
+
+def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
+    from dataclasses import replace
+
+    from limitsim.experiments.limit_transfer import REPLICAS
+
+    work = []
+    for opt in sizes["optimizers"]:
+        runs = len(sizes["log2_etas"][opt]) * int(sizes["seeds"])
+        for L in sizes["depths"]:
+            one = particles(
+                n_particles=int(sizes["n_particles"]),
+                depth=int(L),
+                steps=int(sizes["steps"]),
+                batch=int(sizes["n_points"]),
+                n_replicas=REPLICAS,
+                optimizer=str(opt),
+                sweep="limit_transfer",
+            )
+            if opt == "adam":
+                one = replace(one, seconds=one.seconds * ADAM_PARTICLES)
+            work += [one] * runs
+    return work
+
+
+def _stability(sizes: Mapping[str, Any]) -> list[Work]:
+    T, B, d = int(sizes["steps"]), int(sizes["n_points"]), int(sizes["d_in"])
+    limit = [linear(depth=int(L), steps=T + 1, batch=B, d_in=d, sweep="stability_limit")
+             for _ in sizes["alpha_gammas"]
+             for L in (*sizes["limit_depths"], *sizes["redundancy_depths"])]  # fmt: skip
+    groups = [(len(sizes["alpha_gammas"]) * int(sizes["seeds"]),
+               lambda k, L=int(L): finite(k, depth=L, width=int(sizes["width"]), batch=B,
+                                          steps=T, d_in=d, d_out=1, record_steps=2,
+                                          record_backward=False, sweep="stability"))
+              for L in sizes["depths"]]  # fmt: skip
+    return [*limit, sweep_overhead(len(limit)), *batched(groups, 32)]
+
+
+def _linearization(sizes: Mapping[str, Any]) -> list[Work]:
+    T, B, d = int(sizes["steps"]), int(sizes["n_points"]), int(sizes["d_in"])
+    groups = [(len(sizes["alpha_gammas"]) * int(sizes["seeds"]),
+               lambda k, L=int(L): finite(k, depth=L, width=int(sizes["width"]), batch=B,
+                                          steps=T, d_in=d, d_out=1, record_steps=1,
+                                          record_backward=False, sweep="linearization"))
+              for L in sizes["depths"]]  # fmt: skip
+    e1 = [particles(n_particles=int(sizes["n_particles"]), depth=int(L),
+                    steps=int(sizes["e1_steps"]), batch=B, sweep="linearization_e1")
+          for L in sizes["e1_depths"]]  # fmt: skip
+    return [*batched(groups, 32), *e1, sweep_overhead(1)]
+
+
 #: Cost function of every experiment of :data:`limitsim.experiments.EXPERIMENTS`.
 COSTS: Mapping[str, Callable[[Mapping[str, Any]], list[Work]]] = MappingProxyType(
     {
@@ -201,6 +256,9 @@ COSTS: Mapping[str, Callable[[Mapping[str, Any]], list[Work]]] = MappingProxyTyp
         "block_depth": _block_depth,
         "block_heatmap": _block_heatmap,
         "convergence": _convergence,
+        "stability": _stability,
+        "linearization": _linearization,
+        "limit_transfer": _limit_transfer,
     }
 )
 
