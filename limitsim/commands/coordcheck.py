@@ -27,7 +27,7 @@ import numpy as np
 from limitsim._generated import exponents
 from limitsim.classification import classify
 from limitsim.commands._output import output_file, print_json
-from limitsim.commands.train import add_network_arguments, make_param, make_task
+from limitsim.commands.train import add_network_arguments, make_param, make_task, network_options
 from limitsim.finite.train import check_memory, train_finite_batch
 from limitsim.measures import COORDINATE_FRACTIONS, coordinate_check
 from limitsim.parametrization import PRESETS, Parametrization, check_depth
@@ -357,11 +357,8 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         record_steps=args.record_steps,
         fraction=args.fraction,
-        phi=args.phi,
-        block_depth=args.block_depth,
-        block=args.block,
-        pre_ln=args.pre_ln,
         dtype=args.dtype,
+        **network_options(args),
     )
     if args.data:
         data.to_netcdf(args.data)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "FLAT_OPTIMUM",
+    "SIGN_ONLY",
+    "TRANSFER_SLOPE",
+    "ClaimRange",
     "Context",
     "OptimumTrend",
     "make_task",
@@ -31,6 +35,28 @@ __all__ = [
     "seed_axis",
     "sweep",
 ]
+
+
+class ClaimRange(TypedDict):
+    """The accepted range of a :class:`~limitsim.report.Claim` (its ``low``, ``high`` and
+    ``range_reason`` fields)."""
+
+    low: float
+    high: float
+    range_reason: str
+
+
+#: The range of a claim decided by the sign of its estimate alone: ``Claim(..., **SIGN_ONLY)``.
+SIGN_ONLY: ClaimRange = {"low": 0.0, "high": math.inf, "range_reason": "sign only"}
+#: Accepted slopes of the optimal log2 η per doubling of L for "transfers": half
+#: the −1/2 per doubling of a rate mis-scaled by L^-1/2.
+TRANSFER_SLOPE = 0.25
+#: The range of "the optimal log2 η does not move with depth": ``Claim(..., **FLAT_OPTIMUM)``.
+FLAT_OPTIMUM: ClaimRange = {
+    "low": -TRANSFER_SLOPE,
+    "high": TRANSFER_SLOPE,
+    "range_reason": "±0.25: half the L^-1/2 shift (theory)",
+}
 
 
 @dataclass(frozen=True)

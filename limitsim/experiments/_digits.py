@@ -44,14 +44,15 @@ __all__ = [
     "BASE_DEPTH",
     "DIVERSITY_LAMBDAS",
     "EPS_MAX",
-    "PAPER_TRAINING",
-    "QUICK_TRAINING",
-    "TINY_TRAINING",
+    "TRAINING",
+    "DepthGrid",
     "DigitsTraining",
+    "EtaGrid",
     "check_failures",
     "diversity_measures",
     "edge_fraction",
     "per_seed_min",
+    "rename_results",
     "sweep_digits",
     "tidy",
     "train_points",
@@ -87,11 +88,45 @@ class DigitsTraining(ExperimentSizes):
     task: str = "digits"
 
 
+@dataclass(frozen=True, kw_only=True)
+class DepthGrid(DigitsTraining):
+    """Digits training over a grid of depths with one optimizer.
+
+    Attributes
+    ----------
+    depths : tuple of int
+        Depths L of the grid.
+    optimizer : str
+        ``sgd`` or ``adam``.
+    base_eta : float
+        Learning rate at log2_eta = 0: η = base_eta · 2^log2_eta.
+    """
+
+    depths: tuple[int, ...]
+    optimizer: str
+    base_eta: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class EtaGrid(DepthGrid):
+    """A :class:`DepthGrid` that also sweeps the learning rate.
+
+    Attributes
+    ----------
+    log2_etas : tuple of float
+        log2(η / base_eta) of the grid.
+    """
+
+    log2_etas: tuple[float, ...]
+
+
 #: Training settings shared by every digits experiment in each profile (an experiment may set
 #: its own steps; the paper profile sets each experiment's steps and window).
-TINY_TRAINING: dict[str, Any] = {"seeds": 2, "width": 16, "batch": 8, "window": 2}
-QUICK_TRAINING: dict[str, Any] = {"seeds": 8, "width": 64, "batch": 32, "steps": 200, "window": 20}
-PAPER_TRAINING: dict[str, Any] = {"width": 256, "batch": 64}
+TRAINING: dict[str, dict[str, Any]] = {
+    "tiny": {"seeds": 2, "width": 16, "batch": 8, "window": 2},
+    "quick": {"seeds": 8, "width": 64, "batch": 32, "steps": 200, "window": 20},
+    "paper": {"width": 256, "batch": 64},
+}
 
 
 def train_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -260,14 +295,31 @@ def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset
         "d_dim1": "k",
         "log_loss_at_dim0": "checkpoint",
     }
+    variables = ("log_loss", "log_loss_at", "lag1", "kappa", "d", "status")
+    return rename_results(ds, names, variables, prefix, steps, step_dim="step", k_dim="k")
+
+
+def rename_results(
+    ds: xr.Dataset,
+    names: Mapping[str, str],
+    variables: tuple[str, ...],
+    prefix: str,
+    steps: tuple[int, ...],
+    *,
+    step_dim: str,
+    k_dim: str,
+) -> xr.Dataset:
+    """The ``variables`` of ``ds`` present in it, named ``prefix + name``, with their
+    dimensions renamed by ``names``; ``step_dim`` gets the coordinate ``steps`` and ``k_dim``
+    the coordinate 1..K."""
     out = {}
-    for var in ("log_loss", "log_loss_at", "lag1", "kappa", "d", "status"):
+    for var in variables:
         if var in ds:
             da = ds[var]
             out[f"{prefix}{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
     tidied = xr.Dataset(out)
-    if "step" in tidied.dims:
-        tidied = tidied.assign_coords(step=list(steps))
-    if "k" in tidied.dims:
-        tidied = tidied.assign_coords(k=np.arange(1, tidied.sizes["k"] + 1))
+    if step_dim in tidied.dims:
+        tidied = tidied.assign_coords({step_dim: list(steps)})
+    if k_dim in tidied.dims:
+        tidied = tidied.assign_coords({k_dim: np.arange(1, tidied.sizes[k_dim] + 1)})
     return tidied

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._digits import check_failures
+from limitsim.experiments._digits import check_failures, rename_results
 
 __all__ = ["LIMIT_A", "record_steps", "regression_task", "tidy_limit"]
 
@@ -47,14 +47,7 @@ def tidy_limit(ds: xr.Dataset, steps: tuple[int, ...]) -> xr.Dataset:
         "d_dim0": "limit_step",
         "d_dim1": "limit_k",
     }
-    out = {}
-    for var in ("final_loss", "kappa", "kappa_se", "d", "status"):
-        if var in ds:
-            da = ds[var]
-            out[f"limit_{var}"] = da.rename({k: v for k, v in names.items() if k in da.dims})
-    tidied = xr.Dataset(out)
-    if "limit_step" in tidied.dims:
-        tidied = tidied.assign_coords(limit_step=list(steps))
-    if "limit_k" in tidied.dims:
-        tidied = tidied.assign_coords(limit_k=np.arange(1, tidied.sizes["limit_k"] + 1))
-    return tidied
+    variables = ("final_loss", "kappa", "kappa_se", "d", "status")
+    return rename_results(
+        ds, names, variables, "limit_", steps, step_dim="limit_step", k_dim="limit_k"
+    )

@@ -129,27 +129,7 @@ def plot_routes(
             if which == "scaled":
                 ax.set_yscale("log", base=2)
             ax.set_title(f"{title} ({'Fig. 17' if which == 'scaled' else 'Fig. 18'})")
-        ax = axes[row, 2]
-        for k, param in enumerate(ds.parametrization.values):
-            for r, alpha in zip(range(ds.sizes[step_dim]), (0.35, 0.65, 1.0), strict=False):
-                mean, se = _kappa_curve(ds, route, str(param), r)
-                ax.errorbar(
-                    np.log2(depths),
-                    mean,
-                    yerr=se,
-                    marker="o",
-                    capsize=2,
-                    color=f"C{k}",
-                    alpha=alpha,
-                    ls=styles.get(str(param), ":"),
-                    label=f"{labels.get(str(param), param)}, t = {int(ds[step_dim].values[r])}",
-                )
-        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
-        ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
-        ax.set_xlabel("log2 L (depth)")
-        ax.set_ylabel("κ̂ (ε ∈ [1/256, 1/16])")
-        ax.set_title(f"diversity exponent ({route})")
-        ax.legend(fontsize=5.5)
+        _plot_kappa(axes[row, 2], ds, route, labels=labels, styles=styles)
         _plot_time_slopes(axes[row, 3], ds, route, labels=labels, styles=styles)
     axes[0, 0].legend(fontsize=5.5, ncol=2)
     fig.suptitle(
@@ -162,6 +142,35 @@ def plot_routes(
         fontsize=9,
     )
     return save_figure(fig, out_dir, name)
+
+
+def _plot_kappa(
+    ax: Any, ds: xr.Dataset, route: str, *, labels: dict[str, str], styles: dict[str, str]
+) -> None:
+    """κ̂ against log2 L at every recorded step (later steps darker), one colour per
+    parametrization."""
+    step_dim = "limit_step" if route == "limit" else "step"
+    depths = depths_of(ds, route)
+    for k, param in enumerate(ds.parametrization.values):
+        for r, alpha in zip(range(ds.sizes[step_dim]), (0.35, 0.65, 1.0), strict=False):
+            mean, se = _kappa_curve(ds, route, str(param), r)
+            ax.errorbar(
+                np.log2(depths),
+                mean,
+                yerr=se,
+                marker="o",
+                capsize=2,
+                color=f"C{k}",
+                alpha=alpha,
+                ls=styles.get(str(param), ":"),
+                label=f"{labels.get(str(param), param)}, t = {int(ds[step_dim].values[r])}",
+            )
+    ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    ax.set_xlabel("log2 L (depth)")
+    ax.set_ylabel("κ̂ (ε ∈ [1/256, 1/16])")
+    ax.set_title(f"diversity exponent ({route})")
+    ax.legend(fontsize=5.5)
 
 
 def _plot_time_slopes(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from limitsim.experiments._common import OptimumTrend
 from limitsim.experiments._digits import per_seed_min
 from limitsim.experiments._diversity_plot import plot_normalized
 from limitsim.experiments._homogeneous import ABS_THETA, lag_prediction
+from limitsim.experiments._plots import plot_optima, plot_seed_mean
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.stats import paired_interval, t_interval
 
@@ -21,48 +24,62 @@ PHI_STYLES = {"relu": "--", "abs": "-"}
 PAIR = (("relu", 0.0), ("abs", ABS_THETA))
 
 
-def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
+def plot_pair(
+    ds: xr.Dataset, out_dir: Path, name: str, trends: Mapping[str, OptimumTrend]
+) -> list[Path]:
     """abs vs relu: LogLoss vs η, best loss vs L, Fig. 19 curves, κ̂ time course, δh̃ corr,
-    optimal η vs L (Fig. 3 left)."""
-    from limitsim.experiments.nonlinearity import trend
+    optimal η vs L (Fig. 3 left, from ``trends``: φ -> its per-depth optimal log2 η)."""
+    fig, axes = new_figure(4, 2, width=3.4, height=2.8)
+    depths = [int(d) for d in ds.depth.values]
+    ylabel = f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})"
+    labels = ("log2 L (depth)", ylabel, "optimal η vs L (Fig. 3 left)")
+    plot_optima(axes[0, 3], depths, trends, labels)
+    axes[1, 3].set_axis_off()
+    _loss_panel(axes[0, 0], ds)
+    _best_loss_panel(axes[0, 1], ds)
+    L = int(ds.attrs["family_depth"])
+    _diversity_panels(axes, ds, L)
+    _lag_panel(axes[1, 2], ds)
+    fig.suptitle(
+        f"Depth-µP, log2 a = {ds.attrs.get('log2_a')}, {ds.attrs.get('task')}, width "
+        f"{ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; diversity panels: Adam, "
+        f"L = {L}, log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('family_log2_eta')}, "
+        "abs = θ = −45° member (relu's variance); bars: 95% t intervals over seeds",
+        fontsize=9,
+    )
+    return save_figure(fig, out_dir, name)
 
-    phis = [str(p) for p in ds.phi.values]
+
+def _loss_panel(ax: Any, ds: xr.Dataset) -> None:
+    """LogLoss against log2 η per φ and depth, mean ± standard error over seeds."""
     depths = [int(d) for d in ds.depth.values]
     colors = depth_colors(depths)
-    fig, axes = new_figure(4, 2, width=3.4, height=2.8)
-    ax = axes[0, 3]
-    for k, phi in enumerate(phis):
-        errorbar_estimates(ax, np.log2(depths), trend(ds, phi).per_depth(), marker="o",
-                           color=f"C{k}", label=phi)  # fmt: skip
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs L (Fig. 3 left)")
-    ax.legend(fontsize=7)
-    axes[1, 3].set_axis_off()
-    ax = axes[0, 0]
-    for phi in phis:
+    for phi in [str(p) for p in ds.phi.values]:
         for L in depths:
             curve = ds.log_loss.sel(phi=phi, depth=L)
-            mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-            band = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-            style = PHI_STYLES.get(phi, ":")
-            ax.plot(ds.log2_eta, mean, style, marker="o", ms=3, color=colors[L],
-                    label=f"{phi}, L = {L}")  # fmt: skip
-            ax.fill_between(ds.log2_eta, mean - band, mean + band, color=colors[L], alpha=0.15)
+            plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"{phi}, L = {L}",
+                           style="o" + PHI_STYLES.get(phi, ":"), alpha=0.15)  # fmt: skip
     ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
     ax.set_ylabel("log training loss (natural log)")
     ax.set_title("LogLoss vs η (solid: abs, dashed: relu)")
     ax.legend(fontsize=6, ncol=2)
-    ax = axes[0, 1]
+
+
+def _best_loss_panel(ax: Any, ds: xr.Dataset) -> None:
+    """Per-seed minimum over η of the LogLoss against log2 L (Fig. 3 right)."""
+    depths = [int(d) for d in ds.depth.values]
     best = per_seed_min(ds.log_loss, ("log2_eta",))
-    for k, phi in enumerate(phis):
+    for k, phi in enumerate(str(p) for p in ds.phi.values):
         rows = [t_interval(best.sel(phi=phi, depth=L).values) for L in depths]
         errorbar_estimates(ax, np.log2(depths), rows, marker="o", color=f"C{k}", label=phi)
     ax.set_xlabel("log2 L (depth)")
     ax.set_ylabel("per-seed min over η of LogLoss")
     ax.set_title(f"best loss vs depth (Fig. 3 right), {ds.attrs.get('optimizer')}")
     ax.legend(fontsize=7)
-    L = int(ds.attrs["family_depth"])
+
+
+def _diversity_panels(axes: Any, ds: xr.Dataset, L: int) -> None:
+    """Fig. 19's d(ε) early in training, κ̂ over training and abs − relu κ̂ (paired)."""
     steps = [int(t) for t in ds.step.values]
     early = steps[1] if len(steps) > 1 else steps[0]
     ax = axes[0, 2]
@@ -95,7 +112,11 @@ def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
     ax.set_xlabel("training step t + 1 (log)")
     ax.set_ylabel("κ̂(abs) − κ̂(relu), paired")
     ax.set_title("Fig. 19's comparison over training")
-    ax = axes[1, 2]
+
+
+def _lag_panel(ax: Any, ds: xr.Dataset) -> None:
+    """Lag-1 δh̃ correlation over training, dashed at its init prediction (Eφ′)²/Eφ′²."""
+    steps = [int(t) for t in ds.step.values]
     for k, (phi, theta) in enumerate(PAIR):
         lag = ds.family_lag1.sel(theta=theta)
         rows = [t_interval(lag.sel(step=t).values) for t in steps]
@@ -106,14 +127,6 @@ def plot_pair(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:
     ax.set_ylabel("corr(δh̃ˡ, δh̃ˡ⁺¹), mean over l")
     ax.set_title("lag-1 δh̃ correlation (dashed: (Eφ′)²/Eφ′²)")
     ax.legend(fontsize=7)
-    fig.suptitle(
-        f"Depth-µP, log2 a = {ds.attrs.get('log2_a')}, {ds.attrs.get('task')}, width "
-        f"{ds.attrs.get('width')}, {ds.attrs.get('steps')} steps; diversity panels: Adam, "
-        f"L = {L}, log2(η/{ds.attrs.get('base_eta')}) = {ds.attrs.get('family_log2_eta')}, "
-        "abs = θ = −45° member (relu's variance); bars: 95% t intervals over seeds",
-        fontsize=9,
-    )
-    return save_figure(fig, out_dir, name)
 
 
 def plot_family(ds: xr.Dataset, out_dir: Path, name: str) -> list[Path]:

@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import BASE_DEPTH, sweep_digits
+from limitsim.experiments._plots import plot_optima, plot_seed_mean
 from limitsim.experiments._transfer_rows import NAME, PARAM_LABELS
-from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
 
 __all__ = ["LN_RANGES", "claims_ln", "plot_ln", "run_ln", "trend_ln"]
@@ -117,22 +117,16 @@ def plot_ln(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[0, col]
         for L in depths:
             curve = ds.ln_log_loss.sel(ln_param=param, ln_depth=L)
-            mean = curve.mean("seed")
-            se = curve.std("seed") / math.sqrt(max(curve.sizes["seed"], 1))
-            ax.plot(ds.ln_log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
-            ax.fill_between(ds.ln_log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+            plot_seed_mean(ax, ds.ln_log2_eta, curve, color=colors[L], label=f"L = {L}",
+                           ms=2.5, gaps=False)  # fmt: skip
         ax.set_title(f"{PARAM_LABELS.get(param, param)} (Fig. 12)")
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta_adam', 'η0')})")
         ax.set_ylabel("log training loss (window)")
         ax.legend(fontsize=6)
     ax = axes[0, -1]
-    for k, param in enumerate(params):
-        errorbar_estimates(ax, np.log2(depths), trend_ln(ds, param).per_depth(), marker="o",
-                           color=f"C{k}", label=PARAM_LABELS.get(param, param))  # fmt: skip
-    ax.set_title("optimal log2 η vs depth")
-    ax.set_xlabel("log2 L")
-    ax.set_ylabel("per-seed argmin log2(η / η0), 95% CI")
-    ax.legend(fontsize=6)
+    trends = {PARAM_LABELS.get(param, param): trend_ln(ds, param) for param in params}
+    labels = ("log2 L", "per-seed argmin log2(η / η0), 95% CI", "optimal log2 η vs depth")
+    plot_optima(ax, depths, trends, labels)
     fig.suptitle(
         f"{ds.attrs.get('ln_phi')} with pre-LN, log2 a = {ds.attrs.get('ln_log2_a')}, Adam, "
         f"{ds.attrs.get('task', 'digits')}, width {ds.attrs.get('width')}, "

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import EDGE_TOLERANCE
+from limitsim.experiments._common import EDGE_TOLERANCE, SIGN_ONLY
 from limitsim.experiments._digits import edge_fraction, per_seed_min
 from limitsim.report import Claim
 from limitsim.stats import Estimate, missing, paired_interval, proportion_interval
@@ -141,7 +141,5 @@ def sp_fails_at_depth(ds: xr.Dataset, optimizer: str, depths: list[int]) -> Clai
         f"{optimizer}, {ds.attrs.get('steps')} steps",
         estimate=paired_interval(lost.sel(depth=top).values, lost.sel(depth=base).values),
         paper="fails at L = 2^9, 2^10",
-        low=0.0,
-        high=math.inf,
-        range_reason="sign only",
+        **SIGN_ONLY,
     )

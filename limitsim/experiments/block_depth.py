@@ -51,6 +51,8 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    SIGN_ONLY,
+    TRANSFER_SLOPE,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -59,10 +61,8 @@ from limitsim.experiments._common import (
 )
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    EtaGrid,
     train_points,
 )
 from limitsim.experiments.profiles import log2_grid
@@ -75,30 +75,24 @@ TITLE = "Block depth 2: learning-rate shift with depth, block depth 1 vs 2 (Figs
 
 #: φ → (pre-LN, log2 a): the paper's architecture/multiplier pairing of Fig. 6.
 SETUPS: dict[str, tuple[bool, float]] = {"relu": (False, -2.0), "abs": (True, -1.0)}
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-SHIFT = 0.25
 #: What each φ's setup shows with longer training (Fig. 4 right: relu catches up; Fig. 5: abs
 #: does not).
 CATCHES_UP = {"relu": True, "abs": False}
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the block_depth experiment; the fields are read by :func:`run`."""
 
-    optimizer: str
-    base_eta: float
     phis: tuple[str, ...]
-    depths: tuple[int, ...]
     max_layers: int
-    log2_etas: tuple[float, ...]
     batch_size: int
     early_fraction: float
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     optimizer="adam",
     base_eta=0.1,
     phis=("relu",),
@@ -111,7 +105,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     phis=("relu", "abs"),
     depths=(8, 16, 32),
     max_layers=64,
@@ -120,7 +114,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     max_layers=2048,
     log2_etas=log2_grid(-3.0, 7.0),
@@ -290,80 +284,95 @@ def _plot_gap(ax: Any, ds: xr.Dataset, phi: str) -> None:
 def claims(ds: xr.Dataset) -> list[Claim]:
     """Per φ: the control, the block-depth-2 shift, its excess over k = 1, the equal-layer gap."""
     out = []
-    steps = ds.attrs.get("steps")
     for phi in (str(p) for p in ds.phi.values):
         setup = f"{phi}{', pre-LN' if SETUPS[phi][0] else ''}, log2 a = {SETUPS[phi][1]:g}"
-        regime = f"{setup}, Adam, {steps} steps"
-        common = [L for L in depths_run(ds, 2) if L in depths_run(ds, 1)]
-        one, two = trend(ds, phi, 1), trend(ds, phi, 2)
-        control = Claim(
-            experiment=NAME,
-            claim=f"control: block depth 1 transfers the optimal η ({phi})",
-            source="paper: Fig. 10 top (Depth-µP transfers at block depth 1); the control of "
-            "Figs. 6, 21",
-            quantity=f"slope of optimal log2 η vs log2 L, k = 1, L = "
-            f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
-            estimate=one.slope,
-            paper="flat",
-            low=-SHIFT,
-            high=SHIFT,
-            range_reason="±0.25: half an L^-1/2 shift (theory)",
-            undecided=one.undecided("η", depths_run(ds, 1)),
-        )
+        regime = f"{setup}, Adam, {ds.attrs.get('steps')} steps"
+        control = _control(ds, phi, regime)
         failed = "" if control.verdict == "reproduced" else "control failed"
-        paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
-        value, totals = gap(ds, phi, "log_loss_early")
-        early = f"step {ds.attrs.get('early_step')} of {steps}"
+        early = f"step {ds.attrs.get('early_step')} of {ds.attrs.get('steps')}"
         out += [
             control,
-            Claim(
-                experiment=NAME,
-                claim=f"block depth 2: the optimal η moves with depth ({phi})",
-                source="paper: Figs. 6, 21: significant learning-rate shift at block depth 2",
-                quantity=f"slope of optimal log2 η vs log2 L, k = 2, L = "
-                f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
-                estimate=two.slope,
-                paper="shifts",
-                low=-SHIFT,
-                high=SHIFT,
-                outside=True,
-                range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
-                undecided=failed or two.undecided("η", depths_run(ds, 2)),
-            ),
-            Claim(
-                experiment=NAME,
-                claim=f"block depth 2 shifts more than block depth 1 ({phi})",
-                source="paper: Sec. 9: k = 1 transfers, k = 2 does not (Figs. 6, 10, 21)",
-                quantity=f"slope(k = 2) − slope(k = 1), paired over seeds, L = "
-                f"{common[0]}..{common[-1]}, {regime}",
-                estimate=paired_interval(paired[0], paired[1]),
-                paper="k = 2 shifts, k = 1 does not",
-                low=-SHIFT,
-                high=SHIFT,
-                outside=True,
-                range_reason="outside ±0.25 (theory)",
-                undecided=failed,
-            ),
-            Claim(
-                experiment=NAME,
-                claim=f"at equal total layers block depth 2 trains worse early ({phi})",
-                source="paper: "
-                + (
-                    "Fig. 4 left: relu, no LN: worse at step 10000:11000"
-                    if phi == "relu"
-                    else "Fig. 5 left: abs with LN: worse at step 10000:11000"
-                ),
-                quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
-                f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
-                estimate=value,
-                paper="> 0",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
-            ),
+            *_shift_claims(ds, phi, regime, failed),
+            _early_gap(ds, phi, setup, early),
             _catch_up(ds, phi, setup, early),
         ]
     return out
+
+
+def _control(ds: xr.Dataset, phi: str, regime: str) -> Claim:
+    """Block depth 1 transfers the optimal η (Fig. 10 top): the control of the shift claims."""
+    one = trend(ds, phi, 1)
+    return Claim(
+        experiment=NAME,
+        claim=f"control: block depth 1 transfers the optimal η ({phi})",
+        source="paper: Fig. 10 top (Depth-µP transfers at block depth 1); the control of "
+        "Figs. 6, 21",
+        quantity=f"slope of optimal log2 η vs log2 L, k = 1, L = "
+        f"{depths_run(ds, 1)[0]}..{depths_run(ds, 1)[-1]}, {regime}",
+        estimate=one.slope,
+        paper="flat",
+        low=-TRANSFER_SLOPE,
+        high=TRANSFER_SLOPE,
+        range_reason="±0.25: half an L^-1/2 shift (theory)",
+        undecided=one.undecided("η", depths_run(ds, 1)),
+    )
+
+
+def _shift_claims(ds: xr.Dataset, phi: str, regime: str, failed: str) -> list[Claim]:
+    """Block depth 2 moves the optimal η, and more than block depth 1 (paired over seeds)."""
+    two = trend(ds, phi, 2)
+    common = [L for L in depths_run(ds, 2) if L in depths_run(ds, 1)]
+    paired = [trend(ds, phi, k, common).slopes for k in (2, 1)]
+    return [
+        Claim(
+            experiment=NAME,
+            claim=f"block depth 2: the optimal η moves with depth ({phi})",
+            source="paper: Figs. 6, 21: significant learning-rate shift at block depth 2",
+            quantity=f"slope of optimal log2 η vs log2 L, k = 2, L = "
+            f"{depths_run(ds, 2)[0]}..{depths_run(ds, 2)[-1]} blocks, {regime}",
+            estimate=two.slope,
+            paper="shifts",
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
+            outside=True,
+            range_reason="outside ±0.25: half an L^-1/2 shift (theory)",
+            undecided=failed or two.undecided("η", depths_run(ds, 2)),
+        ),
+        Claim(
+            experiment=NAME,
+            claim=f"block depth 2 shifts more than block depth 1 ({phi})",
+            source="paper: Sec. 9: k = 1 transfers, k = 2 does not (Figs. 6, 10, 21)",
+            quantity=f"slope(k = 2) − slope(k = 1), paired over seeds, L = "
+            f"{common[0]}..{common[-1]}, {regime}",
+            estimate=paired_interval(paired[0], paired[1]),
+            paper="k = 2 shifts, k = 1 does not",
+            low=-TRANSFER_SLOPE,
+            high=TRANSFER_SLOPE,
+            outside=True,
+            range_reason="outside ±0.25 (theory)",
+            undecided=failed,
+        ),
+    ]
+
+
+def _early_gap(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
+    """At equal total layers k·L, block depth 2 trains worse early (Figs. 4, 5 left)."""
+    value, totals = gap(ds, phi, "log_loss_early")
+    return Claim(
+        experiment=NAME,
+        claim=f"at equal total layers block depth 2 trains worse early ({phi})",
+        source="paper: "
+        + (
+            "Fig. 4 left: relu, no LN: worse at step 10000:11000"
+            if phi == "relu"
+            else "Fig. 5 left: abs with LN: worse at step 10000:11000"
+        ),
+        quantity=f"LogLoss(k = 2) − LogLoss(k = 1), per-seed min over η, mean over "
+        f"k·L ∈ {totals}, window before {early}, {setup}, Adam",
+        estimate=value,
+        paper="> 0",
+        **SIGN_ONLY,
+    )
 
 
 def _catch_up(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
@@ -394,7 +403,5 @@ def _catch_up(ds: xr.Dataset, phi: str, setup: str, early: str) -> Claim:
         f"(k = 2) − (k = 1), {where}",
         estimate=t_interval(late) if totals else missing(),
         paper="≈ 0.5",
-        low=0.0,
-        high=math.inf,
-        range_reason="sign only",
+        **SIGN_ONLY,
     )

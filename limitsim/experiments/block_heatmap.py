@@ -43,13 +43,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import SIGN_ONLY, Context, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    EtaGrid,
     train_points,
 )
 from limitsim.experiments.profiles import log2_grid
@@ -62,24 +60,20 @@ TITLE = "Block depth 2: (η, a) heatmaps and the optimal sublevel slope (Fig. 7)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the block_heatmap experiment; the fields are read by :func:`run`."""
 
     phi: str
     pre_ln: bool
-    optimizer: str
-    base_eta: float
     delta: float
     n_boot: int
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
     log2_as: tuple[float, ...]
     batch_size: int
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     phi="abs",
     pre_ln=True,
     optimizer="adam",
@@ -94,7 +88,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(2, 16),
     log2_etas=log2_grid(-2.0, 4.0, 1.0),
     log2_as=log2_grid(-4.0, 2.0, 1.0),
@@ -102,7 +96,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(2, 16, 1024),
     log2_etas=log2_grid(-3.0, 5.0),
     log2_as=log2_grid(-6.0, 4.0),
@@ -273,6 +267,15 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, NAME)
 
 
+#: The sublevel slope at the fewest and at the most blocks (Fig. 7, Sec. 9.2): who, how η and
+#: a interact, the slope, the paper's number of blocks, and the law half-way to which the
+#: accepted range (slope ± 0.5) reaches.
+SLOPE_LAWS = (
+    ("few blocks", "multiplicatively", -2, "2^1", "additive"),
+    ("many blocks", "additively", -1, "2^10", "multiplicative"),
+)
+
+
 def claims(ds: xr.Dataset) -> list[Claim]:
     """Slope ≈ −2 at the fewest blocks, ≈ −1 at the most, and its increase with L."""
     depths = [int(L) for L in ds.depth.values]
@@ -281,29 +284,22 @@ def claims(ds: xr.Dataset) -> list[Claim]:
         "slope d log2 a / d log2 η of the δ-sublevel principal axis, abs + pre-LN, Adam, "
         f"{ds.attrs.get('steps')} steps"
     )
+    laws = [
+        Claim(
+            experiment=NAME,
+            claim=f"{who}: η and a interact {how}",
+            source=f"paper: Fig. 7 and Sec. 9.2: sublevel slope ≈ −{-slope} at {blocks} blocks",
+            quantity=f"{quantity}, L = {L}",
+            estimate=slope_fit(ds, L),
+            paper=f"≈ −{-slope} at {blocks} blocks",
+            low=slope - 0.5,
+            high=slope + 0.5,
+            range_reason=f"−{-slope} ± 0.5, half-way to the {other} law",
+        )
+        for L, (who, how, slope, blocks, other) in zip((lo, hi), SLOPE_LAWS, strict=True)
+    ]
     return [
-        Claim(
-            experiment=NAME,
-            claim="few blocks: η and a interact multiplicatively",
-            source="paper: Fig. 7 and Sec. 9.2: sublevel slope ≈ −2 at 2^1 blocks",
-            quantity=f"{quantity}, L = {lo}",
-            estimate=slope_fit(ds, lo),
-            paper="≈ −2 at 2^1 blocks",
-            low=-2.5,
-            high=-1.5,
-            range_reason="−2 ± 0.5, half-way to the additive law",
-        ),
-        Claim(
-            experiment=NAME,
-            claim="many blocks: η and a interact additively",
-            source="paper: Fig. 7 and Sec. 9.2: sublevel slope ≈ −1 at 2^10 blocks",
-            quantity=f"{quantity}, L = {hi}",
-            estimate=slope_fit(ds, hi),
-            paper="≈ −1 at 2^10 blocks",
-            low=-1.5,
-            high=-0.5,
-            range_reason="−1 ± 0.5, half-way to the multiplicative law",
-        ),
+        *laws,
         Claim(
             experiment=NAME,
             claim="the sublevel slope flattens as blocks are added",
@@ -311,8 +307,6 @@ def claims(ds: xr.Dataset) -> list[Claim]:
             quantity=f"slope(L = {hi}) − slope(L = {lo}), same seeds, {quantity}",
             estimate=slope_change(ds, lo, hi),
             paper="≈ +1 from 2^1 to 2^10 blocks",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         ),
     ]

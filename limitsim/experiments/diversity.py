@@ -52,14 +52,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, preset, seed_axis, sweep
+from limitsim.experiments._common import SIGN_ONLY, Context, preset, seed_axis, sweep
 from limitsim.experiments._digits import (
     BASE_DEPTH,
     DIVERSITY_LAMBDAS,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    DepthGrid,
     tidy,
     train_points,
 )
@@ -91,7 +89,7 @@ TITLE = "Feature diversity d(ε), Depth-µP vs ODE (1, 0), limit and finite (Fig
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(DepthGrid):
     """Sizes of the diversity experiment; the fields are read by :func:`run`."""
 
     params: tuple[str, ...]
@@ -101,17 +99,14 @@ class Sizes(DigitsTraining):
     n_points: int
     d_in: int
     target_scale: float
-    depths: tuple[int, ...]
     phi: str
     log2_eta: float
     log2_a: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     params=("depth_mup", "ode"),
     limit_depths=(32, 48),
     limit_steps=3,
@@ -129,14 +124,14 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **(QUICK_TRAINING | {"width": 128}),
+    **(TRAINING["quick"] | {"width": 128}),
     limit_depths=(64, 128, 256, 512),
     limit_steps=10,
     depths=(64, 128, 256),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     limit_depths=(128, 256, 512, 1024),
     limit_steps=20,
     depths=(256, 512, 1024, 2048, 4096, 8192),
@@ -297,9 +292,7 @@ def _time_claims(ds: xr.Dataset, route: str) -> list[Claim]:
             quantity=quantity,
             estimate=estimate,
             paper=paper,
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         )
         for claim, source, quantity, estimate, paper in rows
     ]
@@ -307,7 +300,21 @@ def _time_claims(ds: xr.Dataset, route: str) -> list[Claim]:
 
 def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
     depths = depths_of(ds, route)
-    top = depths[-1]
+    params = [str(p) for p in ds.parametrization.values]
+    where, kind, adam_note = _route_where(ds, route)
+    out = []
+    if "depth_mup" in params:
+        out.append(_kappa_claim(ds, route, depths[-1], where, kind, adam_note))
+    if route == "limit":
+        out += _noise_claims(ds, depths, params, where)
+    if {"depth_mup", "ode"} <= set(params):
+        out += _growth_claims(ds, route, depths, where, kind, adam_note)
+    return out
+
+
+def _route_where(ds: xr.Dataset, route: str) -> tuple[str, str, str]:
+    """``(where, kind, adam_note)`` of ``route``'s claims: the setting, paper or extension,
+    and the note added when a finite route is not trained with the paper's Adam."""
     if route == "limit":
         where = f"exact n = ∞ linear limit, SGD, t = {int(ds.limit_step.values[-1])}"
         kind = "paper"
@@ -318,93 +325,97 @@ def _route_claims(ds: xr.Dataset, route: str) -> list[Claim]:
         )
         kind = "paper" if ds.attrs.get("optimizer") == "adam" else "extension"
     adam_note = "" if kind == "paper" or route == "limit" else " (the paper trains with Adam)"
-    out = []
-    params = [str(p) for p in ds.parametrization.values]
-    if "depth_mup" in params:
-        fits = noise_fits(ds, route, "depth_mup", top)
-        if route == "limit":
-            fit = fits[0]
-            estimate = (
-                from_standard_error(fit.exponent, fit.exponent_se, dof=fit.eps.size - 3, seeds=None)
-                if fit
-                else missing(None)
-            )
-        else:
-            estimate = t_interval([f.exponent if f else np.nan for f in fits])
-        out.append(
-            Claim(
-                experiment=NAME,
-                claim="Depth-µP: Brownian feature increments, κ = 1/2",
-                source=f"{kind}: Claim 7.5 (κ = 1/2; Figs. 17-18){adam_note}",
-                quantity=f"noise exponent p of d² = Nε^p + Dε², ε ∈ [1/{top}, 1/16], L = {top}, "
-                + where,
-                estimate=estimate,
-                paper="p = 1 (κ = 1 − p/2 = 1/2)",
-                low=1 - 2 * KAPPA_TOLERANCE,
-                high=1 + 2 * KAPPA_TOLERANCE,
-                range_reason="κ within ±0.1 of 1/2",
-            )
-        )
+    return where, kind, adam_note
+
+
+def _kappa_claim(
+    ds: xr.Dataset, route: str, top: int, where: str, kind: str, adam_note: str
+) -> Claim:
+    """Depth-µP's noise exponent p at the deepest L: κ = 1 − p/2 = 1/2 (Claim 7.5)."""
+    fits = noise_fits(ds, route, "depth_mup", top)
     if route == "limit":
-        for param, pred in (("depth_mup", 0.0), ("ode", -1.0)):
-            if param not in params:
-                continue
-            noise = [noise_fits(ds, route, param, L, exponent=1.0)[0] for L in depths]
-            log_noise = [math.log(f.noise) if f and f.noise > 0 else math.nan for f in noise]
-            out.append(
-                Claim(
-                    experiment=NAME,
-                    claim=f"{PARAM_LABELS[param]}: Brownian noise term ∝ L^{pred:g}",
-                    source="paper: App. D.2: noise Θ(ε^1/2 L^(1/2−α)), drift Θ(ε)"
-                    + ("; Claim 7.4: redundant for α > 1/2" if param == "ode" else ""),
-                    quantity=f"exponent of N in L (d² = Nε + Dε², ε ∈ [1/L, 1/16]), "
-                    f"L = {depths[0]}..{top}, {where}",
-                    estimate=fit_slope(np.log(depths), log_noise),
-                    paper=f"L^(1−2α) = L^{pred:g}",
-                    low=pred - 0.15,
-                    high=pred + 0.15,
-                    range_reason="prediction ± 0.15 for finite-L corrections",
-                )
-            )
-    if {"depth_mup", "ode"} <= set(params):
-        window = f"ε ∈ [1/{depths[0]}, 1/16], L = {depths[0]}..{top}, {where}"
-        if route == "limit":
-            slope_ode = fit_slope(np.log2(depths), slope_table(ds, route, "ode")[:, 0])
-            slope_mup = fit_slope(np.log2(depths), slope_table(ds, route, "depth_mup")[:, 0])
-            ode_estimate = slope_ode
-            diff = deterministic(
-                np.array([slope_ode.value, -slope_mup.value]),
-                np.array([slope_ode.value - slope_ode.low, slope_mup.value - slope_mup.low]),
-            )
-        else:
-            grow_ode, grow_mup = growth(ds, route, "ode"), growth(ds, route, "depth_mup")
-            ode_estimate = t_interval(grow_ode)
-            diff = paired_interval(grow_ode, grow_mup)
-        out.append(
-            Claim(
-                experiment=NAME,
-                claim="ODE (1, 0): the normalised curves' slopes grow with L",
-                source=f"{kind}: Fig. 18: ODE slopes grow with L (κ → 0, Claim 7.4){adam_note}",
-                quantity=f"d(1/2 − κ̂)/d log2 L, κ̂ over {window}",
-                estimate=ode_estimate,
-                paper="grow",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
-            )
+        fit = fits[0]
+        estimate = (
+            from_standard_error(fit.exponent, fit.exponent_se, dof=fit.eps.size - 3, seeds=None)
+            if fit
+            else missing(None)
         )
+    else:
+        estimate = t_interval([f.exponent if f else np.nan for f in fits])
+    return Claim(
+        experiment=NAME,
+        claim="Depth-µP: Brownian feature increments, κ = 1/2",
+        source=f"{kind}: Claim 7.5 (κ = 1/2; Figs. 17-18){adam_note}",
+        quantity=f"noise exponent p of d² = Nε^p + Dε², ε ∈ [1/{top}, 1/16], L = {top}, " + where,
+        estimate=estimate,
+        paper="p = 1 (κ = 1 − p/2 = 1/2)",
+        low=1 - 2 * KAPPA_TOLERANCE,
+        high=1 + 2 * KAPPA_TOLERANCE,
+        range_reason="κ within ±0.1 of 1/2",
+    )
+
+
+def _noise_claims(ds: xr.Dataset, depths: list[int], params: list[str], where: str) -> list[Claim]:
+    """The limit's Brownian noise term N against L: ∝ L^(1−2α) (App. D.2)."""
+    out = []
+    for param, pred in (("depth_mup", 0.0), ("ode", -1.0)):
+        if param not in params:
+            continue
+        noise = [noise_fits(ds, "limit", param, L, exponent=1.0)[0] for L in depths]
+        log_noise = [math.log(f.noise) if f and f.noise > 0 else math.nan for f in noise]
         out.append(
             Claim(
                 experiment=NAME,
-                claim="Depth-µP's slopes grow more slowly with L than the ODE scaling's",
-                source=f"{kind}: Fig. 18: µP almost flat, ODE slopes grow with L{adam_note}",
-                quantity=f"growth(ODE) − growth(µP) of 1/2 − κ̂ per doubling, {window}"
-                + (", paired over seeds" if route == "finite" else ""),
-                estimate=diff,
-                paper="µP slowly, ODE quickly",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
+                claim=f"{PARAM_LABELS[param]}: Brownian noise term ∝ L^{pred:g}",
+                source="paper: App. D.2: noise Θ(ε^1/2 L^(1/2−α)), drift Θ(ε)"
+                + ("; Claim 7.4: redundant for α > 1/2" if param == "ode" else ""),
+                quantity=f"exponent of N in L (d² = Nε + Dε², ε ∈ [1/L, 1/16]), "
+                f"L = {depths[0]}..{depths[-1]}, {where}",
+                estimate=fit_slope(np.log(depths), log_noise),
+                paper=f"L^(1−2α) = L^{pred:g}",
+                low=pred - 0.15,
+                high=pred + 0.15,
+                range_reason="prediction ± 0.15 for finite-L corrections",
             )
         )
     return out
+
+
+def _growth_claims(
+    ds: xr.Dataset, route: str, depths: list[int], where: str, kind: str, adam_note: str
+) -> list[Claim]:
+    """The ODE scaling's slopes grow with L, and faster than Depth-µP's (Fig. 18)."""
+    window = f"ε ∈ [1/{depths[0]}, 1/16], L = {depths[0]}..{depths[-1]}, {where}"
+    if route == "limit":
+        slope_ode = fit_slope(np.log2(depths), slope_table(ds, route, "ode")[:, 0])
+        slope_mup = fit_slope(np.log2(depths), slope_table(ds, route, "depth_mup")[:, 0])
+        ode_estimate = slope_ode
+        diff = deterministic(
+            np.array([slope_ode.value, -slope_mup.value]),
+            np.array([slope_ode.value - slope_ode.low, slope_mup.value - slope_mup.low]),
+        )
+    else:
+        grow_ode, grow_mup = growth(ds, route, "ode"), growth(ds, route, "depth_mup")
+        ode_estimate = t_interval(grow_ode)
+        diff = paired_interval(grow_ode, grow_mup)
+    return [
+        Claim(
+            experiment=NAME,
+            claim="ODE (1, 0): the normalised curves' slopes grow with L",
+            source=f"{kind}: Fig. 18: ODE slopes grow with L (κ → 0, Claim 7.4){adam_note}",
+            quantity=f"d(1/2 − κ̂)/d log2 L, κ̂ over {window}",
+            estimate=ode_estimate,
+            paper="grow",
+            **SIGN_ONLY,
+        ),
+        Claim(
+            experiment=NAME,
+            claim="Depth-µP's slopes grow more slowly with L than the ODE scaling's",
+            source=f"{kind}: Fig. 18: µP almost flat, ODE slopes grow with L{adam_note}",
+            quantity=f"growth(ODE) − growth(µP) of 1/2 − κ̂ per doubling, {window}"
+            + (", paired over seeds" if route == "finite" else ""),
+            estimate=diff,
+            paper="µP slowly, ODE quickly",
+            **SIGN_ONLY,
+        ),
+    ]

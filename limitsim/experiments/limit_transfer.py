@@ -285,23 +285,8 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
         coords={d: f[d] for d in ("optimizer", "depth", "log2_eta", "seed")},
     )
     depths = [int(L) for L in sizes["depths"]]
-    axis = sorted(
-        {
-            round(v + shift(p, L), 6)
-            for w in windows.values()
-            for v in w
-            for p in PARAMS
-            for L in depths
-        }
-    )
     seeds = raw.seed.values
-    table = np.full((len(windows), len(PARAMS), len(depths), len(axis), len(seeds)), np.nan)
-    for i, (opt, window) in enumerate(windows.items()):
-        for j, param in enumerate(PARAMS):
-            for k, L in enumerate(depths):
-                values = mup.sel(optimizer=opt, depth=L, log2_eta=window)
-                at = [axis.index(round(v + shift(param, L), 6)) for v in window]
-                table[i, j, k, at] = values.transpose("log2_eta", "seed").values
+    axis, table = _param_table(mup, windows, depths, len(seeds))
     ds = xr.Dataset(
         {
             "log_loss": (("optimizer", "param", "depth", "log2_eta", "seed"), table),
@@ -319,6 +304,33 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     for opt, window in windows.items():
         ds.attrs[f"log2_etas_{opt}"] = window
     return ds
+
+
+def _param_table(
+    mup: xr.DataArray, windows: dict[str, list[float]], depths: list[int], n_seeds: int
+) -> tuple[list[float], NDArray[np.float64]]:
+    """Every parametrization's LogLoss on the union of their log2 η grids (NaN outside a
+    curve's window), read off Depth-µP's by the identity ``shift`` (module docstring).
+
+    Returns the union grid, shape (E,), and the table, shape (optimizer, param, depth, E, seed).
+    """
+    axis = sorted(
+        {
+            round(v + shift(p, L), 6)
+            for w in windows.values()
+            for v in w
+            for p in PARAMS
+            for L in depths
+        }
+    )
+    table = np.full((len(windows), len(PARAMS), len(depths), len(axis), n_seeds), np.nan)
+    for i, (opt, window) in enumerate(windows.items()):
+        for j, param in enumerate(PARAMS):
+            for k, L in enumerate(depths):
+                values = mup.sel(optimizer=opt, depth=L, log2_eta=window)
+                at = [axis.index(round(v + shift(param, L), 6)) for v in window]
+                table[i, j, k, at] = values.transpose("log2_eta", "seed").values
+    return axis, table
 
 
 def trend(ds: xr.Dataset, optimizer: str, param: str) -> OptimumTrend:

@@ -309,7 +309,12 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         fontsize=8,
     )
     ax.legend(fontsize=6)
-    ax = axes[0, 1]
+    _plot_e1(axes[0, 1], ds)
+    return save_figure(fig, out_dir, NAME)
+
+
+def _plot_e1(ax: Any, ds: xr.Dataset) -> None:
+    """Def. E.1's outputs (corrected and printed) against the simulated depth limit (95% bars)."""
     steps = np.arange(ds.sizes["step"])
     for b in range(ds.sizes["example"]):
         color = f"C{b}"
@@ -343,7 +348,6 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     ax.set_ylabel("output f_t (one line per example)")
     ax.set_title(f"Def. E.1 vs simulated depth limit, φ = {ds.attrs.get('e1_phi')}", fontsize=8)
     ax.legend(fontsize=6)
-    return save_figure(fig, out_dir, NAME)
 
 
 # ----------------------------------------------------------------------- claims

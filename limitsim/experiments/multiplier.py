@@ -17,7 +17,6 @@ right depth scaling would show (the same boundary as the learning-rate transfer 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,12 +28,11 @@ import xarray as xr
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    DepthGrid,
     sweep_digits,
 )
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
@@ -44,20 +42,17 @@ TITLE = "Multiplier transfer across depth, Depth-µP (Fig. 13)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(DepthGrid):
     """Sizes of the multiplier experiment; the fields are read by :func:`run`."""
 
-    depths: tuple[int, ...]
     log2_as: tuple[float, ...]
     phi: str
     log2_eta: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     depths=(4, 8),
     log2_as=(-0.5, 0.0, 0.5),
     phi="relu",
@@ -68,13 +63,13 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(8, 32, 128),
     log2_as=log2_grid(-1.5, 2.0),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_as=log2_grid(-3.0, 3.0),
     steps=3000,
@@ -112,10 +107,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     ax = axes[0, 0]
     for L in depths:
         curve = ds.log_loss.sel(depth=L)
-        mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-        se = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-        ax.plot(ds.multiplier, mean, "o-", ms=3, color=colors[L], label=f"L = {L}")
-        ax.fill_between(ds.multiplier, mean - se, mean + se, color=colors[L], alpha=0.2)
+        plot_seed_mean(ax, ds.multiplier, curve, color=colors[L], label=f"L = {L}")
     ax.set_xlabel("log2 a (branch multiplier a·(L/8)^-1/2)")
     ax.set_ylabel("log training loss (natural log, window)")
     ax.set_title("LogLoss vs multiplier (gaps: diverged)")

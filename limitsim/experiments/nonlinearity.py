@@ -46,6 +46,8 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    FLAT_OPTIMUM,
+    SIGN_ONLY,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -53,16 +55,15 @@ from limitsim.experiments._common import (
     sweep,
 )
 from limitsim.experiments._digits import (
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    EtaGrid,
     edge_fraction,
     per_seed_min,
     tidy,
     train_points,
 )
 from limitsim.experiments._homogeneous import ABS_THETA, family_spec, lag_prediction
+from limitsim.experiments._nonlinearity_plots import plot_family, plot_pair
 from limitsim.experiments.profiles import log2_grid
 from limitsim.report import Claim
 from limitsim.stats import Estimate, argmin_fit, paired_interval, t_interval
@@ -72,24 +73,20 @@ TITLE = "abs vs relu and the homogeneous family: loss and diversity (Figs. 3, 19
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the nonlinearity experiment; the fields are read by :func:`run`."""
 
     phis: tuple[str, ...]
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
-    optimizer: str
     thetas: tuple[float, ...]
     family_depth: int
     family_log2_eta: float
     record_fractions: tuple[float, ...]
     log2_a: float
-    base_eta: float
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     phis=("relu", "abs"),
     depths=(16, 48),
     log2_etas=(-1.0, 0.0),
@@ -104,7 +101,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(16, 32, 64),
     log2_etas=(0.0, 1.0, 2.0, 3.0, 4.0),
     thetas=(-90.0, -67.5, -45.0, -22.5, 0.0),
@@ -113,7 +110,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-1.0, 4.0),
     thetas=log2_grid(-90.0, 0.0, 11.25),
@@ -128,8 +125,6 @@ FIXED = ("width", "steps", "batch", "task", "window", "log2_a", "base_eta", "opt
 RELU_THETA = 0.0
 #: Recorded times up to this fraction of the run count as the paper's early regime (Fig. 19).
 EARLY = 0.05
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 
 
 def record_steps(steps: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
@@ -211,9 +206,8 @@ def family_optimum(ds: xr.Dataset, var: str, step: int, *, maximize: bool) -> tu
 # ---------------------------------------------------------------------- plots
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     """Fig. 3/19 panels (abs vs relu) and the family sweep (two figures)."""
-    from limitsim.experiments._nonlinearity_plots import plot_family, plot_pair
-
-    return plot_pair(ds, out_dir, NAME) + plot_family(ds, out_dir, f"{NAME}_family")
+    trends = {str(phi): trend(ds, str(phi)) for phi in ds.phi.values}
+    return plot_pair(ds, out_dir, NAME, trends) + plot_family(ds, out_dir, f"{NAME}_family")
 
 
 # --------------------------------------------------------------------- claims
@@ -263,9 +257,7 @@ def _transfer_claims(ds: xr.Dataset) -> list[Claim]:
             f"log2 a = {ds.attrs.get('log2_a')}, {optimizer}, {ds.attrs.get('steps')} steps",
             estimate=result.slope,
             paper="flat",
-            low=-TRANSFER_SLOPE,
-            high=TRANSFER_SLOPE,
-            range_reason="±0.25: half the L^-1/2 shift (theory)",
+            **FLAT_OPTIMUM,
             undecided=result.undecided("η", depths),
         )
     ]
@@ -294,9 +286,7 @@ def _loss_claims(ds: xr.Dataset) -> list[Claim]:
                 best.sel(phi="relu", depth=L).values, best.sel(phi="abs", depth=L).values
             ),
             paper="≈ 0.3-0.5",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
             undecided=undecided,
         )
         for L in ([L for L in depths if L >= 32] or depths[-1:])
@@ -381,9 +371,7 @@ def _lag_claims(ds: xr.Dataset) -> list[Claim]:
             quantity=f"lag-1 corr relu − abs, {_when(ds, end)}, {_where(ds)}",
             estimate=paired_interval(lag_relu.sel(step=end).values, lag_abs.sel(step=end).values),
             paper="relu partially, abs completely",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
+            **SIGN_ONLY,
         )
     )
     return out

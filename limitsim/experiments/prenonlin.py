@@ -25,7 +25,6 @@ improving), and the difference of the two gains, post − pre (> 0: pre plateaus
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,42 +33,44 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
+from limitsim.experiments._common import (
+    FLAT_OPTIMUM,
+    SIGN_ONLY,
+    Context,
+    OptimumTrend,
+    optimum_trend,
+    seed_axis,
+)
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
-    DigitsTraining,
+    TRAINING,
+    EtaGrid,
     edge_fraction,
     per_seed_min,
     sweep_digits,
 )
+from limitsim.experiments._plots import plot_optima, plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim
-from limitsim.stats import paired_interval, t_interval
+from limitsim.stats import Estimate, paired_interval, t_interval
 
 NAME = "prenonlin"
 TITLE = "Post- vs pre-nonlin blocks: min LogLoss vs depth (Fig. 2)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(DigitsTraining):
+class Sizes(EtaGrid):
     """Sizes of the prenonlin experiment; the fields are read by :func:`run`."""
 
     blocks: tuple[str, ...]
-    depths: tuple[int, ...]
-    log2_etas: tuple[float, ...]
     phi: str
     log2_a: float
-    base_eta: float
-    optimizer: str
 
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     blocks=("post", "pre"),
     depths=(4, 8, 16),
     log2_etas=(-1.0, 0.0),
@@ -81,13 +82,13 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     depths=(8, 32, 128),
     log2_etas=log2_grid(-3.0, 3.0, 1.0),
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas=log2_grid(-5.0, 3.0),
     steps=3000,
@@ -97,8 +98,6 @@ STANDARD = replace(QUICK, depths=(8, 32, 128, 512), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_a", "base_eta", "optimizer")
 REFERENCE_DEPTH = 8
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 BLOCK_LABELS = {"post": "post-nonlin  MS(φ(Wx))", "pre": "pre-nonlin  Wφ(x)"}
 
 
@@ -130,22 +129,15 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[0, col]
         for L in depths:
             curve = ds.log_loss.sel(block=block, depth=L)
-            mean = curve.mean("seed", skipna=False)  # a diverged seed: a gap
-            se = curve.std("seed") / math.sqrt(curve.sizes["seed"])
-            ax.plot(ds.log2_eta, mean, "o-", ms=3, color=colors[L], label=f"L = {L}")
-            ax.fill_between(ds.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+            plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"L = {L}")
         ax.set_title(BLOCK_LABELS.get(block, block))
         ax.set_xlabel(f"log2(η / {ds.attrs.get('base_eta')})")
         ax.set_ylabel("log training loss (natural log, window)")
         ax.legend(fontsize=7)
     ax = axes[0, -2]
-    for k, block in enumerate(blocks):
-        errorbar_estimates(ax, np.log2(depths), trend(ds, block).per_depth(), marker="o",
-                           color=f"C{k}", label=BLOCK_LABELS.get(block, block))  # fmt: skip
-    ax.set_xlabel("log2 L (depth)")
-    ax.set_ylabel(f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})")
-    ax.set_title("optimal η vs L (Fig. 2 left)")
-    ax.legend(fontsize=7)
+    trends = {BLOCK_LABELS.get(block, block): trend(ds, block) for block in blocks}
+    ylabel = f"per-seed argmin log2(η / {ds.attrs.get('base_eta')})"
+    plot_optima(ax, depths, trends, ("log2 L (depth)", ylabel, "optimal η vs L (Fig. 2 left)"))
     best = per_seed_min(ds.log_loss, ("log2_eta",))
     ax = axes[0, -1]
     for k, block in enumerate(blocks):
@@ -178,9 +170,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     ref = REFERENCE_DEPTH if REFERENCE_DEPTH in depths[:-1] else depths[0]
     optimizer = ds.attrs.get("optimizer", "sgd")
     regime = f"{optimizer}, {ds.attrs.get('steps')} steps, per-seed min over η"
-    source = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 right" + (
-        "" if optimizer == "adam" else " (the paper trains with Adam)"
-    )
+    source = _source(optimizer, "Fig. 2 right")
 
     def at(block: str, depth: int) -> np.ndarray:
         return np.asarray(best.sel(block=block, depth=depth).values, dtype=np.float64)
@@ -189,59 +179,70 @@ def claims(ds: xr.Dataset) -> list[Claim]:
     undecided = f"{edge:.0%} of the per-seed minima at the η grid's edge" if edge > 0.1 else ""
     post_gain = at("post", ref) - at("post", top)
     pre_gain = at("pre", ref) - at("pre", top)
-    pre = trend(ds, "pre")
-    left = f"{'paper' if optimizer == 'adam' else 'extension'}: Fig. 2 left" + (
-        "" if optimizer == "adam" else " (the paper trains with Adam)"
-    )
     return [
-        Claim(
-            experiment=NAME,
-            claim="Depth-µP: the pre-nonlin block still transfers the optimal η",
-            source=f"{left}: pre-nonlin resnet, the optimum sits at log2(η/1e-3) ≈ −3 at every "
-            "depth L = 2..2^10",
-            quantity=f"slope of optimal log2 η vs log2 L (pre-nonlin), L = {depths[0]}..{top}, "
-            f"{optimizer}, {ds.attrs.get('steps')} steps",
-            estimate=pre.slope,
-            paper="flat",
-            low=-TRANSFER_SLOPE,
-            high=TRANSFER_SLOPE,
-            range_reason="±0.25: half the L^-1/2 shift (theory)",
-            undecided=pre.undecided("η", depths),
+        _transfer_claim(ds, depths, optimizer),
+        _sign_claim(
+            "pre-nonlin blocks train far worse than post-nonlin at large depth",
+            f"{source}: pre-nonlin plateaus at ≈ −1.9, post falls to ≈ −3.5",
+            f"LogLoss pre − post at L = {top}, {regime}",
+            paired_interval(at("pre", top), at("post", top)),
+            "≈ +1.6 at L = 2^10",
+            undecided,
         ),
-        Claim(
-            experiment=NAME,
-            claim="pre-nonlin blocks train far worse than post-nonlin at large depth",
-            source=f"{source}: pre-nonlin plateaus at ≈ −1.9, post falls to ≈ −3.5",
-            quantity=f"LogLoss pre − post at L = {top}, {regime}",
-            estimate=paired_interval(at("pre", top), at("post", top)),
-            paper="≈ +1.6 at L = 2^10",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
+        _sign_claim(
+            "post-nonlin keeps improving with depth",
+            f"{source}: post-nonlin falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
+            f"decrease of LogLoss (post), L = {ref} → {top}, {regime}",
+            t_interval(post_gain),
+            "≈ 2 from L = 8 to 2^10",
+            undecided,
         ),
-        Claim(
-            experiment=NAME,
-            claim="post-nonlin keeps improving with depth",
-            source=f"{source}: post-nonlin falls from ≈ −0.7 (L = 2) to ≈ −3.5 (L = 2^10)",
-            quantity=f"decrease of LogLoss (post), L = {ref} → {top}, {regime}",
-            estimate=t_interval(post_gain),
-            paper="≈ 2 from L = 8 to 2^10",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
-        ),
-        Claim(
-            experiment=NAME,
-            claim="pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin",
-            source=f"{source}; Sec. 8.2: pre-nonlin flat from L ≈ 8",
-            quantity=f"gain(post) − gain(pre) of LogLoss, L = {ref} → {top}, {regime}",
-            estimate=paired_interval(post_gain, pre_gain),
-            paper="pre flat, post gains ≈ 2",
-            low=0.0,
-            high=math.inf,
-            range_reason="sign only",
-            undecided=undecided,
+        _sign_claim(
+            "pre-nonlin plateaus: depth beyond L ≈ 8 gains less than for post-nonlin",
+            f"{source}; Sec. 8.2: pre-nonlin flat from L ≈ 8",
+            f"gain(post) − gain(pre) of LogLoss, L = {ref} → {top}, {regime}",
+            paired_interval(post_gain, pre_gain),
+            "pre flat, post gains ≈ 2",
+            undecided,
         ),
     ]
+
+
+def _source(optimizer: str, figure: str) -> str:
+    """``figure`` as a paper source under Adam, else as an extension of it."""
+    if optimizer == "adam":
+        return f"paper: {figure}"
+    return f"extension: {figure} (the paper trains with Adam)"
+
+
+def _transfer_claim(ds: xr.Dataset, depths: list[int], optimizer: str) -> Claim:
+    """The pre-nonlin block's optimal η does not move with depth (Fig. 2 left)."""
+    pre = trend(ds, "pre")
+    return Claim(
+        experiment=NAME,
+        claim="Depth-µP: the pre-nonlin block still transfers the optimal η",
+        source=f"{_source(optimizer, 'Fig. 2 left')}: pre-nonlin resnet, the optimum sits at "
+        "log2(η/1e-3) ≈ −3 at every depth L = 2..2^10",
+        quantity=f"slope of optimal log2 η vs log2 L (pre-nonlin), L = {depths[0]}..{depths[-1]}, "
+        f"{optimizer}, {ds.attrs.get('steps')} steps",
+        estimate=pre.slope,
+        paper="flat",
+        **FLAT_OPTIMUM,
+        undecided=pre.undecided("η", depths),
+    )
+
+
+def _sign_claim(
+    claim: str, source: str, quantity: str, estimate: Estimate, paper: str, undecided: str
+) -> Claim:
+    """A loss claim decided by the sign of ``estimate`` alone (> 0 reproduces)."""
+    return Claim(
+        experiment=NAME,
+        claim=claim,
+        source=source,
+        quantity=quantity,
+        estimate=estimate,
+        paper=paper,
+        **SIGN_ONLY,
+        undecided=undecided,
+    )

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import SIGN_ONLY, Context, seed_axis, sweep
 from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_failures
 from limitsim.experiments._diversity_fit import growth, noise_fits, slope_table
 from limitsim.experiments._diversity_limit import LIMIT_A, regression_task
@@ -387,9 +387,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
                     quantity=f"slope of log RMS(h_T) vs log L, {where}",
                     estimate=slope(ds, route, "h", label),
                     paper="grows with L",
-                    low=0.0,
-                    high=math.inf,
-                    range_reason="sign only",
+                    **SIGN_ONLY,
                 )
             )
             out.append(
@@ -446,9 +444,7 @@ def _redundancy_claims(ds: xr.Dataset, labels: list[str]) -> list[Claim]:
                 f"L = {depths[0]}..{depths[-1]}, {where}",
                 estimate=fit_slope(np.log2(depths), slope_table(view, "limit", REDUNDANT)[:, 0]),
                 paper="grow",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
+                **SIGN_ONLY,
             )
         )
     view = _diversity_view(ds, "finite")
@@ -466,9 +462,7 @@ def _redundancy_claims(ds: xr.Dataset, labels: list[str]) -> list[Claim]:
                 f"width {ds.attrs['width']}, SGD, t = {ds.attrs['steps']}, paired over seeds",
                 estimate=paired_interval(grow, grow_mup),
                 paper="redundant vs maximally diverse",
-                low=0.0,
-                high=math.inf,
-                range_reason="sign only",
+                **SIGN_ONLY,
             )
         )
     return out

@@ -57,6 +57,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import (
+    TRANSFER_SLOPE,
     Context,
     OptimumTrend,
     optimum_trend,
@@ -65,12 +66,11 @@ from limitsim.experiments._common import (
 )
 from limitsim.experiments._digits import (
     BASE_DEPTH,
-    PAPER_TRAINING,
-    QUICK_TRAINING,
-    TINY_TRAINING,
+    TRAINING,
     DigitsTraining,
     train_points,
 )
+from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments._transfer_ln import claims_ln, plot_ln, run_ln
 from limitsim.experiments._transfer_rows import (
     PARAM_LABELS,
@@ -114,7 +114,7 @@ class Sizes(DigitsTraining):
 
 #: tiny (tests), quick (2 cores, minutes) and paper (a cluster), each derived from the last.
 TINY = Sizes(
-    **TINY_TRAINING,
+    **TRAINING["tiny"],
     optimizers=("adam", "sgd"),
     params=("depth_mup", "block_only", "standard", "standard_gamma1"),
     depths=(8, 16, 32),
@@ -132,7 +132,7 @@ TINY = Sizes(
 )
 QUICK = replace(
     TINY,
-    **QUICK_TRAINING,
+    **TRAINING["quick"],
     params=("depth_mup", "block_only", "ode", "standard", "standard_gamma1"),
     depths=(8, 32, 128),
     log2_etas={"adam": log2_grid(-3.0, 1.5), "sgd": log2_grid(-3.5, 1.0)},
@@ -141,7 +141,7 @@ QUICK = replace(
 )
 PAPER = replace(
     QUICK,
-    **PAPER_TRAINING,
+    **TRAINING["paper"],
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     log2_etas={"adam": log2_grid(-6.0, 4.0), "sgd": log2_grid(-6.0, 4.0)},
     ln_depths=(8, 16, 32, 64, 128, 256, 512, 1024),
@@ -153,8 +153,6 @@ STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 #: SGD runs only the parametrizations whose SGD prediction is stated (extension rows).
 SGD_PARAMS = ("depth_mup", "block_only")
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 #: The two SP definitions (module docstring).
 SP_PARAMS = ("standard", "standard_gamma1")
 
@@ -237,10 +235,8 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 continue
             for L in depths:
                 curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L)
-                mean = curve.mean("seed")
-                se = curve.std("seed") / math.sqrt(max(curve.sizes["seed"], 1))
-                ax.plot(ds.log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
-                ax.fill_between(ds.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.2)
+                plot_seed_mean(ax, ds.log2_eta, curve, color=colors[L], label=f"L = {L}",
+                               ms=2.5, gaps=False)  # fmt: skip
             ax.set_title(f"{PARAM_LABELS.get(param, param)}, {opt}")
             eta = "η·L/8" if param == "standard_gamma1" else "η"  # Fig. 23: applied η × L
             ax.set_xlabel(f"log2({eta} / {ds.attrs.get(f'base_eta_{opt}', 'η0')})")
