@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import solve_ivp
 
 from limitsim import _kernels
+from limitsim._kernel_recursion import run_recursion
 from limitsim._memory import check_memory
 from limitsim.architecture import BLOCKS, Architecture, resolve
 from limitsim.nonlinearities import Nonlinearity
@@ -224,13 +225,16 @@ def init_kernels(
     K[0] = X @ X.T
     G = np.empty_like(K)
     G[depth] = 1.0
+    # one compiled call; it stops at the first layer whose moments need quadrature
+    done = run_recursion(arch.phi, K, factors, G, c, **options)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
-        for layer in range(1, depth + 1):
+        for layer in range(done, depth + 1):
             forward, backward = block_increment(arch.phi, K[layer - 1], **options)
             K[layer] = K[layer - 1] + c * forward
             factors[layer - 1] = 1.0 + c * backward
-        for layer in range(depth, 0, -1):
-            G[layer - 1] = G[layer] * factors[layer - 1]
+        if done <= depth:
+            for layer in range(depth, 0, -1):
+                G[layer - 1] = G[layer] * factors[layer - 1]
     _check_finite(K, "K", arch.phi, order=1)
     _check_finite(G, "G", arch.phi, order=-1)
     return InitKernels(K=K, G=G)

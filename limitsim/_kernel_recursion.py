@@ -1,0 +1,234 @@
+"""Route R1's depth recursion in one compiled call (:func:`limitsim.init_kernels`).
+
+:func:`run_recursion` fills ``K[1..L]``, the backward factors and ``G[0..L]`` of the
+recursion in the docstring of :mod:`limitsim.kernels` with a single call into compiled code,
+for every block variant (post or pre block, block depth 1 or 2, with or without pre-LN) and
+every φ whose moments are computed in compiled code: the closed forms (positively homogeneous
+family, erf) and the Hermite (Mehler) expansion.  Per layer it performs the same floating-point
+operations, in the same order, as :func:`limitsim.kernels.block_increment` with
+:meth:`limitsim.Nonlinearity.moments`, calling the same moment kernels of
+:mod:`limitsim._kernels`.
+
+The Hermite expansion is accurate only where every input's coefficient tail is at most
+:data:`limitsim._expectations.TAIL_TOL`; elsewhere :func:`limitsim._expectations.numerical_moments`
+switches to adaptive quadrature, which is not compiled here.  The compiled recursion then stops
+before that layer and returns its index, and the caller finishes the recursion layer by layer
+in Python, so the results are those of the layer-by-layer path.
+
+The kernels are serial: the results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from limitsim._expectations import TAIL_TOL
+from limitsim._kernels import (
+    gauss_moments_erf,
+    gauss_moments_hermite,
+    gauss_moments_homogeneous,
+    hermite_rule,
+)
+from limitsim._numba import SCALAR_FUNCTION, jit, types
+from limitsim.nonlinearities import Nonlinearity
+
+__all__ = ["run_recursion"]
+
+#: Kind codes of the moment computation (:func:`_moments`).
+_HOMOGENEOUS, _ERF, _HERMITE = 0, 1, 2
+#: Block codes: post block of depth 1 (MS), post block of depth 2, pre block.
+_POST, _POST2, _PRE = 0, 1, 2
+
+_F64 = types.float64[::1]
+_M64 = types.float64[:, ::1]
+_T64 = types.float64[:, :, ::1]
+
+
+@jit
+def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, coef, tail):  # type: ignore[no-untyped-def]
+    """Moments of φ at covariance K into the outputs (kind: ``_HOMOGENEOUS`` with c₊, c₋;
+    ``_ERF``; ``_HERMITE`` with φ, φ′ and the Hermite ``rule``).
+
+    Returns False where the Hermite expansion is not resolved: the caller must then use
+    :func:`limitsim._expectations.numerical_moments`.
+    """
+    if kind == _HOMOGENEOUS:
+        gauss_moments_homogeneous(c_plus, c_minus, K, mean, second, vprime)
+        return True
+    if kind == _ERF:
+        gauss_moments_erf(K, mean, second, vprime)
+        return True
+    if phi is None:  # closed-form specialisation: pruned at compile time
+        return False
+    nodes, weights, table = rule
+    gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vprime, coef, tail)
+    for i in range(tail.shape[0]):  # NaN tails are unresolved, as in numerical_moments
+        if not (tail[i, 0] <= TAIL_TOL and tail[i, 1] <= TAIL_TOL):
+            return False
+    return True
+
+
+@jit
+def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+    """Forward recursion K^1..K^L and, when it completes, G^{L-1}..G^0.
+
+    Returns the first layer (1..L) whose moments could not be computed (``K`` is then filled
+    up to that layer minus one, ``factors`` up to that layer minus two, ``G`` untouched), or
+    L + 1 when everything is filled.  Follows :func:`limitsim.kernels.block_increment`
+    operation by operation.
+    """
+    depth = factors.shape[0]
+    P = K.shape[1]
+    n_terms = rule[2].shape[0]
+    K_in = np.empty((P, P))
+    root = np.empty(P)
+    scale = np.empty((P, P))
+    mean = np.empty(P)
+    second = np.empty((P, P))
+    vprime = np.empty((P, P))
+    mean2 = np.empty(P)
+    second2 = np.empty((P, P))
+    vprime2 = np.empty((P, P))
+    coef = np.empty((2, P, n_terms))
+    tail = np.empty((P, 2))
+    for layer in range(1, depth + 1):
+        prev = K[layer - 1]
+        if pre_ln:
+            for i in range(P):
+                kii = prev[i, i]
+                root[i] = math.sqrt(kii) if not kii < 0.0 else 0.0  # np.clip keeps NaN
+            for i in range(P):
+                for j in range(P):
+                    scale[i, j] = root[i] * root[j]
+                    K_in[i, j] = prev[i, j] / scale[i, j] if scale[i, j] > 0 else 0.0
+        else:
+            K_in[:] = prev
+        if not _moments(
+            kind, c_plus, c_minus, phi, dphi, rule, K_in, mean, second, vprime, coef, tail
+        ):
+            return layer
+        if block == _POST2:
+            if not _moments(
+                kind, c_plus, c_minus, phi, dphi, rule, second, mean2, second2, vprime2, coef, tail
+            ):
+                return layer
+        out = K[layer]
+        factor = factors[layer - 1]
+        for i in range(P):
+            for j in range(P):
+                if block == _PRE:
+                    forward = second[i, j]
+                    backward = vprime[i, j]
+                elif block == _POST:
+                    forward = second[i, j] - mean[i] * mean[j]
+                    backward = vprime[i, j]
+                else:
+                    forward = second2[i, j] - mean2[i] * mean2[j]
+                    backward = vprime[i, j] * vprime2[i, j]
+                if pre_ln:
+                    backward = backward / scale[i, j] if scale[i, j] > 0 else 0.0
+                out[i, j] = prev[i, j] + c * forward
+                factor[i, j] = 1.0 + c * backward
+    for layer in range(depth, 0, -1):
+        for i in range(P):
+            for j in range(P):
+                G[layer - 1, i, j] = G[layer, i, j] * factors[layer - 1, i, j]
+    return depth + 1
+
+
+@jit(
+    signatures=[
+        types.int64(
+            SCALAR_FUNCTION,
+            SCALAR_FUNCTION,
+            types.Tuple((_F64, _F64, _M64)),
+            _T64,
+            _T64,
+            _T64,
+            types.float64,
+            types.int64,
+            types.boolean,
+        )
+    ]
+)
+def _hermite_recursion(phi, dphi, rule, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+    """:func:`_recursion` for φ without a closed form (Hermite expansion).
+
+    Compiled eagerly for first-class scalar functions, so its cache is found again.
+    """
+    return _recursion(_HERMITE, 0.0, 0.0, phi, dphi, rule, K, factors, G, c, block, pre_ln)
+
+
+@jit
+def _closed_form_recursion(kind, c_plus, c_minus, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+    """:func:`_recursion` for a closed-form φ (no scalar function crosses from Python, which
+    would cost more than the recursion at small P)."""
+    rule = (np.empty(0), np.empty(0), np.empty((0, 0)))
+    return _recursion(kind, c_plus, c_minus, None, None, rule, K, factors, G, c, block, pre_ln)
+
+
+@cache
+def _rule(terms: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    nodes, weights, table = hermite_rule(terms)
+    return nodes, weights, np.ascontiguousarray(table)
+
+
+def run_recursion(
+    phi: Nonlinearity,
+    K: NDArray[np.float64],
+    factors: NDArray[np.float64],
+    G: NDArray[np.float64],
+    c: float,
+    *,
+    block: str,
+    block_depth: int,
+    pre_ln: bool,
+) -> int:
+    """Fill the kernels of :func:`limitsim.init_kernels` in one compiled call.
+
+    Parameters
+    ----------
+    phi : Nonlinearity
+    K : ndarray, shape (L+1, P, P), C-contiguous float64
+        In: ``K[0]``.  Out: ``K[1..L]`` as far as computed.
+    factors : ndarray, shape (L, P, P), C-contiguous float64
+        Out: backward factors ``1 + c V`` of layers 1..L as far as computed.
+    G : ndarray, shape (L+1, P, P), C-contiguous float64
+        In: ``G[L]``.  Out: ``G[0..L-1]`` when the recursion completes.
+    c : float
+        Squared branch multiplier.
+    block, block_depth, pre_ln
+        Block variant, validated by the caller (:func:`limitsim.init_kernels`).
+
+    Returns
+    -------
+    int
+        L + 1 when ``K``, ``factors`` and ``G`` are complete; otherwise the first layer l
+        whose moments need quadrature: ``K[:l]`` and ``factors[:l-1]`` are filled and the
+        caller continues from layer l (module docstring).
+    """
+    code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
+    closed = phi.closed_form
+    if closed is not None:
+        kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
+        c_plus, c_minus = phi.homogeneous or (0.0, 0.0)
+        return int(
+            _closed_form_recursion(kind, c_plus, c_minus, K, factors, G, c, code, bool(pre_ln))
+        )
+    return int(
+        _hermite_recursion(
+            phi.phi,
+            phi.dphi,
+            _rule(phi.hermite_terms),
+            K,
+            factors,
+            G,
+            c,
+            code,
+            bool(pre_ln),
+        )
+    )
