@@ -97,6 +97,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
     tail = np.empty((P, 2))
     for layer in range(1, depth + 1):
         prev = K[layer - 1]
+        source = prev
         if pre_ln:
             for i in range(P):
                 kii = prev[i, i]
@@ -105,10 +106,9 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
                 for j in range(P):
                     scale[i, j] = root[i] * root[j]
                     K_in[i, j] = prev[i, j] / scale[i, j] if scale[i, j] > 0 else 0.0
-        else:
-            K_in[:] = prev
+            source = K_in
         if not _moments(
-            kind, c_plus, c_minus, phi, dphi, rule, K_in, mean, second, vprime, coef, tail
+            kind, c_plus, c_minus, phi, dphi, rule, source, mean, second, vprime, coef, tail
         ):
             return layer
         if block == _POST2:
