@@ -46,6 +46,7 @@ _POST, _POST2, _PRE = 0, 1, 2
 _F64 = types.float64[::1]
 _M64 = types.float64[:, ::1]
 _T64 = types.float64[:, :, ::1]
+_RULE = types.Tuple((_F64, _F64, _M64))  # type: ignore[no-untyped-call]
 
 
 @jit
@@ -145,7 +146,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
         types.int64(
             SCALAR_FUNCTION,
             SCALAR_FUNCTION,
-            types.Tuple((_F64, _F64, _M64)),
+            _RULE,
             _T64,
             _T64,
             _T64,
