@@ -1,6 +1,6 @@
 """Route R1's depth recursion in one compiled call (:func:`limitsim.init_kernels`).
 
-:func:`run_recursion` fills ``K[1..L]``, the backward factors and ``G[0..L]`` of the
+:func:`run_recursion` fills ``K[1..L]`` and ``G[0..L-1]`` of the
 recursion in the docstring of :mod:`limitsim.kernels` with a single call into compiled code,
 for every block variant (post or pre block, block depth 1 or 2, with or without pre-LN) and
 every φ whose moments are computed in compiled code: the closed forms (positively homogeneous
@@ -107,15 +107,17 @@ def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, co
 
 
 @jit
-def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
     """Forward recursion K^1..K^L and, when it completes, G^{L-1}..G^0.
 
     Returns the first layer (1..L) whose moments could not be computed (``K`` is then filled
-    up to that layer minus one, ``factors`` up to that layer minus two, ``G`` untouched), or
-    L + 1 when everything is filled.  Follows :func:`limitsim.kernels.block_increment`
-    operation by operation.
+    up to that layer minus one, ``G[l-1]`` holds the backward factor of layer l up to that
+    layer minus one), or L + 1 when everything is filled.  The factors are kept in ``G``
+    until the backward sweep multiplies them in place (``G^{l-1} = G^l ∘ factor``): no
+    separate (L, P, P) array is written and read again.  Follows
+    :func:`limitsim.kernels.block_increment` operation by operation.
     """
-    depth = factors.shape[0]
+    depth = K.shape[0] - 1
     P = K.shape[1]
     n_terms = rule[2].shape[0]
     K_in = np.empty((P, P))
@@ -179,7 +181,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
             ):
                 return layer
         out = K[layer]
-        factor = factors[layer - 1]
+        factor = G[layer - 1]
         for i in range(P):
             for j in range(P):
                 if block == _PRE:
@@ -198,7 +200,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
     for layer in range(depth, 0, -1):
         for i in range(P):
             for j in range(P):
-                G[layer - 1, i, j] = G[layer, i, j] * factors[layer - 1, i, j]
+                G[layer - 1, i, j] = G[layer, i, j] * G[layer - 1, i, j]
     return depth + 1
 
 
@@ -210,27 +212,26 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, factors, G, c, block, 
             _RULE,
             _T64,
             _T64,
-            _T64,
             types.float64,
             types.int64,
             types.boolean,
         )
     ]
 )
-def _hermite_recursion(phi, dphi, rule, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+def _hermite_recursion(phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
     """:func:`_recursion` for φ without a closed form (Hermite expansion).
 
     Compiled eagerly for first-class scalar functions, so its cache is found again.
     """
-    return _recursion(_HERMITE, 0.0, 0.0, phi, dphi, rule, K, factors, G, c, block, pre_ln)
+    return _recursion(_HERMITE, 0.0, 0.0, phi, dphi, rule, K, G, c, block, pre_ln)
 
 
 @jit
-def _closed_form_recursion(kind, c_plus, c_minus, K, factors, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+def _closed_form_recursion(kind, c_plus, c_minus, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
     """:func:`_recursion` for a closed-form φ (no scalar function crosses from Python, which
     would cost more than the recursion at small P)."""
     rule = (np.empty(0), np.empty(0), np.empty((0, 0)))
-    return _recursion(kind, c_plus, c_minus, None, None, rule, K, factors, G, c, block, pre_ln)
+    return _recursion(kind, c_plus, c_minus, None, None, rule, K, G, c, block, pre_ln)
 
 
 @cache
@@ -257,10 +258,12 @@ def run_recursion(
     phi : Nonlinearity
     K : ndarray, shape (L+1, P, P), C-contiguous float64
         In: ``K[0]``.  Out: ``K[1..L]`` as far as computed.
-    factors : ndarray, shape (L, P, P), C-contiguous float64
-        Out: backward factors ``1 + c V`` of layers 1..L as far as computed.
+    factors : ndarray, shape (L, P, P), float64
+        Out, only when the recursion stops early: the backward factors ``1 + c V`` of the
+        layers computed (otherwise untouched: they are multiplied into ``G`` directly).
     G : ndarray, shape (L+1, P, P), C-contiguous float64
-        In: ``G[L]``.  Out: ``G[0..L-1]`` when the recursion completes.
+        In: ``G[L]``.  Out: ``G[0..L-1]`` when the recursion completes (otherwise work
+        space).
     c : float
         Squared branch multiplier.
     block, block_depth, pre_ln
@@ -269,28 +272,19 @@ def run_recursion(
     Returns
     -------
     int
-        L + 1 when ``K``, ``factors`` and ``G`` are complete; otherwise the first layer l
-        whose moments need quadrature: ``K[:l]`` and ``factors[:l-1]`` are filled and the
-        caller continues from layer l (module docstring).
+        L + 1 when ``K`` and ``G`` are complete; otherwise the first layer l whose moments
+        need quadrature: ``K[:l]`` and ``factors[:l-1]`` are filled and the caller continues
+        from layer l (module docstring), computing ``G`` itself.
     """
     code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
     closed = phi.closed_form
     if closed is not None:
         kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
         c_plus, c_minus = phi.homogeneous or (0.0, 0.0)
-        return int(
-            _closed_form_recursion(kind, c_plus, c_minus, K, factors, G, c, code, bool(pre_ln))
-        )
-    return int(
-        _hermite_recursion(
-            phi.phi,
-            phi.dphi,
-            _rule(phi.hermite_terms),
-            K,
-            factors,
-            G,
-            c,
-            code,
-            bool(pre_ln),
-        )
-    )
+        done = _closed_form_recursion(kind, c_plus, c_minus, K, G, c, code, bool(pre_ln))
+    else:
+        rule = _rule(phi.hermite_terms)
+        done = _hermite_recursion(phi.phi, phi.dphi, rule, K, G, c, code, bool(pre_ln))
+    if done <= factors.shape[0]:
+        factors[: done - 1] = G[: done - 1]  # the factors computed so far (kept in G)
+    return int(done)
