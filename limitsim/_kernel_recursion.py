@@ -53,6 +53,7 @@ _F64 = types.float64[::1]
 _M64 = types.float64[:, ::1]
 _T64 = types.float64[:, :, ::1]
 _RULE = types.Tuple((_F64, _F64, _M64))  # type: ignore[no-untyped-call]
+_DONE = types.Tuple((types.int64, types.boolean))  # type: ignore[no-untyped-call]
 
 
 @jit(inline="always")
@@ -110,15 +111,17 @@ def _moments(kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, co
 def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
     """Forward recursion K^1..K^L and, when it completes, G^{L-1}..G^0.
 
-    Returns the first layer (1..L) whose moments could not be computed (``K`` is then filled
-    up to that layer minus one, ``G[l-1]`` holds the backward factor of layer l up to that
-    layer minus one), or L + 1 when everything is filled.  The factors are kept in ``G``
-    until the backward sweep multiplies them in place (``G^{l-1} = G^l ∘ factor``): no
-    separate (L, P, P) array is written and read again.  Follows
+    Returns ``(layer, finite)``: the first layer (1..L) whose moments could not be computed
+    (``K`` is then filled up to that layer minus one, ``G[l-1]`` holds the backward factor
+    of layer l up to that layer minus one), or L + 1 when everything is filled; ``finite``
+    tells whether every entry of ``K`` and ``G`` is finite then (True after an early stop).
+    The factors are kept in ``G`` until the backward sweep multiplies them in place
+    (``G^{l-1} = G^l ∘ factor``): no separate (L, P, P) array is written and read again.  Follows
     :func:`limitsim.kernels.block_increment` operation by operation.
     """
     depth = K.shape[0] - 1
     P = K.shape[1]
+    finite = True
     n_terms = rule[2].shape[0]
     K_in = np.empty((P, P))
     root = np.empty(P)
@@ -161,7 +164,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
             std,
             rho,
         ):
-            return layer
+            return layer, True
         if block == _POST2:
             if not _moments(
                 kind,
@@ -179,7 +182,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
                 std,
                 rho,
             ):
-                return layer
+                return layer, True
         out = K[layer]
         factor = G[layer - 1]
         for i in range(P):
@@ -195,18 +198,24 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
                     backward = vprime[i, j] * vprime2[i, j]
                 if pre_ln:
                     backward = backward / scale[i, j] if scale[i, j] > 0 else 0.0
-                out[i, j] = prev[i, j] + c * forward
+                value = prev[i, j] + c * forward
+                out[i, j] = value
                 factor[i, j] = 1.0 + c * backward
+                if not math.isfinite(value):
+                    finite = False
     for layer in range(depth, 0, -1):
         for i in range(P):
             for j in range(P):
-                G[layer - 1, i, j] = G[layer, i, j] * G[layer - 1, i, j]
-    return depth + 1
+                value = G[layer, i, j] * G[layer - 1, i, j]
+                G[layer - 1, i, j] = value
+                if not math.isfinite(value):  # also where a factor is not finite
+                    finite = False
+    return depth + 1, finite
 
 
 @jit(
     signatures=[
-        types.int64(
+        _DONE(
             SCALAR_FUNCTION,
             SCALAR_FUNCTION,
             _RULE,
@@ -250,7 +259,7 @@ def run_recursion(
     block: str,
     block_depth: int,
     pre_ln: bool,
-) -> int:
+) -> tuple[int, bool]:
     """Fill the kernels of :func:`limitsim.init_kernels` in one compiled call.
 
     Parameters
@@ -271,20 +280,23 @@ def run_recursion(
 
     Returns
     -------
-    int
+    done : int
         L + 1 when ``K`` and ``G`` are complete; otherwise the first layer l whose moments
         need quadrature: ``K[:l]`` and ``factors[:l-1]`` are filled and the caller continues
         from layer l (module docstring), computing ``G`` itself.
+    finite : bool
+        Whether every entry of the complete ``K`` and ``G`` is finite (True when ``done``
+        is at most L: the caller then checks its own result).
     """
     code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
     closed = phi.closed_form
     if closed is not None:
         kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
         c_plus, c_minus = phi.homogeneous or (0.0, 0.0)
-        done = _closed_form_recursion(kind, c_plus, c_minus, K, G, c, code, bool(pre_ln))
+        done, finite = _closed_form_recursion(kind, c_plus, c_minus, K, G, c, code, bool(pre_ln))
     else:
         rule = _rule(phi.hermite_terms)
-        done = _hermite_recursion(phi.phi, phi.dphi, rule, K, G, c, code, bool(pre_ln))
+        done, finite = _hermite_recursion(phi.phi, phi.dphi, rule, K, G, c, code, bool(pre_ln))
     if done <= factors.shape[0]:
         factors[: done - 1] = G[: done - 1]  # the factors computed so far (kept in G)
-    return int(done)
+    return int(done), bool(finite)

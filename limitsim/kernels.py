@@ -226,7 +226,7 @@ def init_kernels(
     G = np.empty_like(K)
     G[depth] = 1.0
     # one compiled call; it stops at the first layer whose moments need quadrature
-    done = run_recursion(arch.phi, K, factors, G, c, **options)
+    done, finite = run_recursion(arch.phi, K, factors, G, c, **options)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
         for layer in range(done, depth + 1):
             forward, backward = block_increment(arch.phi, K[layer - 1], **options)
@@ -235,8 +235,9 @@ def init_kernels(
         if done <= depth:
             for layer in range(depth, 0, -1):
                 G[layer - 1] = G[layer] * factors[layer - 1]
-    _check_finite(K, "K", arch.phi, order=1)
-    _check_finite(G, "G", arch.phi, order=-1)
+    if done <= depth or not finite:
+        _check_finite(K, "K", arch.phi, order=1)
+        _check_finite(G, "G", arch.phi, order=-1)
     return InitKernels(K=K, G=G)
 
 
@@ -245,7 +246,9 @@ def kernel_bytes(depth: int, n_inputs: int) -> int:
 
     K and G, float64 arrays of shape (L+1, P, P), the L backward factors (P, P), and the
     boolean masks of the finiteness check, shapes (L+1, P, P) and (L+1,):
-    ``P² (25 L + 17) + L + 1`` bytes.
+    ``P² (25 L + 17) + L + 1`` bytes.  The masks are allocated only where the compiled
+    recursion stops early or finds a non-finite entry; a finite result of the compiled
+    recursion stays below this bound.
     """
     return n_inputs * n_inputs * (8 * (3 * depth + 2) + depth + 1) + depth + 1
 

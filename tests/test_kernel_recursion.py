@@ -71,7 +71,8 @@ def assert_close(actual, expected):
 
 
 def compiled(X, phi, depth, param, **variant):
-    """K, G filled by :func:`run_recursion` alone, and the layer it returned."""
+    """K, G filled by :func:`run_recursion` alone, the layer it returned and its finiteness
+    flag."""
     P = len(X)
     K = np.empty((depth + 1, P, P))
     K[0] = X @ X.T
@@ -79,16 +80,17 @@ def compiled(X, phi, depth, param, **variant):
     G = np.empty_like(K)
     G[depth] = 1.0
     c = param.branch_multiplier(depth) ** 2
-    done = run_recursion(nonlinearity(phi), K, factors, G, c, **variant)
-    return K, G, done
+    done, finite = run_recursion(nonlinearity(phi), K, factors, G, c, **variant)
+    return K, G, done, finite
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 @pytest.mark.parametrize("phi", PHIS)
 @pytest.mark.parametrize("depth", [1, 5, 64])
 def test_compiled_recursion_matches_the_layer_by_layer_recursion(inputs, phi, variant, depth):
-    K, G, done = compiled(inputs, phi, depth, MUP, **VARIANTS[variant])
+    K, G, done, finite = compiled(inputs, phi, depth, MUP, **VARIANTS[variant])
     assert done == depth + 1  # everything in compiled code: no quadrature at these variances
+    assert finite
     K_ref, G_ref = layer_by_layer(inputs, phi, depth, MUP, **VARIANTS[variant])
     assert_close(K, K_ref)
     assert_close(G, G_ref)
@@ -106,7 +108,7 @@ def test_layers_needing_quadrature_are_finished_layer_by_layer(variant):
     X = np.array([[1.0, 0.0], [0.6, 0.8]])
     param = Parametrization.depth_mup(a=2.0)
     depth = 8
-    K, _, done = compiled(X, "tanh", depth, param, **VARIANTS[variant])
+    K, _, done, _ = compiled(X, "tanh", depth, param, **VARIANTS[variant])
     assert 1 < done <= depth
     K_ref, G_ref = layer_by_layer(X, "tanh", depth, param, **VARIANTS[variant])
     assert_close(K[:done], K_ref[:done])
@@ -134,9 +136,9 @@ def test_overflow_gives_the_same_non_finite_entries():
     overflows for l ≤ 76; inf and NaN sit where the layer-by-layer recursion puts them."""
     param = Parametrization(alpha=0.0, gamma=0.0)
     variant = VARIANTS["post"]
-    K, G, done = compiled(np.eye(2), "linear", 1100, param, **variant)
+    K, G, done, finite = compiled(np.eye(2), "linear", 1100, param, **variant)
     K_ref, G_ref = layer_by_layer(np.eye(2), "linear", 1100, param, **variant)
-    assert done == 1101
+    assert done == 1101 and not finite
     assert not np.isfinite(G_ref[76]).all() and np.isfinite(G_ref[77]).all()
     np.testing.assert_array_equal(K, K_ref)
     np.testing.assert_array_equal(G, G_ref)
@@ -161,3 +163,10 @@ def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
         _homogeneous_moments(c_plus, c_minus, K, *actual, np.empty(9), np.empty((9, 9)))
         for a, e in zip(actual, expected, strict=True):
             np.testing.assert_array_equal(a, e)
+
+
+def test_non_finite_kernels_are_reported_by_init_kernels():
+    """The compiled call's finiteness flag routes a non-finite result to init_kernels' check:
+    G^l = 2^(1100 − l) (previous test) first overflows at l = 76 counting from the output."""
+    with pytest.raises(ValueError, match=r"G\^76 is not finite \(phi='linear'\)"):
+        init_kernels(np.eye(2), "linear", depth=1100, param=Parametrization(alpha=0.0, gamma=0.0))
