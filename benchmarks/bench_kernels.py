@@ -1,22 +1,42 @@
-"""Route R1 speed: init_kernels for P = 64 inputs, L = 1024, against a straightforward numpy loop.
+"""Route R1 speed: init_kernels against a straightforward numpy loop and neural-tangents.
 
-Baseline: the same recursion and the same algorithms written straightforwardly in numpy with
-a Python loop over the pairs of inputs (closed form for relu; for tanh the Hermite expansion
-of :func:`limitsim.gaussian._moments.gauss_moments_hermite`, coefficients by numpy, one dot product
-per pair).  The ratio
-baseline/limitsim measured in the same run is stored in ``extra_info["speedup"]``.
+``test_init_kernels_vs_numpy_loop`` (P = 64 inputs, L = 1024).  Baseline: the same
+recursion and the same algorithms written straightforwardly in numpy with a Python loop over
+the pairs of inputs (closed form for relu; for tanh the Hermite expansion of
+:func:`limitsim.gaussian._moments.gauss_moments_hermite`, coefficients by numpy, one dot product per
+pair).  The ratio baseline/limitsim measured in the same run is stored in
+``extra_info["speedup"]``.
 Compile time of the first call is measured separately in ``compile_times.py``.
+
+``test_init_kernels_vs_neural_tangents`` (P = 8 and 64, L = 64 and 1024; only where
+``neural_tangents`` imports: it is not a dependency, install it with jax in a venv with
+``--system-site-packages``).  Baseline: neural-tangents' ``kernel_fn`` of the same network,
+jitted, returning the NNGP and the NTK (``get=("nngp", "ntk")``, jax's default float32): a
+readin ``Dense`` with ``W_std = √d`` (so its kernel is X Xᵀ) followed by
+``stax.repeat(block, L)`` of the pre block ``x + a L^-1/2 W relu(x)``, written as
+``stax.serial(FanOut(2), parallel(Identity(), serial(Relu(), Dense(W_std=a L^-1/2))),
+FanInSum())``.  ``stax.repeat`` (a ``lax.scan``) compiles in seconds and its warm calls were
+the faster of the two (P = 8 and 64, L = 64); ``stax.serial`` of the L blocks had not finished
+compiling L = 1024 after 16 minutes (5.7 GB resident; ``NT_SERIAL=1`` selects it).  limitsim
+computes K and G of the same network (``block="pre"``, float64).  Warm calls of the two are
+interleaved in the same process, 15 rounds, and ``extra_info["nt_over_limitsim"]`` is the
+ratio of their medians (> 1: limitsim is faster), ``nt_over_limitsim_best`` the ratio of their
+fastest rounds; the process CPU time per call of each is recorded too (XLA may use both
+cores).  A check that both compute the same K^L comes first.
 """
 
 import math
+import os
+import statistics
 import time
+import warnings
 
 import numpy as np
 import pytest
+from limitsim.nonlinearities.registry.registry import DEFAULT_HERMITE_TERMS
 
 from limitsim import Parametrization, init_kernels
 from limitsim.gaussian._moments import hermite_rule
-from limitsim.nonlinearities.registry import DEFAULT_HERMITE_TERMS
 
 P, DEPTH = 64, 1024
 PARAM = Parametrization.depth_mup()
@@ -102,3 +122,77 @@ def test_baseline_computes_the_same_numbers(phi):
     X = _inputs()
     ours = init_kernels(X, phi, depth=3, param=PARAM).K[-1]
     np.testing.assert_allclose(numpy_loop(X, phi, 3), ours, rtol=1e-10)
+
+
+NT_SIZES = [(8, 64), (8, 1024), (64, 64), (64, 1024)]
+NT_ROUNDS = 15
+
+
+def _neural_tangents_kernel_fn(X, depth):
+    """Jitted ``kernel_fn`` of the pre-block resnet (module docstring), or skip."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jax = pytest.importorskip("jax")
+        stax = pytest.importorskip("neural_tangents.stax")
+        branch = stax.serial(
+            stax.Relu(), stax.Dense(1, W_std=PARAM.branch_multiplier(depth), b_std=None)
+        )
+        block = stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), branch), stax.FanInSum())
+        readin = stax.Dense(1, W_std=math.sqrt(X.shape[1]), b_std=None)
+        blocks = [block] * depth if os.environ.get("NT_SERIAL") else [stax.repeat(block, depth)]
+        kernel_fn = jax.jit(stax.serial(readin, *blocks)[2], static_argnames="get")
+
+    def run():
+        return jax.block_until_ready(kernel_fn(X, None, get=("nngp", "ntk")))
+
+    return run
+
+
+@pytest.mark.parametrize(("n_inputs", "depth"), NT_SIZES)
+def test_init_kernels_vs_neural_tangents(benchmark, n_inputs, depth):
+    X = _inputs()[:n_inputs]
+    neural_tangents = _neural_tangents_kernel_fn(X, depth)
+
+    def ours():
+        return init_kernels(X, "relu", depth=depth, param=PARAM, block="pre")
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # FanIn's warning, at tracing time (this call only)
+        warnings.simplefilter("ignore")
+        nngp = np.asarray(neural_tangents().nngp)  # compiles
+    compile_seconds = time.perf_counter() - start
+    # float32: rounding errors of 2^-24 of the kernel's scale per layer, over the depth
+    K = ours().K[-1]
+    np.testing.assert_allclose(nngp, K, rtol=0, atol=4 * depth * 2.0**-24 * np.abs(K).max())
+    calls = max(1, int(2e5 / (n_inputs * n_inputs * depth)))
+    times = {ours: [], neural_tangents: []}
+    cpu = {ours: 0.0, neural_tangents: 0.0}
+    for _ in range(NT_ROUNDS):
+        for fn, record in times.items():
+            time.sleep(0.02)  # let the other's worker threads (XLA's) go idle first
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                fn()
+            record.append((time.perf_counter() - start) / calls)
+            cpu[fn] += (time.process_time() - start_cpu) / calls / NT_ROUNDS
+    result = benchmark.pedantic(ours, rounds=NT_ROUNDS, iterations=calls)
+    assert result.K.shape == (depth + 1, n_inputs, n_inputs)
+    median = {fn: statistics.median(record) for fn, record in times.items()}
+    best = {fn: min(record) for fn, record in times.items()}
+    benchmark.extra_info.update(
+        limitsim_median_seconds=median[ours],
+        nt_median_seconds=median[neural_tangents],
+        nt_over_limitsim=median[neural_tangents] / median[ours],
+        nt_over_limitsim_best=best[neural_tangents] / best[ours],
+        nt_compile_seconds=compile_seconds,
+        limitsim_cpu_seconds=cpu[ours],
+        nt_cpu_seconds=cpu[neural_tangents],
+    )
+    print(
+        f"\nP={n_inputs} L={depth}: limitsim {median[ours] * 1e3:.3f} ms, "
+        f"neural-tangents {median[neural_tangents] * 1e3:.3f} ms (median of {NT_ROUNDS}); "
+        f"NT/limitsim {median[neural_tangents] / median[ours]:.2f} "
+        f"(fastest rounds: {best[neural_tangents] / best[ours]:.2f}); "
+        f"NT compile {compile_seconds:.1f} s; CPU time per call: limitsim "
+        f"{cpu[ours] * 1e3:.3f} ms, NT {cpu[neural_tangents] * 1e3:.3f} ms"
+    )

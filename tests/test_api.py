@@ -20,7 +20,7 @@ PUBLIC = {
     "depth_limit": "limitsim.particles.depth",
     "train_finite": "limitsim.finite.train",
     "train_finite_batch": "limitsim.finite.train",
-    "depth_limit_kernels": "limitsim.kernels.recursion",
+    "depth_limit_kernels": "limitsim.kernels.limit",
     "init_kernels": "limitsim.kernels.recursion",
     "linear_depth_limit": "limitsim.linear.depth",
     "linear_limit": "limitsim.linear.limit",

@@ -225,22 +225,30 @@ def test_memory_guard_refuses_before_allocating():
 
 def test_kernel_bytes_matches_the_allocation():
     """Traced peak minus the formula: never negative, and the same at two depths (a term
-    missing from the formula would add at least one byte per layer)."""
+    missing from the formula would add at least one byte per layer).  The peak is reached
+    where the finiteness check runs (here: kernels that overflow, φ = x with α = 0); a finite
+    result skips it and stays below the formula."""
     from limitsim.kernels.recursion import kernel_bytes
 
-    def overhead(depth):
+    overflowing = Parametrization(alpha=0.0, gamma=0.0)
+
+    def overhead(depth, phi, param):
         tracemalloc.start()
         try:
-            init_kernels(X, "relu", depth=depth, param=MUP)
+            try:
+                init_kernels(X, phi, depth=depth, param=param)
+            except ValueError:
+                pass
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
         return peak - kernel_bytes(depth, len(X))
 
     init_kernels(X, "relu", depth=2, param=MUP)  # compiled code and caches outside the trace
-    small, large = overhead(10_000), overhead(20_000)
+    small, large = overhead(10_000, "linear", overflowing), overhead(20_000, "linear", overflowing)
     assert small >= 0 and large >= 0
     assert abs(large - small) < 10_000
+    assert overhead(20_000, "relu", MUP) < large
 
 
 def test_overflowing_kernels_raise_at_the_first_bad_layer():
@@ -263,9 +271,9 @@ def test_blow_up_of_the_depth_ode_is_reported_where_it_happens(a):
 
 
 def test_ode_evaluations_are_bounded(monkeypatch):
-    from limitsim.kernels import recursion as kernels
+    from limitsim.kernels import limit
 
-    monkeypatch.setattr(kernels, "MAX_ODE_EVALUATIONS", 20)
+    monkeypatch.setattr(limit, "MAX_ODE_EVALUATIONS", 20)
     with pytest.raises(ValueError, match="needs more than 20 evaluations"):
         depth_limit_kernels(X, "tanh", lambdas=[1.0])
     with pytest.raises(ValueError, match="needs more than 20 evaluations"):

@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from limitsim.commands._output import print_json
-from limitsim.kernels.recursion import depth_limit_kernels, init_kernels
+from limitsim.kernels.limit import depth_limit_kernels
+from limitsim.kernels.recursion import init_kernels
 from limitsim.parametrization import PRESETS, Parametrization
 
 

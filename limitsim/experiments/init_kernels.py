@@ -20,7 +20,8 @@ import xarray as xr
 from scipy.stats import linregress
 
 from limitsim.experiments.profiles import ExperimentSizes
-from limitsim.kernels.recursion import depth_limit_kernels, init_kernels
+from limitsim.kernels.limit import depth_limit_kernels
+from limitsim.kernels.recursion import init_kernels
 from limitsim.parametrization import Parametrization
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
