@@ -11,15 +11,13 @@ import math
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import OptimumTrend, optimum_trend
+from limitsim.experiments._common import TRANSFER_SLOPE, OptimumTrend, optimum_trend
 from limitsim.report import Claim
 from limitsim.stats import paired_interval, t_interval
 
 NAME = "limit_transfer"
 PARAMS = ("depth_mup", "block_only")
 PARAM_LABELS = {"depth_mup": "Depth-µP (1/2, 1/2)", "block_only": "block-only (1/2, 0)"}
-#: Accepted slopes of the optimal log2 η per doubling of L (the module docstring of limit_transfer).
-TRANSFER_SLOPE = 0.25
 
 
 def shift(param: str, depth: int) -> float:
