@@ -2,24 +2,5 @@
 
 from __future__ import annotations
 
-from limitsim.kernels.recursion import (
-    BLOCKS,
-    MAX_DEPTH,
-    MAX_ODE_EVALUATIONS,
-    DepthLimitKernels,
-    InitKernels,
-    depth_limit_kernels,
-    init_kernels,
-    kernel_bytes,
-)
-
-__all__ = [
-    "BLOCKS",
-    "MAX_DEPTH",
-    "MAX_ODE_EVALUATIONS",
-    "DepthLimitKernels",
-    "InitKernels",
-    "depth_limit_kernels",
-    "init_kernels",
-    "kernel_bytes",
-]
+from limitsim.kernels.recursion import *  # noqa: F403  (the names of recursion.__all__)
+from limitsim.kernels.recursion import __all__ as __all__
