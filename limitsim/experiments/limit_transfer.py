@@ -75,7 +75,8 @@ from numpy.typing import NDArray
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARAMS, shift, trend
 from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
+from limitsim.experiments._synthetic import FewPointTask
+from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 
 TITLE = "Learning-rate transfer across depth at n = ∞ (particle simulator; Fig. 10 analogue)"
@@ -86,7 +87,7 @@ GRID_STEP = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(FewPointTask):
     """Sizes of the n = ∞ transfer experiment; the fields are read by :func:`run`.
 
     ``log2_etas`` are Depth-µP's windows of log2 η per optimizer (step 0.5); ``depths`` are
@@ -97,10 +98,6 @@ class Sizes(ExperimentSizes):
     depths: tuple[int, ...]
     log2_etas: Mapping[str, tuple[float, ...]]
     phi: str
-    steps: int
-    n_points: int
-    d_in: int
-    task_seed: int
     n_particles: int
     n_partners: int
     seeds: int

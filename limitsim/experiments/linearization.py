@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._synthetic import AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import Estimate, from_standard_error, missing, t_interval
@@ -56,19 +56,10 @@ EXPONENT_TOLERANCE = 0.15
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(AlphaGammaGrid, ProjectionTask):
     """Sizes of the linearization experiment; the fields are read by :func:`run`."""
 
-    alpha_gammas: tuple[str, ...]
-    depths: tuple[int, ...]
-    seeds: int
-    width: int
     phi: str
-    eta: float
-    steps: int
-    n_points: int
-    d_in: int
-    target_scale: float
     e1_phi: str
     e1_eta: float
     e1_steps: int

@@ -22,7 +22,7 @@ import xarray as xr
 
 from limitsim._generated import exponents
 from limitsim.experiments._common import Context, sweep
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._synthetic import AlphaGammaGrid
 from limitsim.measures import feature_learning, output_change
 from limitsim.parametrization import Parametrization
 from limitsim.plotting import new_figure, save_figure
@@ -34,15 +34,10 @@ TITLE = "Measured depth exponents of Δf and Δh vs the classification (Fig. 1)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(AlphaGammaGrid):
     """Sizes of the scaling_exponents experiment; the fields are read by :func:`run`."""
 
-    alpha_gammas: tuple[str, ...]
-    depths: tuple[int, ...]
-    seeds: int
-    width: int
     phi: str
-    eta: float
     n_points: int
 
 

@@ -56,7 +56,7 @@ from limitsim.experiments._stability_claims import (
     slope,
 )
 from limitsim.experiments._stability_claims import claims as claims  # the claims of run's data
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._synthetic import AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 
 TITLE = "Faithfulness during training (Claim 7.3) and redundancy for α ∈ (1/2, 1) (Claim 7.4)"
@@ -65,21 +65,12 @@ FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(AlphaGammaGrid, ProjectionTask):
     """Sizes of the stability experiment; the fields are read by :func:`run`."""
 
-    alpha_gammas: tuple[str, ...]
     limit_depths: tuple[int, ...]
     redundancy_depths: tuple[int, ...]
     limit_eta: float
-    depths: tuple[int, ...]
-    seeds: int
-    width: int
-    eta: float
-    steps: int
-    n_points: int
-    d_in: int
-    target_scale: float
 
 
 #: tiny (tests), quick (2 cores, about 30 s), standard and paper, each derived from the last.
