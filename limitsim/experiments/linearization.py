@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._plots import log_depth_axes, plot_depth_points
 from limitsim.experiments._synthetic import AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
@@ -276,25 +277,11 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     depths = ds.depth.values.astype(float)
     for k, label in enumerate(ds.alpha_gamma.values):
         values = ds.scaled_remainder.sel(alpha_gamma=label)
-        mean = values.mean("seed").values
-        se = (values.std("seed") / math.sqrt(values.sizes["seed"])).values
         slope = t_interval(remainder_slopes(ds, str(label))).value
-        ax.errorbar(
-            depths,
-            mean,
-            yerr=se,
-            marker="o",
-            ms=3,
-            capsize=2,
-            color=f"C{k}",
-            label=f"(α, γ) = ({label}): slope {slope:.2f}",
-        )
+        mean = plot_depth_points(ax, depths, values, color=f"C{k}", label=label, slope=slope)
         alpha, _ = _alpha_gamma(str(label))
         ax.plot(depths, mean[0] * (depths / depths[0]) ** (alpha - 1), "--", color=f"C{k}", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("depth L (log2 scale)")
-    ax.set_ylabel("L · RMS(Def. 7.7 remainder)")
+    log_depth_axes(ax, "L · RMS(Def. 7.7 remainder)")
     ax.set_title(
         f"Claim 7.6, φ = {ds.attrs.get('phi')}, t = {ds.attrs.get('steps')}; dashed: L^(α−1)",
         fontsize=8,

@@ -48,6 +48,7 @@ from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_failures
 from limitsim.experiments._diversity_fit import slope_table
 from limitsim.experiments._diversity_limit import LIMIT_A, regression_task
+from limitsim.experiments._plots import log_depth_axes, plot_depth_points
 from limitsim.experiments._stability_claims import (
     MUP,
     NAME,
@@ -258,28 +259,11 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     for col, route in enumerate(("limit", "finite")):
         ax = axes[0, col]
         for k, label in enumerate(str(v) for v in ds.parametrization.values):
-            if route == "limit":
-                values = ds.limit_h.sel(parametrization=label)
-                depths, mean, err = values.limit_depth.values, values.values, None
-            else:
-                values = ds.h.sel(parametrization=label)
-                depths, mean = values.depth.values, values.mean("seed").values
-                err = (values.std("seed") / math.sqrt(values.sizes["seed"])).values
+            values = (ds.limit_h if route == "limit" else ds.h).sel(parametrization=label)
+            depths = values["limit_depth" if route == "limit" else "depth"].values
             est = slope(ds, route, "h", label)
-            ax.errorbar(
-                depths,
-                mean,
-                yerr=err,
-                marker="o",
-                ms=3,
-                capsize=2,
-                color=f"C{k}",
-                label=f"(α, γ) = ({label}): slope {est.value:.2f}",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("depth L (log2 scale)")
-        ax.set_ylabel("RMS(h_T), mean over λ")
+            plot_depth_points(ax, depths, values, color=f"C{k}", label=label, slope=est.value)
+        log_depth_axes(ax, "RMS(h_T), mean over λ")
         where = "n = ∞ linear (exact)" if route == "limit" else f"relu, width {ds.attrs['width']}"
         ax.set_title(f"Claim 7.3: h after {ds.attrs['steps']} SGD steps, {where}", fontsize=8)
         ax.legend(fontsize=6)
@@ -301,9 +285,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 color=f"C{k}",
                 label=f"({label}), {route}",
             )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("depth L (log2 scale)")
-    ax.set_ylabel("1/2 − κ̂ (slope of d/(c ε^1/2))")
+    log_depth_axes(ax, "1/2 − κ̂ (slope of d/(c ε^1/2))", log_y=False)
     ax.set_title("Claim 7.4: κ̂ → 0 for α = 3/4 (Fig. 18's slopes)", fontsize=8)
     ax.legend(fontsize=6)
     return save_figure(fig, out_dir, NAME)
