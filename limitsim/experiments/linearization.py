@@ -306,22 +306,9 @@ def _plot_e1(ax: Any, ds: xr.Dataset) -> None:
             color=color,
             label="simulator L → ∞" if b == 0 else None,
         )
-        ax.plot(
-            steps,
-            ds.f_corrected.values[:, b],
-            "-",
-            color=color,
-            lw=1,
-            label="Def. E.1 corrected" if b == 0 else None,
-        )
-        ax.plot(
-            steps,
-            ds.f_printed.values[:, b],
-            ":",
-            color=color,
-            lw=1,
-            label="Def. E.1 printed" if b == 0 else None,
-        )
+        for variant, style in (("corrected", "-"), ("printed", ":")):
+            label = f"Def. E.1 {variant}" if b == 0 else None
+            ax.plot(steps, ds[f"f_{variant}"].values[:, b], style, color=color, lw=1, label=label)
     ax.set_xlabel("step t")
     ax.set_ylabel("output f_t (one line per example)")
     ax.set_title(f"Def. E.1 vs simulated depth limit, φ = {ds.attrs.get('e1_phi')}", fontsize=8)
