@@ -82,17 +82,14 @@ def plot_depth_points(
 
     Parameters
     ----------
-    ax : matplotlib Axes
-        Where to draw.
-    depths : array_like, shape (D,)
-        Abscissae.
+    ax, depths : matplotlib Axes, array_like of shape (D,)
+        Where to draw, and the abscissae.
     values : xarray.DataArray, dims (D,) or (D, seed)
         One value per depth (no bars), or per depth and seed (bars: std over seeds, ddof 0,
         / √(seeds)).
-    color, label : str
-        Colour and legend label; the legend reads ``"(α, γ) = (<label>): slope <slope>"``.
-    slope : float
-        The fitted exponent shown in the legend.
+    color, label, slope : str, str, float
+        Colour; the legend reads ``"(α, γ) = (<label>): slope <slope>"`` with the fitted
+        exponent ``slope``.
 
     Returns
     -------

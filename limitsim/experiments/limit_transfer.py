@@ -77,7 +77,13 @@ from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARA
 from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
 from limitsim.experiments._synthetic import FewPointTask
 from limitsim.experiments.profiles import log2_grid
-from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.plotting import (
+    depth_colors,
+    errorbar_estimates,
+    figure_legend,
+    new_figure,
+    save_figure,
+)
 
 TITLE = "Learning-rate transfer across depth at n = ∞ (particle simulator; Fig. 10 analogue)"
 #: Replicas per simulation (the minimum; the seeds are the independent units).
@@ -351,8 +357,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed argmin log2 η, 95% CI")
         ax.legend(fontsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center")
+    figure_legend(fig, axes[0, 0])
     fig.suptitle(
         f"n = ∞ (particles, {ds.attrs['n_particles']} per seed), φ = {ds.attrs['phi']}, "
         f"{ds.attrs['n_points']}-point full-batch regression, {ds.attrs['steps']} steps\n"

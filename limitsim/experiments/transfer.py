@@ -80,7 +80,13 @@ from limitsim.experiments._transfer_rows import (
     sp_instability,
 )
 from limitsim.experiments.profiles import log2_grid
-from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.plotting import (
+    depth_colors,
+    errorbar_estimates,
+    figure_legend,
+    new_figure,
+    save_figure,
+)
 from limitsim.report import Claim
 from limitsim.stats import missing, t_interval
 
@@ -268,8 +274,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed min over η of LogLoss, 95% CI")
         ax.legend(fontsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center")
+    figure_legend(fig, axes[0, 0])
     fig.suptitle(
         f"{ds.attrs.get('task', 'digits')}, width {ds.attrs.get('width', '?')}, "
         f"φ = {ds.attrs.get('phi', '?')}, base depth {BASE_DEPTH}; bands: ±1 SE over seeds"
