@@ -8,10 +8,11 @@ convergence, limit_transfer) build their ``Sizes`` from the classes here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from limitsim.experiments.profiles import ExperimentSizes
 
-__all__ = ["AlphaGammaGrid", "FewPointTask", "ProjectionTask", "SyntheticTask"]
+__all__ = ["TINY_PROJECTION", "AlphaGammaGrid", "FewPointTask", "ProjectionTask", "SyntheticTask"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,10 @@ class ProjectionTask(SyntheticTask):
     targets are ±``target_scale``."""
 
     target_scale: float
+
+
+#: The tiny profile's :class:`ProjectionTask` (stability and linearization train on the same one).
+TINY_PROJECTION: dict[str, Any] = {"steps": 4, "n_points": 4, "d_in": 8, "target_scale": 3.0}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,7 +41,7 @@ import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._plots import log_depth_axes, plot_depth_points
-from limitsim.experiments._synthetic import AlphaGammaGrid, ProjectionTask
+from limitsim.experiments._synthetic import TINY_PROJECTION, AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import Estimate, from_standard_error, missing, t_interval
@@ -71,16 +71,13 @@ class Sizes(AlphaGammaGrid, ProjectionTask):
 
 #: tiny (tests), quick (2 cores, about 30 s), standard and paper, each derived from the last.
 TINY = Sizes(
+    **TINY_PROJECTION,
     alpha_gammas=("0.5,0.5", "1,0"),
     depths=(4, 8, 16),
     seeds=2,
     width=32,
     phi="tanh",
     eta=0.5,
-    steps=4,
-    n_points=4,
-    d_in=8,
-    target_scale=3.0,
     e1_phi="relu",
     e1_eta=0.5,
     e1_steps=3,

@@ -57,7 +57,7 @@ from limitsim.experiments._stability_claims import (
     slope,
 )
 from limitsim.experiments._stability_claims import claims as claims  # the claims of run's data
-from limitsim.experiments._synthetic import AlphaGammaGrid, ProjectionTask
+from limitsim.experiments._synthetic import TINY_PROJECTION, AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 
 TITLE = "Faithfulness during training (Claim 7.3) and redundancy for α ∈ (1/2, 1) (Claim 7.4)"
@@ -76,6 +76,7 @@ class Sizes(AlphaGammaGrid, ProjectionTask):
 
 #: tiny (tests), quick (2 cores, about 30 s), standard and paper, each derived from the last.
 TINY = Sizes(
+    **TINY_PROJECTION,
     alpha_gammas=("0.5,0.5", "0.75,0.25", "1.5,-0.5"),
     limit_depths=(32, 64, 128),
     redundancy_depths=(),
@@ -84,10 +85,6 @@ TINY = Sizes(
     seeds=2,
     width=32,
     eta=1.0,
-    steps=4,
-    n_points=4,
-    d_in=8,
-    target_scale=3.0,
 )
 QUICK = replace(
     TINY,
