@@ -49,13 +49,7 @@ from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_fa
 from limitsim.experiments._diversity_fit import slope_table
 from limitsim.experiments._diversity_limit import LIMIT_A, regression_task
 from limitsim.experiments._plots import log_depth_axes, plot_depth_points
-from limitsim.experiments._stability_claims import (
-    MUP,
-    NAME,
-    REDUNDANT,
-    diversity_view,
-    slope,
-)
+from limitsim.experiments._stability_claims import MUP, NAME, REDUNDANT, diversity_view, slope
 from limitsim.experiments._stability_claims import claims as claims  # the claims of run's data
 from limitsim.experiments._synthetic import TINY_PROJECTION, AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure

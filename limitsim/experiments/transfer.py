@@ -64,12 +64,7 @@ from limitsim.experiments._common import (
     seed_axis,
     sweep,
 )
-from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    TRAINING,
-    DigitsTraining,
-    train_points,
-)
+from limitsim.experiments._digits import BASE_DEPTH, TRAINING, DigitsTraining, train_points
 from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments._transfer_ln import claims_ln, plot_ln, run_ln
 from limitsim.experiments._transfer_rows import (
