@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 from limitsim.stats import Estimate
 
-__all__ = ["depth_colors", "errorbar_estimates", "new_figure", "save_figure"]
+__all__ = ["depth_colors", "errorbar_estimates", "figure_legend", "new_figure", "save_figure"]
 
 # Keys typed Any: matplotlib >= 3.10 types rc_context keys as a Literal of all rc names.
 RC: dict[Any, Any] = {
@@ -44,6 +44,12 @@ def errorbar_estimates(ax: Any, x: Any, estimates: Sequence[Estimate], **kwargs:
     value = [e.value for e in estimates]
     bars = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
     return ax.errorbar(x, value, yerr=bars, capsize=2, **kwargs)
+
+
+def figure_legend(fig: Any, ax: Any) -> None:
+    """One legend for ``fig``, right of its panels, holding the entries of the panel ``ax``."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center")
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 3.4, height: float = 2.8) -> Any:

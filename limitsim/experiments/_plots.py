@@ -12,7 +12,7 @@ import xarray as xr
 from limitsim.experiments._common import OptimumTrend
 from limitsim.plotting import errorbar_estimates
 
-__all__ = ["plot_optima", "plot_seed_mean"]
+__all__ = ["log_depth_axes", "plot_depth_points", "plot_optima", "plot_seed_mean"]
 
 
 def plot_seed_mean(
@@ -73,3 +73,42 @@ def plot_optima(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)
+
+
+def plot_depth_points(
+    ax: Any, depths: Any, values: xr.DataArray, *, color: str, label: str, slope: float
+) -> Any:
+    """Draw ``values`` against the depths: mean ± 1 standard error over seeds, or the values.
+
+    Parameters
+    ----------
+    ax, depths : matplotlib Axes, array_like of shape (D,)
+        Where to draw, and the abscissae.
+    values : xarray.DataArray, dims (D,) or (D, seed)
+        One value per depth (no bars), or per depth and seed (bars: std over seeds, ddof 0,
+        / √(seeds)).
+    color, label, slope : str, str, float
+        Colour; the legend reads ``"(α, γ) = (<label>): slope <slope>"`` with the fitted
+        exponent ``slope``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (D,)
+        The plotted points (the means over seeds).
+    """
+    mean, err = values.values, None
+    if "seed" in values.dims:
+        mean = values.mean("seed").values
+        err = (values.std("seed") / math.sqrt(values.sizes["seed"])).values
+    ax.errorbar(depths, mean, yerr=err, marker="o", ms=3, capsize=2, color=color,
+                label=f"(α, γ) = ({label}): slope {slope:.2f}")  # fmt: skip
+    return mean
+
+
+def log_depth_axes(ax: Any, ylabel: str, *, log_y: bool = True) -> None:
+    """Log2 depth axis (and a log y axis unless ``log_y`` is False) labelled ``ylabel``."""
+    ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("depth L (log2 scale)")
+    ax.set_ylabel(ylabel)

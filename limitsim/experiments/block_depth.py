@@ -59,12 +59,7 @@ from limitsim.experiments._common import (
     seed_axis,
     sweep,
 )
-from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    TRAINING,
-    EtaGrid,
-    train_points,
-)
+from limitsim.experiments._digits import BASE_DEPTH, TRAINING, EtaGrid, train_points
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
 from limitsim.report import Claim

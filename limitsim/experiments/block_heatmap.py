@@ -44,12 +44,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import SIGN_ONLY, Context, seed_axis, sweep
-from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    TRAINING,
-    EtaGrid,
-    train_points,
-)
+from limitsim.experiments._digits import BASE_DEPTH, TRAINING, EtaGrid, train_points
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim

@@ -45,7 +45,7 @@ import xarray as xr
 from scipy import stats
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._synthetic import FewPointTask
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import from_standard_error
@@ -57,13 +57,9 @@ PARTICLE_REPLICAS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(FewPointTask):
     """Sizes of the convergence experiment; the fields are read by :func:`run`."""
 
-    steps: int
-    n_points: int
-    d_in: int
-    task_seed: int
     eta: float
     a: float
     phi: str

@@ -69,20 +69,9 @@ from limitsim.experiments._diversity_fit import (
     slope_table,
     time_growth,
 )
-from limitsim.experiments._diversity_limit import (
-    LIMIT_A,
-    record_steps,
-    regression_task,
-    tidy_limit,
-)
+from limitsim.experiments._diversity_limit import LIMIT_A, record_steps, regression_task, tidy_limit
 from limitsim.report import Claim
-from limitsim.stats import (
-    fit_slope,
-    from_standard_error,
-    missing,
-    paired_interval,
-    t_interval,
-)
+from limitsim.stats import fit_slope, from_standard_error, missing, paired_interval, t_interval
 
 NAME = "diversity"
 TITLE = "Feature diversity d(ε), Depth-µP vs ODE (1, 0), limit and finite (Figs. 17, 18)"

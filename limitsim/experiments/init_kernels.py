@@ -23,7 +23,7 @@ from limitsim.experiments.profiles import ExperimentSizes
 from limitsim.kernels.limit import depth_limit_kernels
 from limitsim.kernels.recursion import init_kernels
 from limitsim.parametrization import Parametrization
-from limitsim.plotting import depth_colors, new_figure, save_figure
+from limitsim.plotting import depth_colors, figure_legend, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import exact, fit_slope
 
@@ -133,8 +133,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_title(f"{phi}: error, slope {slope:.2f}")
         ax.set_xlabel("depth L (log scale)")
         ax.set_ylabel("max |kernel − limit| (log)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center")
+    figure_legend(fig, axes[0, 0])
     fig.suptitle(f"Depth-µP kernels at init, two inputs with ρ₀ = {ds.attrs['rho0']}")
     return save_figure(fig, out_dir, NAME)
 

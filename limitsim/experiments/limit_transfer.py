@@ -72,32 +72,28 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from limitsim.experiments._common import (
-    Context,
-    OptimumTrend,
-    optimum_trend,
-    seed_axis,
-    sweep,
+from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARAMS, shift, trend
+from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
+from limitsim.experiments._synthetic import FewPointTask
+from limitsim.experiments.profiles import log2_grid
+from limitsim.plotting import (
+    depth_colors,
+    errorbar_estimates,
+    figure_legend,
+    new_figure,
+    save_figure,
 )
-from limitsim.experiments.profiles import ExperimentSizes, log2_grid
-from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
-from limitsim.report import Claim
-from limitsim.stats import paired_interval, t_interval
 
-NAME = "limit_transfer"
 TITLE = "Learning-rate transfer across depth at n = ∞ (particle simulator; Fig. 10 analogue)"
 #: Replicas per simulation (the minimum; the seeds are the independent units).
 REPLICAS = 2
 #: Grid step of log2 η: block-only's grid is Depth-µP's shifted by ½ log2 L.
 GRID_STEP = 0.5
-PARAMS = ("depth_mup", "block_only")
-PARAM_LABELS = {"depth_mup": "Depth-µP (1/2, 1/2)", "block_only": "block-only (1/2, 0)"}
-#: Accepted slopes of the optimal log2 η per doubling of L (module docstring).
-TRANSFER_SLOPE = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(FewPointTask):
     """Sizes of the n = ∞ transfer experiment; the fields are read by :func:`run`.
 
     ``log2_etas`` are Depth-µP's windows of log2 η per optimizer (step 0.5); ``depths`` are
@@ -108,10 +104,6 @@ class Sizes(ExperimentSizes):
     depths: tuple[int, ...]
     log2_etas: Mapping[str, tuple[float, ...]]
     phi: str
-    steps: int
-    n_points: int
-    d_in: int
-    task_seed: int
     n_particles: int
     n_partners: int
     seeds: int
@@ -243,11 +235,6 @@ def log_losses(f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.flo
     return out
 
 
-def shift(param: str, depth: int) -> float:
-    """log2 η of ``param`` minus log2 η of the Depth-µP run it equals: −½ log2 L or 0."""
-    return -0.5 * math.log2(depth) if param == "block_only" else 0.0
-
-
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """Depth-µP over (optimizer, depth, log2 η, seed); block-only by the identity (docstring).
 
@@ -333,23 +320,6 @@ def _param_table(
     return axis, table
 
 
-def trend(ds: xr.Dataset, optimizer: str, param: str) -> OptimumTrend:
-    """Per-seed optimal log2 η at every depth and its slope against log2 L.
-
-    Computed on Depth-µP's window; block-only's optima are Depth-µP's shifted by ½ log2 L
-    (module docstring), so its per-seed slopes are Depth-µP's minus 1/2.
-    """
-    depths = [int(L) for L in ds.depth.values]
-    window = list(ds.attrs[f"log2_etas_{optimizer}"])
-    curves = ds.log_loss.sel(optimizer=optimizer, param="depth_mup", log2_eta=window)
-    base = optimum_trend(window, curves.transpose("depth", "log2_eta", "seed").values, depths)
-    if param == "depth_mup":
-        return base
-    offsets = np.array([shift(param, L) for L in depths])[:, None]
-    slopes = base.slopes - 0.5
-    return OptimumTrend(t_interval(slopes), base.optima + offsets, base.at_edge, slopes)
-
-
 def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     """LogLoss vs log2 η per depth for each (optimizer, parametrization), and argmin vs L."""
     optimizers = [str(o) for o in ds.optimizer.values]
@@ -387,69 +357,10 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed argmin log2 η, 95% CI")
         ax.legend(fontsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center")
+    figure_legend(fig, axes[0, 0])
     fig.suptitle(
         f"n = ∞ (particles, {ds.attrs['n_particles']} per seed), φ = {ds.attrs['phi']}, "
         f"{ds.attrs['n_points']}-point full-batch regression, {ds.attrs['steps']} steps\n"
         f"bands: ±1 SE over {seeds} seeds; dotted: mean per-seed optimum"
     )
     return save_figure(fig, out_dir, NAME)
-
-
-def claims(ds: xr.Dataset) -> list[Claim]:
-    """Slope of the n = ∞ optimum per (optimizer, parametrization); Depth-µP's last doubling."""
-    out = []
-    depths = [int(L) for L in ds.depth.values]
-    regime = (
-        f"n = ∞ (particles, {ds.attrs['n_particles']}/seed), {ds.attrs['phi']}, "
-        f"{ds.attrs['steps']} full-batch steps"
-    )
-    for opt in (str(o) for o in ds.optimizer.values):
-        for param in PARAMS:
-            result = trend(ds, opt, param)
-            mup = param == "depth_mup"
-            out.append(
-                Claim(
-                    experiment=NAME,
-                    claim=f"{PARAM_LABELS[param]}: the n = ∞ optimal η "
-                    + ("converges as L grows" if mup else "drifts with depth"),
-                    source="extension: Fig. 10 "
-                    + ("top" if mup else "middle")
-                    + " at n = ∞ (the paper shows finite widths; "
-                    + (
-                        "Depth-µP's limit has an L → ∞ limit)"
-                        if mup
-                        else "block-only is "
-                        "Depth-µP at η L^1/2, so its optimum moves by −1/2 per doubling)"
-                    ),
-                    quantity=f"slope of optimal log2 η vs log2 L, L = {depths[0]}..{depths[-1]}, "
-                    f"{opt}, {regime}",
-                    estimate=result.slope,
-                    paper="flat" if mup else "≈ −0.5 per doubling",
-                    low=-TRANSFER_SLOPE if mup else -math.inf,
-                    high=TRANSFER_SLOPE if mup else -TRANSFER_SLOPE,
-                    range_reason="±0.25: half the L^-1/2 shift (theory)",
-                    undecided=result.undecided("η", depths),
-                )
-            )
-            if mup and len(depths) >= 2:
-                last = result.optima[-1] - result.optima[-2]
-                out.append(
-                    Claim(
-                        experiment=NAME,
-                        claim="Depth-µP: the n = ∞ optimal η has converged at the largest depths",
-                        source="extension: Fig. 10 top at n = ∞ (the optimum converges as L grows)",
-                        quantity=f"shift of the optimal log2 η from L = {depths[-2]} to "
-                        f"{depths[-1]}, paired over seeds, {opt}, {regime}",
-                        estimate=paired_interval(result.optima[-1], result.optima[-2]),
-                        paper="flat",
-                        low=-TRANSFER_SLOPE,
-                        high=TRANSFER_SLOPE,
-                        range_reason="±0.25 per doubling: half the L^-1/2 shift (theory)",
-                        undecided=""
-                        if np.isfinite(last).any()
-                        else "every run diverged at the largest depths",
-                    )
-                )
-    return out

@@ -40,7 +40,8 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._plots import log_depth_axes, plot_depth_points
+from limitsim.experiments._synthetic import TINY_PROJECTION, AlphaGammaGrid, ProjectionTask
 from limitsim.plotting import new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import Estimate, from_standard_error, missing, t_interval
@@ -56,19 +57,10 @@ EXPONENT_TOLERANCE = 0.15
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(AlphaGammaGrid, ProjectionTask):
     """Sizes of the linearization experiment; the fields are read by :func:`run`."""
 
-    alpha_gammas: tuple[str, ...]
-    depths: tuple[int, ...]
-    seeds: int
-    width: int
     phi: str
-    eta: float
-    steps: int
-    n_points: int
-    d_in: int
-    target_scale: float
     e1_phi: str
     e1_eta: float
     e1_steps: int
@@ -79,16 +71,13 @@ class Sizes(ExperimentSizes):
 
 #: tiny (tests), quick (2 cores, about 30 s), standard and paper, each derived from the last.
 TINY = Sizes(
+    **TINY_PROJECTION,
     alpha_gammas=("0.5,0.5", "1,0"),
     depths=(4, 8, 16),
     seeds=2,
     width=32,
     phi="tanh",
     eta=0.5,
-    steps=4,
-    n_points=4,
-    d_in=8,
-    target_scale=3.0,
     e1_phi="relu",
     e1_eta=0.5,
     e1_steps=3,
@@ -285,25 +274,11 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     depths = ds.depth.values.astype(float)
     for k, label in enumerate(ds.alpha_gamma.values):
         values = ds.scaled_remainder.sel(alpha_gamma=label)
-        mean = values.mean("seed").values
-        se = (values.std("seed") / math.sqrt(values.sizes["seed"])).values
         slope = t_interval(remainder_slopes(ds, str(label))).value
-        ax.errorbar(
-            depths,
-            mean,
-            yerr=se,
-            marker="o",
-            ms=3,
-            capsize=2,
-            color=f"C{k}",
-            label=f"(α, γ) = ({label}): slope {slope:.2f}",
-        )
+        mean = plot_depth_points(ax, depths, values, color=f"C{k}", label=label, slope=slope)
         alpha, _ = _alpha_gamma(str(label))
         ax.plot(depths, mean[0] * (depths / depths[0]) ** (alpha - 1), "--", color=f"C{k}", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("depth L (log2 scale)")
-    ax.set_ylabel("L · RMS(Def. 7.7 remainder)")
+    log_depth_axes(ax, "L · RMS(Def. 7.7 remainder)")
     ax.set_title(
         f"Claim 7.6, φ = {ds.attrs.get('phi')}, t = {ds.attrs.get('steps')}; dashed: L^(α−1)",
         fontsize=8,
@@ -328,22 +303,9 @@ def _plot_e1(ax: Any, ds: xr.Dataset) -> None:
             color=color,
             label="simulator L → ∞" if b == 0 else None,
         )
-        ax.plot(
-            steps,
-            ds.f_corrected.values[:, b],
-            "-",
-            color=color,
-            lw=1,
-            label="Def. E.1 corrected" if b == 0 else None,
-        )
-        ax.plot(
-            steps,
-            ds.f_printed.values[:, b],
-            ":",
-            color=color,
-            lw=1,
-            label="Def. E.1 printed" if b == 0 else None,
-        )
+        for variant, style in (("corrected", "-"), ("printed", ":")):
+            label = f"Def. E.1 {variant}" if b == 0 else None
+            ax.plot(steps, ds[f"f_{variant}"].values[:, b], style, color=color, lw=1, label=label)
     ax.set_xlabel("step t")
     ax.set_ylabel("output f_t (one line per example)")
     ax.set_title(f"Def. E.1 vs simulated depth limit, φ = {ds.attrs.get('e1_phi')}", fontsize=8)

@@ -26,12 +26,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, OptimumTrend, optimum_trend, seed_axis
-from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    TRAINING,
-    DepthGrid,
-    sweep_digits,
-)
+from limitsim.experiments._digits import BASE_DEPTH, TRAINING, DepthGrid, sweep_digits
 from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure

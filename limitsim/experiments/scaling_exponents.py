@@ -22,7 +22,8 @@ import xarray as xr
 
 from limitsim._generated import exponents
 from limitsim.experiments._common import Context, sweep
-from limitsim.experiments.profiles import ExperimentSizes
+from limitsim.experiments._plots import log_depth_axes, plot_depth_points
+from limitsim.experiments._synthetic import AlphaGammaGrid
 from limitsim.measures import feature_learning, output_change
 from limitsim.parametrization import Parametrization
 from limitsim.plotting import new_figure, save_figure
@@ -34,15 +35,10 @@ TITLE = "Measured depth exponents of Δf and Δh vs the classification (Fig. 1)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizes(ExperimentSizes):
+class Sizes(AlphaGammaGrid):
     """Sizes of the scaling_exponents experiment; the fields are read by :func:`run`."""
 
-    alpha_gammas: tuple[str, ...]
-    depths: tuple[int, ...]
-    seeds: int
-    width: int
     phi: str
-    eta: float
     n_points: int
 
 
@@ -174,27 +170,13 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax = axes[0, col]
         for k, label in enumerate(ds.alpha_gamma.values):
             values = ds[quantity].sel(alpha_gamma=label)
-            mean = values.mean("seed")
-            se = values.std("seed") / math.sqrt(values.sizes["seed"])
             color = f"C{k}"
             slope = slopes[(str(label), quantity)].value
-            ax.errorbar(
-                depths,
-                mean,
-                yerr=se,
-                marker="o",
-                ms=3,
-                color=color,
-                capsize=2,
-                label=f"(α, γ) = ({label}): slope {slope:.2f}",
-            )
+            mean = plot_depth_points(ax, depths, values, color=color, label=label, slope=slope)
             pred = predicted(str(label))[quantity]
             ref = float(mean[0])
             ax.plot(depths, ref * (depths / depths[0]) ** pred, "--", color=color, lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("depth L (log2 scale)")
-        ax.set_ylabel("RMS(f₁ − f₀)" if quantity == "delta_f" else "mean RMS(h₁ˡ − h₀ˡ)")
+        log_depth_axes(ax, "RMS(f₁ − f₀)" if quantity == "delta_f" else "mean RMS(h₁ˡ − h₀ˡ)")
         ax.set_title("output change Δf" if quantity == "delta_f" else "feature change Δh")
         ax.legend(fontsize=6)
     fig.suptitle(

@@ -64,12 +64,7 @@ from limitsim.experiments._common import (
     seed_axis,
     sweep,
 )
-from limitsim.experiments._digits import (
-    BASE_DEPTH,
-    TRAINING,
-    DigitsTraining,
-    train_points,
-)
+from limitsim.experiments._digits import BASE_DEPTH, TRAINING, DigitsTraining, train_points
 from limitsim.experiments._plots import plot_seed_mean
 from limitsim.experiments._transfer_ln import claims_ln, plot_ln, run_ln
 from limitsim.experiments._transfer_rows import (
@@ -80,7 +75,13 @@ from limitsim.experiments._transfer_rows import (
     sp_instability,
 )
 from limitsim.experiments.profiles import log2_grid
-from limitsim.plotting import depth_colors, errorbar_estimates, new_figure, save_figure
+from limitsim.plotting import (
+    depth_colors,
+    errorbar_estimates,
+    figure_legend,
+    new_figure,
+    save_figure,
+)
 from limitsim.report import Claim
 from limitsim.stats import missing, t_interval
 
@@ -268,8 +269,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed min over η of LogLoss, 95% CI")
         ax.legend(fontsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center")
+    figure_legend(fig, axes[0, 0])
     fig.suptitle(
         f"{ds.attrs.get('task', 'digits')}, width {ds.attrs.get('width', '?')}, "
         f"φ = {ds.attrs.get('phi', '?')}, base depth {BASE_DEPTH}; bands: ±1 SE over seeds"

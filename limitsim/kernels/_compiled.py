@@ -149,40 +149,12 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
                     scale[i, j] = root[i] * root[j]
                     K_in[i, j] = prev[i, j] / scale[i, j] if scale[i, j] > 0 else 0.0
             source = K_in
-        if not _moments(
-            kind,
-            c_plus,
-            c_minus,
-            phi,
-            dphi,
-            rule,
-            source,
-            mean,
-            second,
-            vprime,
-            coef,
-            tail,
-            std,
-            rho,
-        ):
-            return layer, True
-        if block == _POST2:
-            if not _moments(
-                kind,
-                c_plus,
-                c_minus,
-                phi,
-                dphi,
-                rule,
-                second,
-                mean2,
-                second2,
-                vprime2,
-                coef,
-                tail,
-                std,
-                rho,
-            ):
+        inputs, means, seconds, vprimes = source, mean, second, vprime
+        for inner in range(2 if block == _POST2 else 1):  # block depth 2: φ of φ (docstring)
+            if inner == 1:
+                inputs, means, seconds, vprimes = second, mean2, second2, vprime2
+            args = (kind, c_plus, c_minus, phi, dphi, rule, inputs, means, seconds, vprimes)
+            if not _moments(*args, coef, tail, std, rho):
                 return layer, True
         out = K[layer]
         factor = G[layer - 1]
