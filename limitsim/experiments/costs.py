@@ -215,30 +215,31 @@ def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
     return work
 
 
+def _alpha_gamma_nets(sizes: Mapping[str, Any], record_steps: int, sweep: str) -> list[Work]:
+    """Finite nets of an :class:`~._synthetic.AlphaGammaGrid` (all (α, γ) × seeds per depth)."""
+    T, B, d = int(sizes["steps"]), int(sizes["n_points"]), int(sizes["d_in"])
+    groups = [(len(sizes["alpha_gammas"]) * int(sizes["seeds"]),
+               lambda k, L=int(L): finite(k, depth=L, width=int(sizes["width"]), batch=B,
+                                          steps=T, d_in=d, d_out=1, record_steps=record_steps,
+                                          record_backward=False, sweep=sweep))
+              for L in sizes["depths"]]  # fmt: skip
+    return batched(groups, 32)
+
+
 def _stability(sizes: Mapping[str, Any]) -> list[Work]:
     T, B, d = int(sizes["steps"]), int(sizes["n_points"]), int(sizes["d_in"])
     limit = [linear(depth=int(L), steps=T + 1, batch=B, d_in=d, sweep="stability_limit")
              for _ in sizes["alpha_gammas"]
              for L in (*sizes["limit_depths"], *sizes["redundancy_depths"])]  # fmt: skip
-    groups = [(len(sizes["alpha_gammas"]) * int(sizes["seeds"]),
-               lambda k, L=int(L): finite(k, depth=L, width=int(sizes["width"]), batch=B,
-                                          steps=T, d_in=d, d_out=1, record_steps=2,
-                                          record_backward=False, sweep="stability"))
-              for L in sizes["depths"]]  # fmt: skip
-    return [*limit, sweep_overhead(len(limit)), *batched(groups, 32)]
+    return [*limit, sweep_overhead(len(limit)), *_alpha_gamma_nets(sizes, 2, "stability")]
 
 
 def _linearization(sizes: Mapping[str, Any]) -> list[Work]:
-    T, B, d = int(sizes["steps"]), int(sizes["n_points"]), int(sizes["d_in"])
-    groups = [(len(sizes["alpha_gammas"]) * int(sizes["seeds"]),
-               lambda k, L=int(L): finite(k, depth=L, width=int(sizes["width"]), batch=B,
-                                          steps=T, d_in=d, d_out=1, record_steps=1,
-                                          record_backward=False, sweep="linearization"))
-              for L in sizes["depths"]]  # fmt: skip
     e1 = [particles(n_particles=int(sizes["n_particles"]), depth=int(L),
-                    steps=int(sizes["e1_steps"]), batch=B, sweep="linearization_e1")
+                    steps=int(sizes["e1_steps"]), batch=int(sizes["n_points"]),
+                    sweep="linearization_e1")
           for L in sizes["e1_depths"]]  # fmt: skip
-    return [*batched(groups, 32), *e1, sweep_overhead(1)]
+    return [*_alpha_gamma_nets(sizes, 1, "linearization"), *e1, sweep_overhead(1)]
 
 
 #: Cost function of every experiment of :data:`limitsim.experiments.EXPERIMENTS`.
