@@ -25,15 +25,20 @@ def shift(param: str, depth: int) -> float:
     return -0.5 * math.log2(depth) if param == "block_only" else 0.0
 
 
-def trend(ds: xr.Dataset, optimizer: str, param: str) -> OptimumTrend:
+def trend(ds: xr.Dataset, optimizer: str, param: str, width: int | None = None) -> OptimumTrend:
     """Per-seed optimal log2 η at every depth and its slope against log2 L.
 
+    At n = ∞, or for the width-``width`` networks of the overlay (``finite_log_loss``).
     Computed on Depth-µP's window; block-only's optima are Depth-µP's shifted by ½ log2 L
     (module docstring), so its per-seed slopes are Depth-µP's minus 1/2.
     """
     depths = [int(L) for L in ds.depth.values]
     window = list(ds.attrs[f"log2_etas_{optimizer}"])
-    curves = ds.log_loss.sel(optimizer=optimizer, param="depth_mup", log2_eta=window)
+    if width is None:
+        curves = ds.log_loss.sel(param="depth_mup")
+    else:
+        curves = ds.finite_log_loss.sel(finite_width=width)
+    curves = curves.sel(optimizer=optimizer, log2_eta=window)
     base = optimum_trend(window, curves.transpose("depth", "log2_eta", "seed").values, depths)
     if param == "depth_mup":
         return base

@@ -62,7 +62,6 @@ Claims (``extension``: the paper shows finite networks only), per optimizer:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,7 +74,8 @@ from numpy.typing import NDArray
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARAMS, shift, trend
 from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
-from limitsim.experiments._synthetic import FewPointTask
+from limitsim.experiments._limit_transfer_finite import run_finite
+from limitsim.experiments._synthetic import FewPointTask, few_point_task
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import (
     depth_colors,
@@ -86,8 +86,6 @@ from limitsim.plotting import (
 )
 
 TITLE = "Learning-rate transfer across depth at n = ∞ (particle simulator; Fig. 10 analogue)"
-#: Replicas per simulation (the minimum; the seeds are the independent units).
-REPLICAS = 2
 #: Grid step of log2 η: block-only's grid is Depth-µP's shifted by ½ log2 L.
 GRID_STEP = 0.5
 
@@ -97,7 +95,13 @@ class Sizes(FewPointTask):
     """Sizes of the n = ∞ transfer experiment; the fields are read by :func:`run`.
 
     ``log2_etas`` are Depth-µP's windows of log2 η per optimizer (step 0.5); ``depths`` are
-    powers of two; ``n_particles`` is per seed (two replicas).
+    powers of two; ``n_particles`` is per seed, in ``n_replicas`` replicas: by default one
+    system of all of them (the seeds are the independent units, and one replica has half the
+    O(K/N_r) bias of two at the same cost; module docstring).  ``finite_widths`` are the
+    widths of the finite networks whose optima are overlaid
+    (:mod:`~limitsim.experiments._limit_transfer_finite`; none in quick, whose 10-minute
+    budget they would exceed: a few-point batch costs a width-n network O(L n²) per step in
+    weight updates whatever the batch); ``finite_batch`` learning rates train together.
     """
 
     optimizers: tuple[str, ...]
@@ -107,6 +111,9 @@ class Sizes(FewPointTask):
     n_particles: int
     n_partners: int
     seeds: int
+    n_replicas: int = 1
+    finite_widths: tuple[int, ...] = ()
+    finite_batch: int = 16
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,6 +142,7 @@ TINY = Sizes(
     n_particles=256,
     n_partners=16,
     seeds=3,
+    finite_widths=(16, 32),
 )
 QUICK = replace(
     TINY,
@@ -144,8 +152,15 @@ QUICK = replace(
     n_particles=512,
     n_partners=32,
     seeds=8,
+    finite_widths=(),
 )
-STANDARD = replace(QUICK, depths=(4, 8, 16, 32, 64, 128), n_particles=1024, seeds=12)
+STANDARD = replace(
+    QUICK,
+    depths=(4, 8, 16, 32, 64, 128),
+    n_particles=1024,
+    seeds=12,
+    finite_widths=(64, 128, 256),
+)
 PAPER = replace(
     QUICK,
     depths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
@@ -153,25 +168,26 @@ PAPER = replace(
     n_particles=4096,
     n_partners=128,
     seeds=32,
+    finite_widths=(128, 256, 512),
+    finite_batch=1,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
+#: The sizes every point of the sweep carries (besides optimizer, depth, log2 η and seed).
+POINT_KEYS = (
+    "phi",
+    "steps",
+    "n_points",
+    "d_in",
+    "task_seed",
+    "n_particles",
+    "n_replicas",
+    "n_partners",
+)
 
 
 def make_task(point: Mapping[str, Any]) -> Any:
-    """The full-batch regression of a point, without evaluation inputs (training loss only).
-
-    The batch of :func:`limitsim.data.few_point` (``n_points``, ``d_in``, ``task_seed``) for
-    ``steps`` steps.
-    """
-    from limitsim.data import few_point
-
-    task = few_point(
-        steps=int(point["steps"]),
-        n_points=int(point["n_points"]),
-        d_in=int(point["d_in"]),
-        seed=int(point["task_seed"]),
-    )
-    return replace(task, eval_X=None, eval_Y=None)
+    """The full-batch regression of a point, without evaluation inputs (training loss only)."""
+    return few_point_task(point, evaluation=False)
 
 
 def limit_point(point: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +209,7 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
         depth=int(point["depth"]),
         phi=str(point["phi"]),
         n_particles=int(point["n_particles"]),
-        n_replicas=REPLICAS,
+        n_replicas=int(point["n_replicas"]),
         n_partners=int(point["n_partners"]) if optimizer == "adam" else None,
         seed=rng,
         progress=False,
@@ -235,6 +251,33 @@ def log_losses(f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.flo
     return out
 
 
+def seed_mean_log(log_loss: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """The limit's log loss estimated from per-seed log losses, and its standard error.
+
+    ``log mean_s loss_s`` over the seeds with a finite value, with the delta-method standard
+    error ``sd_s(loss_s) / (sqrt(S) mean_s loss_s)``.  Not the mean of the per-seed logs: each
+    seed's loss is an unbiased but noisy estimate of the limit's, so the log of one seed's
+    loss is biased low by about half its squared relative error, a bias the seed mean does
+    not shrink while its standard error does (−0.34 SE on the exact linear limit at L = 64;
+    ``tests/test_particle_calibration.py``).  Averaging the losses first leaves a bias S times
+    smaller.
+
+    Parameters
+    ----------
+    log_loss : DataArray
+        Per-seed log losses (from :func:`log_losses`), with a ``seed`` dimension.
+
+    Returns
+    -------
+    mean, se : DataArray
+        ``log_loss`` without its ``seed`` dimension.
+    """
+    loss = xr.apply_ufunc(np.exp, log_loss)
+    mean = loss.mean("seed")
+    se = loss.std("seed", ddof=1) / np.sqrt(loss.count("seed")) / mean
+    return xr.apply_ufunc(np.log, mean), se
+
+
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """Depth-µP over (optimizer, depth, log2 η, seed); block-only by the identity (docstring).
 
@@ -245,7 +288,6 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     from limitsim.sweeps.grid import Grid
 
     windows = {opt: list(sizes["log2_etas"][opt]) for opt in sizes["optimizers"]}
-    fixed_keys = ("phi", "steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")
     grid = Grid(
         axes={
             "optimizer": list(sizes["optimizers"]),
@@ -259,7 +301,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
                 for opt, w in windows.items()
             )
         ],
-        fixed={key: sizes[key] for key in fixed_keys},
+        fixed={key: sizes[key] for key in POINT_KEYS},
     )
     raw = sweep(context, NAME, limit_point, grid)
     f = raw.f.rename(f_dim0="step", f_dim1="example").transpose(
@@ -287,7 +329,10 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
             "seed": seeds,
         },
     )
-    ds.attrs = {key: sizes[key] for key in fixed_keys}
+    if sizes["finite_widths"]:
+        finite = run_finite(sizes, context).rename(width="finite_width")
+        ds["finite_log_loss"] = finite.reindex(log2_eta=axis)
+    ds.attrs = {key: sizes[key] for key in POINT_KEYS}
     for opt, window in windows.items():
         ds.attrs[f"log2_etas_{opt}"] = window
     return ds
@@ -335,8 +380,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L).dropna(
                     "log2_eta", how="all"
                 )
-                mean = curve.mean("seed")
-                se = curve.std("seed", ddof=1) / math.sqrt(seeds)
+                mean, se = seed_mean_log(curve)
                 ax.plot(curve.log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
                 ax.fill_between(curve.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.25)
                 ax.axvline(optimum.value, color=colors[L], lw=0.6, ls=":")
@@ -344,6 +388,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
             ax.set_xlabel("log2 η")
             ax.set_ylabel("log mean training loss")
         ax = axes[row, -1]
+        widths = [int(n) for n in ds.finite_width.values] if "finite_width" in ds.dims else []
         for k, param in enumerate(PARAMS):
             errorbar_estimates(
                 ax,
@@ -351,9 +396,22 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 trend(ds, opt, param).per_depth(),
                 marker="o",
                 color=f"C{k}",
-                label=PARAM_LABELS[param],
+                label=f"{PARAM_LABELS[param]}, n = ∞",
             )
-        ax.set_title(f"optimal log2 η vs depth ({opt}, n = ∞)", fontsize=9)
+            for j, width in enumerate(widths):  # finite widths, lighter and offset to the left
+                errorbar_estimates(
+                    ax,
+                    np.log2(depths) - 0.08 * (len(widths) - j),
+                    trend(ds, opt, param, width).per_depth(),
+                    marker="o",
+                    mfc="none",
+                    ms=3,
+                    lw=0.8,
+                    alpha=0.35 + 0.5 * (j + 1) / len(widths),
+                    color=f"C{k}",
+                    label=f"{PARAM_LABELS[param]}, n = {width}",
+                )
+        ax.set_title(f"optimal log2 η vs depth ({opt})", fontsize=9)
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed argmin log2 η, 95% CI")
         ax.legend(fontsize=6)
@@ -362,5 +420,6 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         f"n = ∞ (particles, {ds.attrs['n_particles']} per seed), φ = {ds.attrs['phi']}, "
         f"{ds.attrs['n_points']}-point full-batch regression, {ds.attrs['steps']} steps\n"
         f"bands: ±1 SE over {seeds} seeds; dotted: mean per-seed optimum"
+        + ("\nhollow: finite-width networks (float32), offset to the left" if widths else "")
     )
     return save_figure(fig, out_dir, NAME)
