@@ -16,16 +16,20 @@ flags set here are not part of numba's cache key either.  So every cache entry o
 compiled by :func:`jit` is also keyed to :func:`package_fingerprint`, a hash of the source of
 the whole package (``limitsim/**/*.py``, the checked-in ``_generated/`` modules included):
 any change to any module invalidates all of limitsim's compiled code, and an unchanged package
-loads from the cache in every process.  This coarse key is chosen over tracking the call graph
-(which numba does not expose); the price is one full recompilation per package change, which
-is what a fresh clone pays anyway.  User nonlinearities (modules rendered into
-``$LIMITSIM_CACHE_DIR`` by :mod:`limitsim.nonlinearities.registry`) are compiled by
-:func:`jit` too and keyed the same way: they call no package code, but they depend on the
-policy of this module.  The key is added by a numba cache locator registered first in
-numba's list when this module is imported; it wraps the locator numba would have chosen
-(same cache directory and file names) and keys the entry to both numba's own stamp and the
-fingerprint.  Setting ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces numba's list and with it this
-key.  Costs: ``benchmarks/README.md``, "Cache freshness".
+loads from the cache in every process.  This coarse key is chosen over tracking each kernel's
+callees (numba has no interface for that; its pull request #8396 is unfinished); the price is
+one full recompilation per package change, what a fresh clone pays anyway.
+
+User nonlinearities (modules rendered into ``$LIMITSIM_CACHE_DIR`` by
+:mod:`limitsim.nonlinearities.registry`) are compiled by :func:`jit` and keyed the same way:
+they call no package code, but their compiled code depends on the policy of this module.
+
+The key is added by a numba cache locator registered first in numba's list of locators when
+this module is imported.  It applies to the functions compiled by :func:`jit` only, wraps the
+locator numba would have chosen (same cache directory and file names) and stamps the entry
+with numba's own stamp and the fingerprint together.  Setting ``NUMBA_CACHE_LOCATOR_CLASSES``
+replaces numba's list, and with it this key.  Costs: ``benchmarks/README.md``, "Cache
+freshness".
 """
 
 from __future__ import annotations
