@@ -109,7 +109,12 @@ def sweep(
     batch_axes: Sequence[str] = (),
     batch_size: int | None = None,
 ) -> xr.Dataset:
-    """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable)."""
+    """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable).
+
+    Points recorded failed by an earlier run are retried; if any point fails,
+    :class:`~limitsim.sweeps._errors.PointsFailed` is raised after the sweep (every other
+    point is stored).
+    """
     from limitsim.sweeps.sweep import run_sweep
 
     if context is None:  # tests and library use: a throw-away store, in this process
@@ -124,7 +129,7 @@ def sweep(
                 executor="inline",
                 progress=False,
             )
-            return ds
+            return check_failures(ds, name)
     executor = "dask" if context.scheduler else "processes"
     result: xr.Dataset = run_sweep(
         function,
@@ -136,8 +141,24 @@ def sweep(
         scheduler=context.scheduler,
         workers=context.workers,
         progress=context.progress,
+        retry_failed=True,
     )
-    return result
+    return check_failures(result, name)
+
+
+def check_failures(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """``ds`` if no point of the sweep ``name`` failed, else :class:`PointsFailed`.
+
+    Diverged points are results (NaN); failed points are bugs or lost workers and would
+    otherwise silently become NaN in the claims.
+    """
+    from limitsim.sweeps._errors import PointsFailed
+
+    failed = ds.status.values == "failed"
+    if failed.any():
+        lines = str(ds.error.values[failed].ravel()[0]).strip().splitlines()
+        raise PointsFailed(name, int(failed.sum()), lines[-1] if lines else "?")
+    return ds
 
 
 def make_task(spec: dict[str, Any]) -> Task:
