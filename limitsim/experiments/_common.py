@@ -225,7 +225,12 @@ EDGE_TOLERANCE = 0.1
 
 
 def optimum_trend(
-    grid: ArrayLike, losses: ArrayLike, depths: Sequence[int], *, half_width: int = 2
+    grid: ArrayLike,
+    losses: ArrayLike,
+    depths: Sequence[int],
+    *,
+    half_width: int = 2,
+    locate: Callable[[ArrayLike, ArrayLike], tuple[float, bool]] | None = None,
 ) -> OptimumTrend:
     """Per-seed optimum over ``grid`` at each depth and its slope against log2 L.
 
@@ -239,12 +244,18 @@ def optimum_trend(
     depths : sequence of int
         The depths L of the first axis.
 
+    locate : callable, optional
+        ``locate(grid, curve) -> (location, at_edge)`` instead of
+        :func:`limitsim.stats.argmin_fit` with ``half_width`` (e.g.
+        :func:`limitsim.stats.spline_argmin`).
+
     Notes
     -----
     Per seed, the optimum is :func:`limitsim.stats.argmin_fit` (a least-squares parabola over
     the points within ``half_width`` steps of the grid minimum), which moves continuously with
-    noise instead of jumping by grid steps; the slope of the optima against log2 L is fitted
-    per seed (seeds with a lost depth are dropped), and its interval is Student's t over seeds.
+    noise instead of jumping by grid steps, or ``locate``; the slope of the optima against
+    log2 L is fitted per seed (seeds with a lost depth are dropped), and its interval is
+    Student's t over seeds.
     """
     x = np.asarray(grid, dtype=np.float64)
     table = np.asarray(losses, dtype=np.float64)
@@ -253,7 +264,10 @@ def optimum_trend(
     at_edge = np.zeros((n_depths, n_seeds), dtype=bool)
     for i in range(n_depths):
         for s in range(n_seeds):
-            optima[i, s], at_edge[i, s] = argmin_fit(x, table[i, :, s], half_width=half_width)
+            curve = table[i, :, s]
+            optima[i, s], at_edge[i, s] = (
+                argmin_fit(x, curve, half_width=half_width) if locate is None else locate(x, curve)
+            )
     log_depths = np.log2(np.asarray(depths, dtype=np.float64))
     slopes = np.array(
         [

@@ -210,7 +210,8 @@ def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
             )
             if opt == "adam":
                 one = replace(one, seconds=one.seconds * ADAM_PARTICLES)
-            work += [one] * runs
+            # each point simulates N and N/2 particles (limit_point): 1.5 times one run
+            work += [replace(one, seconds=1.5 * one.seconds)] * runs
             etas, per_batch = len(sizes["log2_etas"][opt]), int(sizes["finite_batch"])
             for width in sizes["finite_widths"]:  # the overlay: batches of η per seed
                 batch = finite(
