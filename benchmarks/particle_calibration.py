@@ -16,9 +16,10 @@ saves both raw outputs after every repetition (several processes may run disjoin
 (what the rows use), the RMS of the z-scores against the exact limit over Student's t s.d. with
 ``seeds − 1`` degrees of freedom: of the seed-mean outputs f_t (t ≥ 1), of the log of the
 seed-mean loss (:func:`~limitsim.experiments.limit_transfer.seed_mean_log`) per log2 η and
-depth, and of the rows' slope of the per-seed optimal log2 η against log2 L
-(:func:`~limitsim.experiments._common.optimum_trend`) against the slope of the exact curves'
-optima.  Within 10% of 1 is calibrated (``tests/test_particle_calibration.py`` checks three of
+depth, and of the rows' slope of the per-seed optimal log2 η against log2 L and shift of the
+optimum over the last doubling (:func:`~limitsim.experiments._common.optimum_trend`, with
+:func:`~limitsim.stats.argmin_fit` and with :func:`~limitsim.stats.spline_argmin`, which the
+rows use) against the same statistics of the exact curves.  Within 10% of 1 is calibrated (``tests/test_particle_calibration.py`` checks three of
 these points over 200 repetitions).
 """
 
@@ -27,12 +28,15 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from limitsim import Parametrization, linear_limit
 from limitsim.experiments import limit_transfer as lt
 from limitsim.experiments._common import optimum_trend
+from limitsim.stats import spline_argmin
 
 SIZES = lt.QUICK
 WINDOW = [-1.0 + 0.5 * i for i in range(7)]
@@ -97,8 +101,7 @@ def report(paths: list[str]) -> None:
     units = full.shape[3]
     t_sd = math.sqrt((units - 1) / (units - 3))
     depths = list(SIZES.depths)
-    exact_slope = optimum_trend(WINDOW, exact_ll[:, :, None], depths).slopes[0]
-    print(f"{full.shape[0]} repetitions of {units} seeds; exact optimum slope {exact_slope:.4f}")
+    print(f"{full.shape[0]} repetitions of {units} seeds")
     for name, f in (("N", full), ("N/2", half), ("2 f_N - f_N/2", 2 * full - half)):
         mean = f[..., 1:, :].mean(axis=3)
         se = f[..., 1:, :].std(axis=3, ddof=1) / math.sqrt(units)
@@ -108,11 +111,6 @@ def report(paths: list[str]) -> None:
         m = np.nanmean(loss, axis=-1)
         se_log = np.nanstd(loss, axis=-1, ddof=1) / np.sqrt(np.isfinite(loss).sum(-1)) / m
         z_l = (np.log(m) - exact_ll) / se_log
-        slopes = []
-        for rep in range(f.shape[0]):
-            s = optimum_trend(WINDOW, log_loss[rep], depths).slopes
-            s = s[np.isfinite(s)]
-            slopes.append((s.mean() - exact_slope) / (s.std(ddof=1) / math.sqrt(s.size)))
         print(f"== {name}")
         print(f"  f:        all {_rms(z_f) / t_sd:.3f}")
         for label, z in (("f", z_f), ("log loss", z_l)):
@@ -120,8 +118,34 @@ def report(paths: list[str]) -> None:
             by_depth = [f"{_rms(z[:, i]) / t_sd:.2f}" for i in range(len(depths))]
             print(f"  {label:9s} by log2 η {WINDOW}: {by_eta}")
             print(f"  {label:9s} by depth {depths}: {by_depth}")
-        z_s = np.array(slopes)
-        print(f"  slope of the optimum: RMS {_rms(z_s) / t_sd:.2f}, mean z {np.mean(z_s):+.2f}")
+        for locator, locate in (("argmin_fit", None), ("spline_argmin", spline_argmin)):
+            z_slope, z_shift = _rows(log_loss, exact_ll, locate)
+            print(
+                f"  {locator}: slope of the optimum RMS {_rms(z_slope) / t_sd:.2f} "
+                f"(mean z {np.mean(z_slope):+.2f}), last-doubling shift RMS "
+                f"{_rms(z_shift) / t_sd:.2f} (mean z {np.mean(z_shift):+.2f})"
+            )
+
+
+def _rows(
+    log_loss: np.ndarray, exact_ll: np.ndarray, locate: Callable[..., Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """z of the rows' slope and last-doubling shift per repetition (t over seeds)."""
+    depths = list(SIZES.depths)
+    exact = optimum_trend(WINDOW, exact_ll[:, :, None], depths, locate=locate)
+    z_slope, z_shift = [], []
+    for rep in range(log_loss.shape[0]):
+        trend = optimum_trend(WINDOW, log_loss[rep], depths, locate=locate)
+        slopes = trend.slopes[np.isfinite(trend.slopes)]
+        z_slope.append(
+            (slopes.mean() - exact.slopes[0]) / (slopes.std(ddof=1) / math.sqrt(slopes.size))
+        )
+        shift = trend.optima[-1] - trend.optima[-2]
+        exact_shift = exact.optima[-1, 0] - exact.optima[-2, 0]
+        z_shift.append(
+            (np.mean(shift) - exact_shift) / (np.std(shift, ddof=1) / math.sqrt(shift.size))
+        )
+    return np.array(z_slope), np.array(z_shift)
 
 
 if __name__ == "__main__":

@@ -28,28 +28,33 @@ re-read at η L^{-1/2} (``tests/test_experiment_limit_transfer.py`` checks the i
 direct simulations), on a grid shifted by ½ log2 L (a multiple of the 0.5 grid step for
 depths that are powers of two).
 
-**Monte Carlo intervals.**  Each seed is one independent particle simulation of
-``n_particles`` particles (two replicas of ``N_r = n_particles / 2``), shared by all η of
-that (optimizer, depth, seed) (common random numbers: the same base samples and innovations
-at every η, so one seed's curve over η is smooth).  Per seed and depth the optimum is
-:func:`limitsim.stats.argmin_fit` of that seed's curve; the slope of the optimum against
+**Monte Carlo intervals.**  Each seed is two independent particle simulations, of
+``N = n_particles`` and ``N/2`` particles (one replica each: the seeds are the independent
+units), extrapolated to N = ∞ linearly in 1/N (:func:`limit_point`): a simulation's outputs
+carry a bias ``b/N`` (K/N_r in :mod:`limitsim.particles.simulate`, K = steps · n_points hats
+per matrix) that the seed mean does not remove, ``2 f_N − f_{N/2}`` removes it to first
+order, at 1.5 times the cost of one simulation.  The seed's simulations are shared by all η of
+that (optimizer, depth, seed) (common random numbers: the same base samples and innovations at
+every η, so one seed's curve over η is smooth).  The plotted log loss is the log of the
+seed-mean loss (:func:`seed_mean_log`).  Per seed and depth the optimum is
+:func:`limitsim.stats.spline_argmin` of that seed's curve; the slope of the optimum against
 log2 L is fitted per seed and its interval is Student's t over seeds
-(:func:`~limitsim.experiments._common.optimum_trend`), exactly as for finite networks in
-:mod:`limitsim.experiments.transfer`.  Each seed also carries the simulator's O(K/N_r) bias
-(K = steps · n_points hats per matrix), which the seed mean does not remove.  Calibration on
-the exact linear limit at the quick settings (φ = identity, SGD, 200 repetitions of the
-8-seed estimator; ``tests/test_particle_calibration.py``): at L = 4 the z-scores of the outputs
-and log losses have an RMS within 10% of Student's t s.d.; at L = 64, near the optimum, the
-outputs' RMS is 1.19 × t's and the log loss is biased by −0.5 SE (an expected failure of the
-test; 100 repetitions), and past the optimum (the edge of stability, where the dynamics amplify
-every error) 2.2 × and −4 SE.  So the intervals of the rows are calibrated at the small depths
-only; at the largest depths they are too narrow by about a fifth.  Doubling N_r (512) brings
-the outputs within 10% at L = 64 (1.07 ×) but not the log loss (bias −0.65 SE): that bias is not
-only the O(K/N_r) one (a candidate is the log of each seed's noisy loss near the optimum).
-The O(K/N_r) bias over the standard error grows like sqrt(seeds / N_r); the standard and
-paper profiles keep that ratio below quick's.
-Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`; an extra
-O(1/n_partners) bias through φ), which has no exact reference to calibrate against.
+(:func:`~limitsim.experiments._common.optimum_trend`), as for finite networks in
+:mod:`limitsim.experiments.transfer`.
+
+Calibration on the exact linear limit at the quick sizes (φ = identity, SGD, z-scores against
+the exact answer; ``benchmarks/particle_calibration.py`` over every depth and η of a window
+around the optimum, ``tests/test_particle_calibration.py``; the measured ratios are in
+``benchmarks/README.md``, "Calibration of the n = ∞ transfer rows").  The extrapolation makes
+the outputs' and (where the loss does not explode) the log losses' intervals calibrated; a
+single simulation's are too narrow and biased.  The rows' last-doubling shift is calibrated
+and their slope unbiased, but its intervals are somewhat too narrow: the per-seed optima are
+bimodal where the limit's curve bends sharply between two grid points near its minimum.
+:func:`~limitsim.stats.spline_argmin` is used rather than :func:`~limitsim.stats.argmin_fit`,
+whose parabola is biased on such asymmetric curves (toward small η) and gives worse-calibrated
+slopes.  Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`;
+an extra O(1/n_partners) bias through φ, not removed by the extrapolation in N), which has no
+exact reference to calibrate against.
 
 Claims (``extension``: the paper shows finite networks only), per optimizer:
 
@@ -271,9 +276,8 @@ def seed_mean_log(log_loss: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     error ``sd_s(loss_s) / (sqrt(S) mean_s loss_s)``.  Not the mean of the per-seed logs: each
     seed's loss is an unbiased but noisy estimate of the limit's, so the log of one seed's
     loss is biased low by about half its squared relative error, a bias the seed mean does
-    not shrink while its standard error does (−0.34 SE on the exact linear limit at L = 64;
-    ``tests/test_particle_calibration.py``).  Averaging the losses first leaves a bias S times
-    smaller.
+    not shrink while its standard error does (``benchmarks/README.md``, "Calibration of the
+    n = ∞ transfer rows").  Averaging the losses first leaves a bias S times smaller.
 
     Parameters
     ----------
