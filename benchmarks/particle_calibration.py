@@ -19,8 +19,8 @@ seed-mean loss (:func:`~limitsim.experiments.limit_transfer.seed_mean_log`) per 
 depth, and of the rows' slope of the per-seed optimal log2 η against log2 L and shift of the
 optimum over the last doubling (:func:`~limitsim.experiments._common.optimum_trend`, with
 :func:`~limitsim.stats.argmin_fit` and with :func:`~limitsim.stats.spline_argmin`, which the
-rows use) against the same statistics of the exact curves.  Within 10% of 1 is calibrated (``tests/test_particle_calibration.py`` checks three of
-these points over 200 repetitions).
+rows use) against the same statistics of the exact curves.  Within 10% of 1 is calibrated
+(``tests/test_particle_calibration.py`` checks three of these points over 200 repetitions).
 """
 
 from __future__ import annotations
