@@ -47,7 +47,17 @@ _GEMM = {
     np.dtype(np.float64): _blas_function("dgemm"),
 }
 _SCALAR = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
-_NO, _YES = ctypes.c_char(b"N"), ctypes.c_char(b"T")
+_ONE = {dtype: ctypes.byref(scalar(1.0)) for dtype, scalar in _SCALAR.items()}
+_NO, _YES = ctypes.byref(ctypes.c_char(b"N")), ctypes.byref(ctypes.c_char(b"T"))
+_DIMS: dict[tuple[int, int, int], tuple[Any, Any, Any]] = {}
+
+
+def _dims(b: int, a: int, rows: int) -> tuple[Any, Any, Any]:
+    """``byref`` of the three GEMM sizes (cached: a call costs microseconds at small widths)."""
+    key = (b, a, rows)
+    if key not in _DIMS:
+        _DIMS[key] = tuple(ctypes.byref(_INT(value)) for value in key)  # type: ignore[assignment]
+    return _DIMS[key]
 
 
 def gemm_update(
@@ -67,30 +77,34 @@ def gemm_update(
         Step sizes (the batch-mean factor included), rounded to ``w.dtype``.
     """
     K, a, b = w.shape
-    if z.shape[::2] != (K, a) or q.shape[::2] != (K, b) or z.shape[1] != q.shape[1]:
+    rows = z.shape[1]
+    if z.shape != (K, rows, a) or q.shape != (K, rows, b):
         raise ValueError(
             f"shapes must be (K, a, b), (K, R, a), (K, R, b), got {w.shape}, {z.shape}, {q.shape}"
         )
-    for array in (w, z, q):
-        if not array.flags.c_contiguous or array.dtype != w.dtype or w.dtype not in _GEMM:
-            raise ValueError(
-                "w, z and q must be C-contiguous float32 or float64 arrays of one dtype"
-            )
-    gemm, scalar = _GEMM[w.dtype], _SCALAR[w.dtype]
-    one = scalar(1.0)
-    dims = (_INT(b), _INT(a), _INT(z.shape[1]))  # column-major: wᵀ (b × a) ← α qᵀ z + wᵀ
+    dtype = w.dtype
+    if dtype not in _GEMM or z.dtype != dtype or q.dtype != dtype:
+        raise ValueError("w, z and q must be float32 or float64 arrays of one dtype")
+    if not (w.flags.c_contiguous and z.flags.c_contiguous and q.flags.c_contiguous):
+        raise ValueError("w, z and q must be C-contiguous")
+    gemm, scalar, one = _GEMM[dtype], _SCALAR[dtype], _ONE[dtype]
+    # Column-major view of the C-ordered arrays: wᵀ (b × a, leading dimension b) ← α qᵀ z + wᵀ.
+    ld_b, ld_a, depth = _dims(b, a, rows)
+    w_at, z_at, q_at, item = w.ctypes.data, z.ctypes.data, q.ctypes.data, dtype.itemsize
     for k in range(K):
-        alpha = scalar(-float(rate[k]))
+        alpha = ctypes.byref(scalar(-rate[k]))
         gemm(
-            ctypes.byref(_NO),
-            ctypes.byref(_YES),
-            *(ctypes.byref(d) for d in dims),
-            ctypes.byref(alpha),
-            _PTR(q[k].ctypes.data),
-            ctypes.byref(dims[0]),
-            _PTR(z[k].ctypes.data),
-            ctypes.byref(dims[1]),
-            ctypes.byref(one),
-            _PTR(w[k].ctypes.data),
-            ctypes.byref(dims[0]),
+            _NO,
+            _YES,
+            ld_b,
+            ld_a,
+            depth,
+            alpha,
+            q_at + k * rows * b * item,
+            ld_b,
+            z_at + k * rows * a * item,
+            ld_a,
+            one,
+            w_at + k * a * b * item,
+            ld_b,
         )
