@@ -3,6 +3,7 @@ the classification's exponents and feature diversity measured in real networks."
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import itertools
 import math
@@ -13,6 +14,7 @@ from scipy import stats
 
 from limitsim import Parametrization, Record, Task
 from limitsim.finite import _kernels as fk
+from limitsim.finite import _blas
 from limitsim.finite._blas import gemm_update
 from limitsim.finite._loop import Trainer, memory_bytes
 from limitsim.finite.train import _network, check_memory, train_finite, train_finite_batch
@@ -325,10 +327,12 @@ def test_threads_give_bit_identical_runs(rng, optimizer):
         train_finite_batch(task, params, threads=0, **kw)
 
 
+@pytest.mark.parametrize("library", ["default", "scipy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("a", "b", "rows"), [(128, 128, 64), (100, 37, 5), (33, 700, 1)])
-def test_gemm_update_matches_float64_reference(rng, dtype, a, b, rows):
-    """``w − c zᵀq`` in one BLAS call, per configuration, within the rounding-error bound.
+def test_gemm_update_matches_float64_reference(rng, monkeypatch, library, dtype, a, b, rows):
+    """``w − c zᵀq`` in one BLAS call, per configuration, within the rounding-error bound
+    (numpy's BLAS where found, and scipy's, the fallback).
 
     Each entry is a length-R sum, a multiply by c and an add: ``|error| ≤ γ_{R+2} Σ|terms|``
     with ``γ_m = m u / (1 − m u)`` (Higham, Thm 3.1 and eq. 3.4; u = eps/2).
@@ -343,6 +347,11 @@ def test_gemm_update_matches_float64_reference(rng, dtype, a, b, rows):
     )
     u = np.finfo(dtype).eps / 2
     gamma = (rows + 2) * u / (1 - (rows + 2) * u)
+    if library == "scipy":
+        scipy_gemm = {"float32": _blas._scipy_gemm("sgemm"), "float64": _blas._scipy_gemm("dgemm")}
+        monkeypatch.setattr(_blas, "_GEMM", {np.dtype(k): f for k, f in scipy_gemm.items()})
+        monkeypatch.setattr(_blas, "_INT", ctypes.c_int)
+        monkeypatch.setattr(_blas, "_DIMS", {})
     out = w.copy()
     gemm_update(out, z, q, rate)
     assert np.all(np.abs(out - reference) <= gamma * scale * (1 + 1e-6))

@@ -2,11 +2,11 @@
 
 numpy has no GEMM that accumulates into its output, so the plain way costs a gradient buffer
 (zeroed by BLAS, written, then read by the update) and a second pass over the weights.  Here
-the update is one ``?gemm`` with ``β = 1`` (``C ← α A B + C``) straight into the weights, from
-scipy's BLAS through its Cython API (:mod:`scipy.linalg.cython_blas`: a documented, stable
-entry point) called with :mod:`ctypes`, which releases the GIL during the call (so
-``train_finite_batch(threads=...)`` still runs its groups concurrently).  BLAS's threads are
-those of scipy's library, limited with numpy's by ``train_finite_batch(blas_threads=...)``.
+the update is one ``?gemm`` with ``β = 1`` (``C ← α A B + C``) straight into the weights,
+called with :mod:`ctypes`, which releases the GIL during the call (so
+``train_finite_batch(threads=...)`` still runs its groups concurrently).  The BLAS is numpy's
+own where numpy bundles OpenBLAS (its wheels do), else scipy's through its Cython API
+(:mod:`scipy.linalg.cython_blas`); ``train_finite_batch(blas_threads=...)`` limits both.
 
 Numbers: entry ``(i, j)`` becomes ``w_ij + (−c) · Σ_b z_bi q_bj`` as BLAS computes it (a
 length-B sum per entry, in the order of BLAS's kernel, which does not depend on its thread
@@ -17,7 +17,8 @@ rounding of that last multiply-add.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+import importlib
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,27 +26,47 @@ from scipy.linalg import cython_blas
 
 __all__ = ["gemm_update"]
 
-_INT = ctypes.c_int
 _PTR = ctypes.c_void_p
+_PROTOTYPE = ctypes.CFUNCTYPE(None, *([_PTR] * 13))  # Fortran ?gemm: every argument by address
 
 
-def _blas_function(name: str) -> Any:
-    """The Fortran ``?gemm`` of scipy's BLAS as a ctypes function (GIL released during calls)."""
-    capsule = cython_blas.__pyx_capi__[name]  # type: ignore[attr-defined]
+def _numpy_gemm() -> dict[np.dtype[Any], Any] | None:
+    """``?gemm`` of the OpenBLAS numpy's own products use, when numpy bundles one, else None.
+
+    numpy's wheels link ``scipy-openblas64`` (64-bit integers, symbols ``scipy_?gemm_64_``);
+    looking them up through numpy's extension module finds that very library.  Sharing it
+    keeps one BLAS thread pool: the threads of a second library would spin between calls,
+    competing with the first for the cores.
+    """
+    try:
+        extension = importlib.import_module("numpy._core._multiarray_umath")
+        library = ctypes.CDLL(extension.__file__)
+        found = {kind: getattr(library, f"scipy_{kind}gemm_64_") for kind in "sd"}
+    except (ImportError, OSError, AttributeError):
+        return None
+    return {
+        np.dtype(np.float32): _PROTOTYPE(cast(int, ctypes.cast(found["s"], _PTR).value)),
+        np.dtype(np.float64): _PROTOTYPE(cast(int, ctypes.cast(found["d"], _PTR).value)),
+    }
+
+
+def _scipy_gemm(name: str) -> Any:
+    """``?gemm`` of scipy's BLAS through its Cython API capsule (32-bit integers)."""
+    capsule = cython_blas.__pyx_capi__[name]
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
     get_pointer.restype = ctypes.c_void_p
     get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    address = get_pointer(capsule, get_name(capsule))
-    prototype = ctypes.CFUNCTYPE(None, *([_PTR] * 13))
-    return prototype(address)
+    return _PROTOTYPE(get_pointer(capsule, get_name(capsule)))
 
 
-_GEMM = {
-    np.dtype(np.float32): _blas_function("sgemm"),
-    np.dtype(np.float64): _blas_function("dgemm"),
+_FOUND = _numpy_gemm()
+_GEMM: dict[np.dtype[Any], Any] = _FOUND or {
+    np.dtype(np.float32): _scipy_gemm("sgemm"),
+    np.dtype(np.float64): _scipy_gemm("dgemm"),
 }
+_INT: type[ctypes.c_int64] | type[ctypes.c_int] = ctypes.c_int64 if _FOUND else ctypes.c_int
 _SCALAR = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
 _ONE = {dtype: ctypes.byref(scalar(1.0)) for dtype, scalar in _SCALAR.items()}
 _NO, _YES = ctypes.byref(ctypes.c_char(b"N")), ctypes.byref(ctypes.c_char(b"T"))
