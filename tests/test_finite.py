@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Record, Task
-from limitsim.finite import _kernels as fk
 from limitsim.finite import _blas
+from limitsim.finite import _kernels as fk
 from limitsim.finite._blas import gemm_update
 from limitsim.finite._loop import Trainer, memory_bytes
 from limitsim.finite.train import _network, check_memory, train_finite, train_finite_batch
