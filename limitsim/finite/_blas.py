@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import cython_blas
 
 __all__ = ["gemm_update"]
 
@@ -52,6 +51,8 @@ def _numpy_gemm() -> dict[np.dtype[Any], Any] | None:
 
 def _scipy_gemm(name: str) -> Any:
     """``?gemm`` of scipy's BLAS through its Cython API capsule (32-bit integers)."""
+    from scipy.linalg import cython_blas  # only when numpy's BLAS is not found: 0.1 s import
+
     capsule = cython_blas.__pyx_capi__[name]
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
