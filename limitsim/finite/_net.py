@@ -147,7 +147,8 @@ class _Buffers:
             self.dx = np.empty((K, R, n), dt)
             self.q = np.empty((2, K, R, n), dt)
             self.dz = np.empty((K, R, n), dt)
-            self.grad = np.empty((K, n, n), dt)
+        # Adam needs a hidden matrix's gradient; SGD updates in one BLAS call without it.
+        self.grad = np.empty((K, n, n), dt) if store and spec.optimizer == "adam" else None
 
     def slot(self, layer: int) -> int:
         return layer if self.store else 0
@@ -318,6 +319,7 @@ class BatchedResnet:
                     if spec.optimizer == "sgd":  # W ← W − rate zᵀq in one BLAS call
                         gemm_update(W[j], inp, q, sgd_rate)
                     else:
+                        assert buf.grad is not None  # allocated for Adam
                         np.matmul(inp.transpose(0, 2, 1), q, out=buf.grad)
                         self._update(Layer.HIDDEN, W[j], buf.grad, step, (layer, j), grad_factor)
                 q = target
