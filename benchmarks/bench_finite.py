@@ -5,10 +5,12 @@ Baselines, each measured in the same run:
 - ``test_single_configuration``: numpy's float32 matmul rate on the shapes of the network's
   products ((64 × n) @ (n × n), also transposed), with the same BLAS thread setting.  The
   trainer's achieved rate counts the three products per layer and step, ``6 B n² L`` flops.
-  ``extra_info["efficiency"]`` = achieved GFLOP/s / matmul GFLOP/s.
+  ``extra_info["efficiency"]`` = achieved GFLOP/s / matmul GFLOP/s; ``fraction_of_bound``
+  as in ``test_pytorch_baseline`` (weight draws and compilation included here).
 - ``test_eight_learning_rates_batched``: eight sequential ``train_finite`` calls with the same
   eight learning rates; ``extra_info["ratio"]`` = sequential time / batched time (one
-  thread), ``ratio_two_threads`` with ``threads=2`` (two groups of four on two threads).
+  thread), ``ratio_two_threads`` with ``threads=2`` (two groups of four on two threads);
+  ``fraction_of_bound`` as in ``test_pytorch_baseline``.
 - ``test_pytorch_baseline``: the same network in PyTorch on the CPU (eager, autograd, SGD on
   the hidden weights), float32, softmax cross-entropy, at widths 128, 512, 1024, 2048 and 1 and
   2 threads (limitsim's ``blas_threads``, PyTorch's ``set_num_threads``), only where ``import
@@ -78,11 +80,14 @@ def test_single_configuration(benchmark, width):
     seconds = benchmark.stats.stats.min
     matmul = _matmul_gflops(width, 1)  # train_finite's default: one BLAS thread
     achieved = _flops_per_step(width) * STEPS / seconds / 1e9
+    bound, kind = _step_bound(width, DEPTH, 1)
     benchmark.extra_info.update(
         steps_per_second=STEPS / seconds,
         gflops=achieved,
         numpy_matmul_gflops=matmul,
         efficiency=achieved / matmul,
+        bound=kind,
+        fraction_of_bound=STEPS * bound / seconds,
     )
 
 
@@ -110,6 +115,8 @@ def test_eight_learning_rates_batched(benchmark):
         ratio_two_threads=sequential / two_threads,
         config_steps_per_second=8 * STEPS / batched_time,
         gflops=8 * _flops_per_step(width) * STEPS / batched_time / 1e9,
+        fraction_of_bound=8 * STEPS * _step_bound(width, DEPTH, 1)[0] / batched_time,
+        fraction_of_bound_two_threads=8 * STEPS * _step_bound(width, DEPTH, 2)[0] / two_threads,
     )
     print(
         f"\n8 learning rates, width {width}: sequential {sequential:.3f} s, batched "
