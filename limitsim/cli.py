@@ -6,7 +6,9 @@ sets ``func`` (called with the parsed arguments; returns the exit code).
 Errors are one line on stderr, ``limitsim CMD: error: MESSAGE``, never a traceback: bad input
 (ValueError, TypeError, a missing file), and what the environment refuses (any other
 OSError, e.g. an unreachable scheduler or a full disk, and MemoryError) exit with code 2;
-Ctrl-C exits with 130.  Any other exception is a bug and keeps its traceback.
+Experiments whose sweep points raised (``limitsim figures``, after writing the report of the
+others) exit with code 1; Ctrl-C exits with 130.  Any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from limitsim.sweeps._errors import ExperimentsFailed
 
 __all__ = ["COMMANDS", "main"]
 
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"limitsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ExperimentsFailed as exc:
+        print(f"limitsim {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -26,9 +26,16 @@ from limitsim.experiments._common import Context
 from limitsim.experiments.costs import BASELINE_BYTES, experiment_work, wall_seconds
 from limitsim.experiments.profiles import PROFILES, sizes_for
 from limitsim.report import Claim, render_report
+from limitsim.sweeps._errors import ExperimentsFailed, PointsFailed
 from limitsim.sweeps._files import remove_stale_temp_files, temp_name, write_atomic
 
-__all__ = ["ExperimentEstimate", "ProfileEstimate", "estimate", "make_figures"]
+__all__ = [
+    "ExperimentEstimate",
+    "ExperimentsFailed",
+    "ProfileEstimate",
+    "estimate",
+    "make_figures",
+]
 
 
 def _stored_dataset(
@@ -289,6 +296,13 @@ def make_figures(
     -------
     Path
         The report's path.
+
+    Raises
+    ------
+    ExperimentsFailed
+        After every experiment has run and the report is written, if points of some
+        experiments' sweeps raised: those experiments have no rows (the report's notes name
+        them); running again retries the failed points and keeps the rest.
     """
     names = _check_names(profile, only)
     out = Path(out)
@@ -301,15 +315,27 @@ def make_figures(
     )
     claims: list[Claim] = []
     notes = []
+    failures = []
     for name in names:
         module = importlib.import_module(f"limitsim.experiments.{name}")
         log(f"{name}: {module.TITLE}")
-        ds = _load_or_run(module, profile, data_dir, context, log)
+        try:
+            ds = _load_or_run(module, profile, data_dir, context, log)
+        except PointsFailed as exc:  # the other experiments still run; reported at the end
+            log(f"  FAILED: {exc}")
+            failures.append(f"`{name}`: {exc}")
+            continue
         for path in module.plot(ds, out):
             log(f"  wrote {path}")
         claims.extend(module.claims(ds))
         notes.append(f"`{name}` ({module.TITLE}): {_spent(ds)}")
+    notes += [f"FAILED, no rows: {failure}" for failure in failures]
     report = out / "report.md"
     report.write_text(render_report(claims, profile=profile, seed=seed, notes=notes))
     log(f"wrote {report}")
+    if failures:
+        raise ExperimentsFailed(
+            f"{len(failures)} experiment(s) failed and have no rows in {report}: "
+            + "; ".join(failures)
+        )
     return report

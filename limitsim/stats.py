@@ -14,7 +14,9 @@ marks a deterministic computation whose interval, if any, comes from a least-squ
 - :func:`proportion_interval`: Clopper–Pearson interval of a fraction of runs;
 - :func:`argmin_fit`: location of a minimum on a grid that survives grid steps and noise, by a
   least-squares parabola over the points around the grid minimum; it also says when the
-  minimum sits at the edge of the grid (then the location is only a bound).
+  minimum sits at the edge of the grid (then the location is only a bound);
+- :func:`spline_argmin`: the same from the cubic spline through the points around the grid
+  minimum (for curves that are far from parabolic there, and estimates whose bias matters).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "missing",
     "paired_interval",
     "proportion_interval",
+    "spline_argmin",
     "t_interval",
 ]
 
@@ -250,3 +253,44 @@ def argmin_fit(x: ArrayLike, y: ArrayLike, *, half_width: int = 2) -> tuple[floa
     if a <= 0:
         return float(xs[k]), at_edge
     return float(np.clip(-b / (2 * a), xs[window].min(), xs[window].max())), at_edge
+
+
+def spline_argmin(x: ArrayLike, y: ArrayLike, *, half_width: int = 3) -> tuple[float, bool]:
+    """Location of the minimum of ``y`` on the grid ``x`` by a cubic spline, and the edge flag.
+
+    The not-a-knot cubic spline (:class:`scipy.interpolate.CubicSpline`) through the finite
+    points within ``half_width`` grid steps of the grid minimum is minimised exactly (its
+    critical points and the ends).  Unlike the parabola of :func:`argmin_fit`, which is fitted
+    over points on both sides of the minimum and so is biased when the curve is asymmetric
+    (a training loss rises much faster past the optimal learning rate than before it), the
+    spline passes through every point: the estimate is exact for cubic curves, and when the
+    grid minimum moves to a neighbouring point the points used change only far from the
+    minimum, where a cubic spline's dependence on them decays by about 0.27 per grid step.
+
+    Returns
+    -------
+    location : float
+        NaN when fewer than two points are finite; with two or three finite points near the
+        grid minimum, :func:`argmin_fit`'s estimate.
+    at_edge : bool
+        True when the grid minimum is the first or last grid point (as :func:`argmin_fit`).
+    """
+    from scipy.interpolate import CubicSpline
+
+    xs = np.asarray(x, dtype=np.float64).ravel()
+    ys = np.asarray(y, dtype=np.float64).ravel()
+    if xs.shape != ys.shape:
+        raise ValueError(f"x and y need the same shape, got {xs.shape} and {ys.shape}")
+    finite = np.isfinite(ys)
+    if finite.sum() < 2:
+        return math.nan, False
+    k = int(np.argmin(np.where(finite, ys, np.inf)))
+    at_edge = k == 0 or k == xs.size - 1
+    lo, hi = max(0, k - half_width), min(xs.size, k + half_width + 1)
+    window = np.arange(lo, hi)[finite[lo:hi]]
+    if window.size < 4:
+        return argmin_fit(xs, ys, half_width=half_width)
+    spline = CubicSpline(xs[window], ys[window])
+    roots = spline.derivative().roots(extrapolate=False)
+    candidates = np.concatenate([xs[window[[0, -1]]], roots[np.isfinite(roots)]])
+    return float(candidates[np.argmin(spline(candidates))]), at_edge

@@ -44,7 +44,9 @@ def test_width_depth_limit_is_run_even_off_the_ladders(tiny):
 def test_linear_reference_is_linear_depth_limit(tiny):
     sizes = cv.SIZES["tiny"]
     point = {k: sizes[k] for k in ("steps", "n_points", "d_in", "task_seed", "eta", "a")}
-    ref = linear_depth_limit(cv._task(point), cv._param(point), grid=sizes["reference_depths"])
+    ref = linear_depth_limit(
+        cv.few_point_task(point), cv._param(point), grid=sizes["reference_depths"]
+    )
     np.testing.assert_allclose(cv.linear_reference(tiny), ref.f[..., 0], rtol=1e-12, atol=1e-15)
 
 

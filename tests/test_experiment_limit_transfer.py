@@ -90,10 +90,7 @@ def test_block_only_equals_depth_mup_at_eta_sqrt_depth(optimizer):
 def test_particle_log_loss_matches_the_exact_linear_limit():
     """φ = linear: the seed mean of limit_point's log loss is within 5 SE of the exact limit."""
     point = {
-        **{
-            k: SIZES[k]
-            for k in ("steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")
-        },
+        **{k: SIZES[k] for k in lt.POINT_KEYS},
         "phi": "linear",
         "optimizer": "sgd",
         "depth": 4,
@@ -128,10 +125,7 @@ def test_log_losses_remove_the_variance_of_f(rng):
 def test_common_random_numbers_across_learning_rates():
     """One seed's simulations at two η share their random numbers: f_0 agrees exactly."""
     point = {
-        **{
-            k: SIZES[k]
-            for k in ("phi", "steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")
-        },
+        **{k: SIZES[k] for k in lt.POINT_KEYS},
         "optimizer": "sgd",
         "depth": 4,
         "seed": 0,

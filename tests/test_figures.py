@@ -103,3 +103,68 @@ def test_temporary_files_of_killed_runs_are_deleted(setup):
         path.write_bytes(b"partial")
     load()
     assert not stale.exists() and not legacy.exists() and live.exists()
+
+
+# ------------------------------------------------------------ failed sweep points
+def test_failed_points_raise_after_the_sweep_and_are_retried_on_the_next_run(tmp_path):
+    """An experiment's sweep with a raising point: every other point is stored, then
+    PointsFailed; the next run retries only the failed point (here it succeeds)."""
+    from limitsim.experiments._common import sweep
+    from limitsim.sweeps._errors import PointsFailed
+    from limitsim.sweeps.grid import Grid
+    from tests import sweep_funcs
+
+    context = Context(tmp_path / "stores", workers=1, progress=False)
+    grid = Grid(axes={"x": [0, 1, 2]}, fixed={"marker_dir": str(tmp_path)})
+    with pytest.raises(PointsFailed, match=r"sweep 'once': 1 point\(s\) failed; first error: "
+                       r"RuntimeError: transient failure"):  # fmt: skip
+        sweep(context, "once", sweep_funcs.fails_once, grid)
+    ds = sweep(context, "once", sweep_funcs.fails_once, grid)
+    assert list(ds.status.values) == ["done"] * 3
+
+
+def test_an_experiment_with_failed_points_has_no_rows_and_the_others_run(tmp_path, monkeypatch):
+    """make_figures: the failing experiment is logged and named in the report's notes, the
+    next experiment still runs and the report is written, then ExperimentsFailed."""
+    from limitsim.sweeps._errors import ExperimentsFailed, PointsFailed
+
+    def module(name, fails):
+        experiment = types.ModuleType(name)
+        experiment.TITLE = experiment.NAME = name
+
+        def run(sizes, context):
+            if fails:
+                raise PointsFailed(name, 2, "ZeroDivisionError: boom")
+            return xr.Dataset({"y": ("x", np.arange(3.0))})
+
+        experiment.run = run
+        experiment.plot = lambda ds, out: []
+        experiment.claims = lambda ds: []
+        return experiment
+
+    modules = {"bad": module("bad", True), "good": module("good", False)}
+    monkeypatch.setattr(figures, "_check_names", lambda profile, only: list(modules))
+    monkeypatch.setattr(figures, "sizes_for", lambda profile, name: {})
+    monkeypatch.setattr(figures.importlib, "import_module", lambda path: modules[path[21:]])
+    logs = []
+    with pytest.raises(ExperimentsFailed, match=r"1 experiment\(s\) failed .*`bad`: sweep 'bad'"):
+        figures.make_figures("tiny", tmp_path, log=logs.append)
+    report = (tmp_path / "report.md").read_text()
+    assert "FAILED, no rows: `bad`: sweep 'bad': 2 point(s) failed" in report
+    assert "`good` (good)" in report and (tmp_path / "data" / "good.nc").exists()
+    assert any(line.startswith("  FAILED: sweep 'bad'") for line in logs)
+
+
+def test_the_command_line_reports_failed_experiments_in_one_line(monkeypatch, capsys):
+    from limitsim.cli import main
+    from limitsim.sweeps._errors import ExperimentsFailed
+
+    def make_figures(*args, **kwargs):
+        raise ExperimentsFailed("1 experiment(s) failed and have no rows in R: `bad`: ...")
+
+    monkeypatch.setattr(figures, "make_figures", make_figures)
+    assert main(["figures", "--profile", "tiny", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err == "limitsim figures: error: 1 experiment(s) failed and have no rows in R: `bad`: ...\n"
+    )

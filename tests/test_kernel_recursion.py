@@ -132,16 +132,29 @@ def test_results_do_not_depend_on_the_thread_count(inputs):
 
 
 def test_overflow_gives_the_same_non_finite_entries():
-    """φ = linear, α = 0: the backward factors are 1 + V_φ′ = 2, so G^l = 2^(1100 − l)
-    overflows for l ≤ 76; inf and NaN sit where the layer-by-layer recursion puts them."""
+    """φ = linear, α = 0: K^l = 2^l K^0 first overflows at l = 1024, and the backward
+    pass through those layers is NaN for l < L; inf and NaN sit where the layer-by-layer
+    recursion puts them."""
     param = Parametrization(alpha=0.0, gamma=0.0)
     variant = VARIANTS["post"]
     K, G, done, finite = compiled(np.eye(2), "linear", 1100, param, **variant)
     K_ref, G_ref = layer_by_layer(np.eye(2), "linear", 1100, param, **variant)
     assert done == 1101 and not finite
-    assert not np.isfinite(G_ref[76]).all() and np.isfinite(G_ref[77]).all()
+    assert not np.isfinite(K_ref[1024]).all() and np.isfinite(K_ref[1023]).all()
+    assert np.isnan(G_ref[:1100]).all() and np.isfinite(G_ref[1100]).all()
     np.testing.assert_array_equal(K, K_ref)
     np.testing.assert_array_equal(G, G_ref)
+
+
+def test_kernels_beyond_1e154_keep_growing_exactly():
+    """φ = linear, α = 0, post block: K^l = 2^l K^0 and G^l = 2^(L − l) exactly, also where
+    K_ii K_jj overflows (K beyond 2^512, once a silent plateau at 2^512)."""
+    L = 1000
+    X = np.array([[1.0, 0.0], [0.6, 0.8]])
+    K, G = init_kernels(X, "linear", depth=L, param=Parametrization(alpha=0.0, gamma=0.0))
+    growth = 2.0 ** np.arange(L + 1)
+    np.testing.assert_allclose(K, growth[:, None, None] * (X @ X.T), rtol=1e-13)
+    np.testing.assert_allclose(G, growth[::-1, None, None] * np.ones((2, 2)), rtol=1e-13)
 
 
 def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
@@ -167,6 +180,6 @@ def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
 
 def test_non_finite_kernels_are_reported_by_init_kernels():
     """The compiled call's finiteness flag routes a non-finite result to init_kernels' check:
-    G^l = 2^(1100 − l) (previous test) first overflows at l = 76 counting from the output."""
-    with pytest.raises(ValueError, match=r"G\^76 is not finite \(phi='linear'\)"):
+    K^l = 2^l (previous test) first overflows at l = 1024."""
+    with pytest.raises(ValueError, match=r"K\^1024 is not finite \(phi='linear'\)"):
         init_kernels(np.eye(2), "linear", depth=1100, param=Parametrization(alpha=0.0, gamma=0.0))

@@ -1,15 +1,19 @@
 """Calibration of the particle simulator's Monte Carlo intervals at the settings of the n = ∞
 transfer rows (:mod:`limitsim.experiments.limit_transfer`, quick profile).
 
-Each repetition forms the rows' estimator: the mean over ``seeds`` independent simulations
-(``n_particles`` particles each, in two replicas) with the standard error sd/√seeds.  On the
-exact linear limit (φ = identity, SGD, :func:`limitsim.linear_limit`) the z-scores
-``(mean − exact)/SE`` of the outputs f_t (t ≥ 1; f_0 = 0 exactly) and of the log loss must
-follow Student's t with ``seeds − 1`` degrees of freedom: s.d. sqrt((S−1)/(S−3)), measured as
-the RMS of z about 0 so that a bias counts.  A bias of
-order K/N_r per simulation (K = steps·n_points hats per matrix, N_r particles per replica)
-would inflate that s.d. (``limitsim.particles.simulate``, module docstring); the experiment's N_r is
-chosen so that it does not.
+Each repetition forms the rows' estimators from ``seeds`` independent seeds (each the
+extrapolation ``2 f_N − f_{N/2}`` of two simulations of ``N = n_particles`` and ``N/2``
+particles, :func:`~limitsim.experiments.limit_transfer.limit_point`): the seed mean of the
+outputs f_t with the
+standard error sd/√seeds, and the log of the seed-mean loss with its delta-method standard
+error (:func:`~limitsim.experiments.limit_transfer.seed_mean_log`).  On the exact linear
+limit (φ = identity, SGD, :func:`limitsim.linear_limit`) the z-scores ``(estimate −
+exact)/SE`` of the outputs f_t (t ≥ 1; f_0 = 0 exactly) and of the log loss must follow
+Student's t with ``seeds − 1`` degrees of freedom: s.d. sqrt((S−1)/(S−3)), measured as the RMS
+of z about 0 so that a bias counts.  A bias of order K/N_r per simulation (K = steps·n_points
+hats per matrix, N_r particles per replica) would inflate that s.d.
+(``limitsim.particles.simulate``, module docstring); the extrapolation in 1/N removes it to
+first order.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from limitsim import Parametrization, linear_limit
 from limitsim.experiments import limit_transfer as lt
@@ -33,10 +38,7 @@ def z_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """z of f (repetitions, (T−1)·B) and of the log loss (repetitions,) against the exact limit."""
     units = SIZES.seeds
-    point = {
-        key: SIZES[key]
-        for key in ("steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")
-    }
+    point = {key: SIZES[key] for key in lt.POINT_KEYS}
     point.update(phi="linear", optimizer="sgd", depth=depth, log2_eta=log2_eta)
     param = Parametrization.depth_mup(eta=2.0**log2_eta)
     task = lt.make_task(point)
@@ -47,11 +49,11 @@ def z_scores(
         f = np.stack(
             [lt.limit_point({**point, "seed": rep * units + u})["f"] for u in range(units)]
         )
-        log_loss = lt.log_losses(f, task.Y[0, :, 0])
+        log_loss = xr.DataArray(lt.log_losses(f, task.Y[0, :, 0]), dims=("seed",))
         se_f = f[:, 1:].std(axis=0, ddof=1) / math.sqrt(units)
         z_f.append(((f[:, 1:].mean(axis=0) - exact.f[1:, :, 0]) / se_f).ravel())
-        se_loss = log_loss.std(ddof=1) / math.sqrt(units)
-        z_loss.append((log_loss.mean() - exact_log_loss) / se_loss)
+        mean, se = lt.seed_mean_log(log_loss)
+        z_loss.append((float(mean) - exact_log_loss) / float(se))
     return np.array(z_f), np.array(z_loss)
 
 
@@ -94,22 +96,13 @@ def test_intervals_calibrated_at_the_smallest_depth_fast():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("depth", "log2_eta"),
-    [
-        (SIZES.depths[0], LOG2_ETA),
-        pytest.param(
-            SIZES.depths[-1],
-            0.0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known: at the largest quick depth the O(K/N_r) bias of N_r = 256 is not "
-                "negligible (RMS of z 1.19 × t's for f; log-loss z mean −0.5)",
-            ),
-        ),
-    ],
+    [(SIZES.depths[0], LOG2_ETA), (SIZES.depths[-1], 0.0), (SIZES.depths[-1], 1.0)],
 )
 def test_intervals_calibrated_over_200_repetitions(depth, log2_eta):
     """The issue's criterion: over 200 repetitions the s.d. of z (here its RMS about 0, so a
-    bias counts) is within 10% of t's, near the linear limit's optimum."""
+    bias counts) is within 10% of t's, near the linear limit's optimum (L = 4: 0.35; L = 64:
+    −0.2) and past it at L = 64, where one simulation of N particles is biased by more than its
+    standard error (``benchmarks/particle_calibration.py`` covers every η and depth)."""
     z_f, z_loss = z_scores(depth, 200, log2_eta)
     check(z_f, 0.10)
     check(z_loss[:, None], 0.10)

@@ -339,7 +339,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="block_depth"):
         simulate_limit(task, SGD, depth=2, block_depth=3, progress=False)
     with pytest.raises(ValueError, match="n_replicas"):
-        simulate_limit(task, SGD, depth=2, n_replicas=1, progress=False)
+        simulate_limit(task, SGD, depth=2, n_replicas=0, progress=False)
     with pytest.raises(ValueError, match="record steps"):
         simulate_limit(task, SGD, depth=2, record=Record(steps=(9,)), progress=False)
 
@@ -393,3 +393,13 @@ def test_memory_estimate_matches_the_allocated_families():
     families = [Family(8, 9, 64) for _ in range(2 * spec.n_matrices)]
     allocated = sum(f.Y.nbytes + f.Q.nbytes + f.E.nbytes for f in families)
     assert memory_bytes(spec, 9, 8 * 64, 64) == allocated
+
+
+def test_one_replica_has_no_error_bars():
+    """n_replicas = 1: one system of all particles; no standard errors (None or empty)."""
+    task = small_task(steps=3)
+    run = simulate_limit(
+        task, SGD, depth=2, n_particles=512, n_replicas=1, record=Record(steps=(1,)), progress=False
+    )
+    assert run.f_se is None and run.loss_se is None and run.recorded is not None
+    assert run.recorded.se == {} and np.isfinite(run.f).all()

@@ -16,6 +16,7 @@ from limitsim.stats import (
     from_standard_error,
     paired_interval,
     proportion_interval,
+    spline_argmin,
     t_interval,
 )
 
@@ -133,3 +134,36 @@ def test_argmin_fit_edges_and_divergence():
     location, edge = argmin_fit(x, diverged)
     assert not edge and 1.0 <= location <= 2.0
     assert math.isnan(argmin_fit(x, np.full(5, np.nan))[0])
+
+
+def test_spline_argmin_is_exact_for_a_cubic_between_grid_points():
+    """Not-a-knot splines reproduce cubics: an asymmetric cubic's minimum is found exactly,
+    where the parabola of argmin_fit is biased toward the gentle side."""
+    x = np.arange(-2.0, 2.01, 0.5)
+    y = (x - 0.3) ** 2 + 0.4 * (x - 0.3) ** 3
+    location, edge = spline_argmin(x, y)
+    assert location == pytest.approx(0.3, abs=1e-12) and not edge
+    assert abs(argmin_fit(x, y)[0] - 0.3) > 0.05
+
+
+def test_spline_argmin_handles_diverged_points_and_edges():
+    x = np.arange(0.0, 3.01, 0.5)
+    y = (x - 1.2) ** 2
+    y[-1] = np.nan  # a diverged run
+    assert spline_argmin(x, y)[0] == pytest.approx(1.2, abs=1e-12)
+    assert spline_argmin(x, x)[1] and spline_argmin(x, x)[0] == 0.0
+    assert np.isnan(spline_argmin(x, np.full(x.size, np.nan))[0])
+    three = np.full(x.size, np.nan)
+    three[2:5] = (x[2:5] - 1.2) ** 2  # three points: argmin_fit's parabola
+    assert spline_argmin(x, three)[0] == pytest.approx(argmin_fit(x, three)[0])
+
+
+def test_spline_argmin_moves_continuously_when_the_grid_minimum_changes(rng):
+    """Two grid points tie: small noise flips the grid minimum, the estimate barely moves."""
+    x = np.arange(-2.0, 2.01, 0.5)
+    y = (x - 0.25) ** 2 + 0.3 * (x - 0.25) ** 3
+    base = spline_argmin(x, y)[0]
+    moves = [
+        abs(spline_argmin(x, y + 1e-4 * rng.standard_normal(x.size))[0] - base) for _ in range(50)
+    ]
+    assert max(moves) < 0.01

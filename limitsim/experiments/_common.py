@@ -109,7 +109,12 @@ def sweep(
     batch_axes: Sequence[str] = (),
     batch_size: int | None = None,
 ) -> xr.Dataset:
-    """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable)."""
+    """Run ``function`` over ``grid`` in the store ``<store_root>/<name>`` (resumable).
+
+    Points recorded failed by an earlier run are retried; if any point fails,
+    :class:`~limitsim.sweeps._errors.PointsFailed` is raised after the sweep (every other
+    point is stored).
+    """
     from limitsim.sweeps.sweep import run_sweep
 
     if context is None:  # tests and library use: a throw-away store, in this process
@@ -124,7 +129,7 @@ def sweep(
                 executor="inline",
                 progress=False,
             )
-            return ds
+            return check_failures(ds, name)
     executor = "dask" if context.scheduler else "processes"
     result: xr.Dataset = run_sweep(
         function,
@@ -136,8 +141,24 @@ def sweep(
         scheduler=context.scheduler,
         workers=context.workers,
         progress=context.progress,
+        retry_failed=True,
     )
-    return result
+    return check_failures(result, name)
+
+
+def check_failures(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """``ds`` if no point of the sweep ``name`` failed, else :class:`PointsFailed`.
+
+    Diverged points are results (NaN); failed points are bugs or lost workers and would
+    otherwise silently become NaN in the claims.
+    """
+    from limitsim.sweeps._errors import PointsFailed
+
+    failed = ds.status.values == "failed"
+    if failed.any():
+        lines = str(ds.error.values[failed].ravel()[0]).strip().splitlines()
+        raise PointsFailed(name, int(failed.sum()), lines[-1] if lines else "?")
+    return ds
 
 
 def make_task(spec: dict[str, Any]) -> Task:
@@ -204,7 +225,12 @@ EDGE_TOLERANCE = 0.1
 
 
 def optimum_trend(
-    grid: ArrayLike, losses: ArrayLike, depths: Sequence[int], *, half_width: int = 2
+    grid: ArrayLike,
+    losses: ArrayLike,
+    depths: Sequence[int],
+    *,
+    half_width: int = 2,
+    locate: Callable[[ArrayLike, ArrayLike], tuple[float, bool]] | None = None,
 ) -> OptimumTrend:
     """Per-seed optimum over ``grid`` at each depth and its slope against log2 L.
 
@@ -218,12 +244,18 @@ def optimum_trend(
     depths : sequence of int
         The depths L of the first axis.
 
+    locate : callable, optional
+        ``locate(grid, curve) -> (location, at_edge)`` instead of
+        :func:`limitsim.stats.argmin_fit` with ``half_width`` (e.g.
+        :func:`limitsim.stats.spline_argmin`).
+
     Notes
     -----
     Per seed, the optimum is :func:`limitsim.stats.argmin_fit` (a least-squares parabola over
     the points within ``half_width`` steps of the grid minimum), which moves continuously with
-    noise instead of jumping by grid steps; the slope of the optima against log2 L is fitted
-    per seed (seeds with a lost depth are dropped), and its interval is Student's t over seeds.
+    noise instead of jumping by grid steps, or ``locate``; the slope of the optima against
+    log2 L is fitted per seed (seeds with a lost depth are dropped), and its interval is
+    Student's t over seeds.
     """
     x = np.asarray(grid, dtype=np.float64)
     table = np.asarray(losses, dtype=np.float64)
@@ -232,7 +264,10 @@ def optimum_trend(
     at_edge = np.zeros((n_depths, n_seeds), dtype=bool)
     for i in range(n_depths):
         for s in range(n_seeds):
-            optima[i, s], at_edge[i, s] = argmin_fit(x, table[i, :, s], half_width=half_width)
+            curve = table[i, :, s]
+            optima[i, s], at_edge[i, s] = (
+                argmin_fit(x, curve, half_width=half_width) if locate is None else locate(x, curve)
+            )
     log_depths = np.log2(np.asarray(depths, dtype=np.float64))
     slopes = np.array(
         [

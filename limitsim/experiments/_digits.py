@@ -48,7 +48,6 @@ __all__ = [
     "DepthGrid",
     "DigitsTraining",
     "EtaGrid",
-    "check_failures",
     "diversity_measures",
     "edge_fraction",
     "per_seed_min",
@@ -264,21 +263,6 @@ def edge_fraction(values: xr.DataArray, dim: str) -> float:
     return float(at_edge.sum() / max(int(ok.sum()), 1))
 
 
-def check_failures(ds: xr.Dataset) -> None:
-    """Raise RuntimeError with the first error text if a sweep point failed (an exception).
-
-    Diverged points are results (NaN); failed points are bugs or lost workers and would
-    otherwise silently become NaN.
-    """
-    failed = ds.status.values == "failed"
-    if failed.any():
-        first = str(ds.error.values[failed].ravel()[0]).strip().splitlines()
-        raise RuntimeError(
-            f"{int(failed.sum())} sweep point(s) failed; first error: "
-            f"{first[-1] if first else '?'} (delete the store to rerun them)"
-        )
-
-
 def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset:
     """Name the extra dimensions of the sweep's diversity results: ``step`` and ``k``.
 
@@ -287,7 +271,6 @@ def tidy(ds: xr.Dataset, steps: tuple[int, ...], prefix: str = "") -> xr.Dataset
     ``log_loss_at_dim0`` (the loss checkpoints, renamed ``checkpoint``; its coordinate is
     set by the caller); variables get ``prefix``.
     """
-    check_failures(ds)
     names = {
         "lag1_dim0": "step",
         "kappa_dim0": "step",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._digits import check_failures, rename_results
+from limitsim.experiments._digits import rename_results
 
 __all__ = ["LIMIT_A", "record_steps", "regression_task", "tidy_limit"]
 
@@ -39,7 +39,6 @@ def regression_task(*, steps: int, n_points: int, d_in: int, target_scale: float
 
 def tidy_limit(ds: xr.Dataset, steps: tuple[int, ...]) -> xr.Dataset:
     """Limit results with dimensions ``limit_depth``, ``limit_step`` and ``limit_k``."""
-    check_failures(ds)
     names = {
         "depth": "limit_depth",
         "kappa_dim0": "limit_step",

@@ -13,7 +13,7 @@ import xarray as xr
 
 from limitsim.experiments._common import TRANSFER_SLOPE, OptimumTrend, optimum_trend
 from limitsim.report import Claim
-from limitsim.stats import paired_interval, t_interval
+from limitsim.stats import paired_interval, spline_argmin, t_interval
 
 NAME = "limit_transfer"
 PARAMS = ("depth_mup", "block_only")
@@ -25,16 +25,25 @@ def shift(param: str, depth: int) -> float:
     return -0.5 * math.log2(depth) if param == "block_only" else 0.0
 
 
-def trend(ds: xr.Dataset, optimizer: str, param: str) -> OptimumTrend:
+def trend(ds: xr.Dataset, optimizer: str, param: str, width: int | None = None) -> OptimumTrend:
     """Per-seed optimal log2 η at every depth and its slope against log2 L.
 
-    Computed on Depth-µP's window; block-only's optima are Depth-µP's shifted by ½ log2 L
-    (module docstring), so its per-seed slopes are Depth-µP's minus 1/2.
+    At n = ∞, or for the width-``width`` networks of the overlay (``finite_log_loss``).  Per
+    seed and depth the optimum is :func:`limitsim.stats.spline_argmin` (the calibration in
+    :mod:`limitsim.experiments.limit_transfer`'s docstring).  Computed on Depth-µP's window;
+    block-only's optima are Depth-µP's shifted by ½ log2 L (module docstring), so its per-seed
+    slopes are Depth-µP's minus 1/2.
     """
     depths = [int(L) for L in ds.depth.values]
     window = list(ds.attrs[f"log2_etas_{optimizer}"])
-    curves = ds.log_loss.sel(optimizer=optimizer, param="depth_mup", log2_eta=window)
-    base = optimum_trend(window, curves.transpose("depth", "log2_eta", "seed").values, depths)
+    if width is None:
+        curves = ds.log_loss.sel(param="depth_mup")
+    else:
+        curves = ds.finite_log_loss.sel(finite_width=width)
+    curves = curves.sel(optimizer=optimizer, log2_eta=window)
+    base = optimum_trend(
+        window, curves.transpose("depth", "log2_eta", "seed").values, depths, locate=spline_argmin
+    )
     if param == "depth_mup":
         return base
     offsets = np.array([shift(param, L) for L in depths])[:, None]

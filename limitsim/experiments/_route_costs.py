@@ -198,10 +198,12 @@ def particles(
     block_depth: int = 1,
     n_replicas: int = 8,
     optimizer: str = "sgd",
+    n_partners: int | None = None,
     extra_hats: int = 0,
     sweep: str | None = None,
 ) -> Work:
-    """One :func:`limitsim.simulate_limit` run (``extra_hats``: probe and evaluation vectors)."""
+    """One :func:`limitsim.simulate_limit` run (``extra_hats``: probe and evaluation vectors;
+    ``n_partners`` as there, None: exact Adam partners)."""
     from limitsim.particles.simulate import memory_bytes
 
     vectors = steps * batch
@@ -209,7 +211,7 @@ def particles(
     seconds = (
         n_particles * matrices * (CONSTANTS["c_hat"] * vectors + CONSTANTS["c_basis"] * vectors**2)
     )
-    shape = _SystemShape(n_matrices=matrices, optimizer=optimizer)
+    shape = _SystemShape(n_matrices=matrices, optimizer=optimizer, n_partners=n_partners)
     need = memory_bytes(
         cast(Any, shape), vectors + extra_hats, n_particles, n_particles // n_replicas
     )

@@ -7,6 +7,7 @@ convergence, limit_transfer) build their ``Sizes`` from the classes here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,23 @@ class FewPointTask(SyntheticTask):
     targets."""
 
     task_seed: int
+
+
+def few_point_task(point: Mapping[str, Any], *, evaluation: bool = True) -> Any:
+    """The :class:`FewPointTask` of a sweep point or sizes: :func:`limitsim.data.few_point`
+    with its ``steps``, ``n_points``, ``d_in`` and ``task_seed``; ``evaluation=False`` drops the
+    evaluation inputs (training loss only)."""
+    from dataclasses import replace
+
+    from limitsim.data import few_point
+
+    task = few_point(
+        steps=int(point["steps"]),
+        n_points=int(point["n_points"]),
+        d_in=int(point["d_in"]),
+        seed=int(point["task_seed"]),
+    )
+    return task if evaluation else replace(task, eval_X=None, eval_Y=None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,7 +45,7 @@ import xarray as xr
 from scipy import stats
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments._synthetic import FewPointTask
+from limitsim.experiments._synthetic import FewPointTask, few_point_task
 from limitsim.plotting import depth_colors, new_figure, save_figure
 from limitsim.report import Claim
 from limitsim.stats import from_standard_error
@@ -115,13 +115,6 @@ STANDARD = replace(QUICK, particle_depths=(2, 4, 8, 16, 32), n_particles=65536)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
-def _task(point: dict[str, Any]) -> Any:
-    from limitsim.data import few_point
-
-    return few_point(steps=int(point["steps"]), n_points=int(point["n_points"]),
-                     d_in=int(point["d_in"]), seed=int(point["task_seed"]))  # fmt: skip
-
-
 def _param(point: dict[str, Any]) -> Any:
     from limitsim.parametrization import Parametrization
 
@@ -134,7 +127,7 @@ def finite_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     first = points[0]
     runs = train_finite_batch(
-        _task(first), _param(first), depth=int(first["width_depth"]),
+        few_point_task(first), _param(first), depth=int(first["width_depth"]),
         width=int(first["width"]), phi=str(first["phi"]), seeds=[int(p["seed"]) for p in points],
         dtype="float32", eval_every=0, blas_threads=1,
     )  # fmt: skip
@@ -151,7 +144,7 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     from limitsim.particles.simulate import simulate_limit
     from limitsim.sweeps.grid import point_seed
 
-    task, param, depth = _task(point), _param(point), int(point["depth"])
+    task, param, depth = few_point_task(point), _param(point), int(point["depth"])
     if point["route"] == "linear_limit":
         run = linear_limit(task, param, depth=depth)
         return {"f": run.f, "f_se": np.zeros_like(run.f), "diverged": run.diverged}

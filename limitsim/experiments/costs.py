@@ -194,8 +194,6 @@ ADAM_PARTICLES = 2.7
 def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
     from dataclasses import replace
 
-    from limitsim.experiments.limit_transfer import REPLICAS
-
     work = []
     for opt in sizes["optimizers"]:
         runs = len(sizes["log2_etas"][opt]) * int(sizes["seeds"])
@@ -205,13 +203,29 @@ def _limit_transfer(sizes: Mapping[str, Any]) -> list[Work]:
                 depth=int(L),
                 steps=int(sizes["steps"]),
                 batch=int(sizes["n_points"]),
-                n_replicas=REPLICAS,
+                n_replicas=int(sizes["n_replicas"]),
                 optimizer=str(opt),
+                n_partners=int(sizes["n_partners"]) if opt == "adam" else None,
                 sweep="limit_transfer",
             )
             if opt == "adam":
                 one = replace(one, seconds=one.seconds * ADAM_PARTICLES)
-            work += [one] * runs
+            # each point simulates N and N/2 particles (limit_point): 1.5 times one run
+            work += [replace(one, seconds=1.5 * one.seconds)] * runs
+            etas, per_batch = len(sizes["log2_etas"][opt]), int(sizes["finite_batch"])
+            for width in sizes["finite_widths"]:  # the overlay: batches of η per seed
+                batch = finite(
+                    min(per_batch, etas),
+                    depth=int(L),
+                    width=int(width),
+                    batch=int(sizes["n_points"]),
+                    steps=int(sizes["steps"]),
+                    optimizer=str(opt),
+                    d_in=int(sizes["d_in"]),
+                    d_out=1,
+                    sweep="limit_transfer_finite",
+                )
+                work += [batch] * (-(-etas // per_batch) * int(sizes["seeds"]))
     return work
 
 

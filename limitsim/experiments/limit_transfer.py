@@ -28,28 +28,33 @@ re-read at η L^{-1/2} (``tests/test_experiment_limit_transfer.py`` checks the i
 direct simulations), on a grid shifted by ½ log2 L (a multiple of the 0.5 grid step for
 depths that are powers of two).
 
-**Monte Carlo intervals.**  Each seed is one independent particle simulation of
-``n_particles`` particles (two replicas of ``N_r = n_particles / 2``), shared by all η of
-that (optimizer, depth, seed) (common random numbers: the same base samples and innovations
-at every η, so one seed's curve over η is smooth).  Per seed and depth the optimum is
-:func:`limitsim.stats.argmin_fit` of that seed's curve; the slope of the optimum against
+**Monte Carlo intervals.**  Each seed is two independent particle simulations, of
+``N = n_particles`` and ``N/2`` particles (one replica each: the seeds are the independent
+units), extrapolated to N = ∞ linearly in 1/N (:func:`limit_point`): a simulation's outputs
+carry a bias ``b/N`` (K/N_r in :mod:`limitsim.particles.simulate`, K = steps · n_points hats
+per matrix) that the seed mean does not remove, ``2 f_N − f_{N/2}`` removes it to first
+order, at 1.5 times the cost of one simulation.  The seed's simulations are shared by all η of
+that (optimizer, depth, seed) (common random numbers: the same base samples and innovations at
+every η, so one seed's curve over η is smooth).  The plotted log loss is the log of the
+seed-mean loss (:func:`seed_mean_log`).  Per seed and depth the optimum is
+:func:`limitsim.stats.spline_argmin` of that seed's curve; the slope of the optimum against
 log2 L is fitted per seed and its interval is Student's t over seeds
-(:func:`~limitsim.experiments._common.optimum_trend`), exactly as for finite networks in
-:mod:`limitsim.experiments.transfer`.  Each seed also carries the simulator's O(K/N_r) bias
-(K = steps · n_points hats per matrix), which the seed mean does not remove.  Calibration on
-the exact linear limit at the quick settings (φ = identity, SGD, 200 repetitions of the
-8-seed estimator; ``tests/test_particle_calibration.py``): at L = 4 the z-scores of the outputs
-and log losses have an RMS within 10% of Student's t s.d.; at L = 64, near the optimum, the
-outputs' RMS is 1.19 × t's and the log loss is biased by −0.5 SE (an expected failure of the
-test; 100 repetitions), and past the optimum (the edge of stability, where the dynamics amplify
-every error) 2.2 × and −4 SE.  So the intervals of the rows are calibrated at the small depths
-only; at the largest depths they are too narrow by about a fifth.  Doubling N_r (512) brings
-the outputs within 10% at L = 64 (1.07 ×) but not the log loss (bias −0.65 SE): that bias is not
-only the O(K/N_r) one (a candidate is the log of each seed's noisy loss near the optimum).
-The O(K/N_r) bias over the standard error grows like sqrt(seeds / N_r); the standard and
-paper profiles keep that ratio below quick's.
-Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`; an extra
-O(1/n_partners) bias through φ), which has no exact reference to calibrate against.
+(:func:`~limitsim.experiments._common.optimum_trend`), as for finite networks in
+:mod:`limitsim.experiments.transfer`.
+
+Calibration on the exact linear limit at the quick sizes (φ = identity, SGD, z-scores against
+the exact answer; ``benchmarks/particle_calibration.py`` over every depth and η of a window
+around the optimum, ``tests/test_particle_calibration.py``; the measured ratios are in
+``benchmarks/README.md``, "Calibration of the n = ∞ transfer rows").  The extrapolation makes
+the outputs' and (where the loss does not explode) the log losses' intervals calibrated; a
+single simulation's are too narrow and biased.  The rows' last-doubling shift is calibrated
+and their slope unbiased, but its intervals are somewhat too narrow: the per-seed optima are
+bimodal where the limit's curve bends sharply between two grid points near its minimum.
+:func:`~limitsim.stats.spline_argmin` is used rather than :func:`~limitsim.stats.argmin_fit`,
+whose parabola is biased on such asymmetric curves (toward small η) and gives worse-calibrated
+slopes.  Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`;
+an extra O(1/n_partners) bias through φ, not removed by the extrapolation in N), which has no
+exact reference to calibrate against.
 
 Claims (``extension``: the paper shows finite networks only), per optimizer:
 
@@ -62,7 +67,6 @@ Claims (``extension``: the paper shows finite networks only), per optimizer:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,7 +79,8 @@ from numpy.typing import NDArray
 from limitsim.experiments._common import Context, seed_axis, sweep
 from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARAMS, shift, trend
 from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
-from limitsim.experiments._synthetic import FewPointTask
+from limitsim.experiments._limit_transfer_finite import run_finite
+from limitsim.experiments._synthetic import FewPointTask, few_point_task
 from limitsim.experiments.profiles import log2_grid
 from limitsim.plotting import (
     depth_colors,
@@ -86,8 +91,6 @@ from limitsim.plotting import (
 )
 
 TITLE = "Learning-rate transfer across depth at n = ∞ (particle simulator; Fig. 10 analogue)"
-#: Replicas per simulation (the minimum; the seeds are the independent units).
-REPLICAS = 2
 #: Grid step of log2 η: block-only's grid is Depth-µP's shifted by ½ log2 L.
 GRID_STEP = 0.5
 
@@ -97,7 +100,13 @@ class Sizes(FewPointTask):
     """Sizes of the n = ∞ transfer experiment; the fields are read by :func:`run`.
 
     ``log2_etas`` are Depth-µP's windows of log2 η per optimizer (step 0.5); ``depths`` are
-    powers of two; ``n_particles`` is per seed (two replicas).
+    powers of two; ``n_particles`` is per seed, in ``n_replicas`` replicas: by default one
+    system of all of them (the seeds are the independent units, and one replica has half the
+    O(K/N_r) bias of two at the same cost; module docstring).  ``finite_widths`` are the
+    widths of the finite networks whose optima are overlaid
+    (:mod:`~limitsim.experiments._limit_transfer_finite`; none in quick, whose 10-minute
+    budget they would exceed: a few-point batch costs a width-n network O(L n²) per step in
+    weight updates whatever the batch); ``finite_batch`` learning rates train together.
     """
 
     optimizers: tuple[str, ...]
@@ -107,6 +116,9 @@ class Sizes(FewPointTask):
     n_particles: int
     n_partners: int
     seeds: int
+    n_replicas: int = 1
+    finite_widths: tuple[int, ...] = ()
+    finite_batch: int = 16
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,9 +144,10 @@ TINY = Sizes(
     n_points=4,
     d_in=16,
     task_seed=0,
-    n_particles=256,
+    n_particles=512,
     n_partners=16,
     seeds=3,
+    finite_widths=(16, 32),
 )
 QUICK = replace(
     TINY,
@@ -144,8 +157,15 @@ QUICK = replace(
     n_particles=512,
     n_partners=32,
     seeds=8,
+    finite_widths=(),
 )
-STANDARD = replace(QUICK, depths=(4, 8, 16, 32, 64, 128), n_particles=1024, seeds=12)
+STANDARD = replace(
+    QUICK,
+    depths=(4, 8, 16, 32, 64, 128),
+    n_particles=1024,
+    seeds=12,
+    finite_widths=(64, 128, 256),
+)
 PAPER = replace(
     QUICK,
     depths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
@@ -153,32 +173,39 @@ PAPER = replace(
     n_particles=4096,
     n_partners=128,
     seeds=32,
+    finite_widths=(128, 256, 512),
+    finite_batch=1,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
+#: The sizes every point of the sweep carries (besides optimizer, depth, log2 η and seed).
+POINT_KEYS = (
+    "phi",
+    "steps",
+    "n_points",
+    "d_in",
+    "task_seed",
+    "n_particles",
+    "n_replicas",
+    "n_partners",
+)
 
 
 def make_task(point: Mapping[str, Any]) -> Any:
-    """The full-batch regression of a point, without evaluation inputs (training loss only).
-
-    The batch of :func:`limitsim.data.few_point` (``n_points``, ``d_in``, ``task_seed``) for
-    ``steps`` steps.
-    """
-    from limitsim.data import few_point
-
-    task = few_point(
-        steps=int(point["steps"]),
-        n_points=int(point["n_points"]),
-        d_in=int(point["d_in"]),
-        seed=int(point["task_seed"]),
-    )
-    return replace(task, eval_X=None, eval_Y=None)
+    """The full-batch regression of a point, without evaluation inputs (training loss only)."""
+    return few_point_task(point, evaluation=False)
 
 
 def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     """One seed's n = ∞ run under Depth-µP (sweep function): outputs ``f`` (T, B).
 
-    The simulator's seed is derived from (seed, depth, optimizer) only, so every η of a seed
-    uses the same random numbers (module docstring).  ``f`` is NaN from a diverged step on.
+    Two independent simulations, of ``N = n_particles`` and ``N/2`` particles, extrapolated
+    to N = ∞ linearly in 1/N: ``f = 2 f_N − f_{N/2}`` (``f_full``, ``f_half`` are returned too).
+    The simulator's outputs carry a bias ``b/N + O(1/N²)`` (``K/N_r`` in
+    :mod:`limitsim.particles.simulate`), which the extrapolation removes to first order, at
+    1.5 times the cost of one simulation and about 2.4 times its standard deviation (module
+    docstring).  The simulator's seed is derived from (seed, depth, optimizer) only, so every
+    η of a seed uses the same random numbers.  ``f`` is NaN from a diverged step of either
+    simulation on.
     """
     from limitsim.parametrization import Parametrization
     from limitsim.particles.simulate import simulate_limit
@@ -187,18 +214,25 @@ def limit_point(point: dict[str, Any]) -> dict[str, Any]:
     optimizer = str(point["optimizer"])
     param = Parametrization.depth_mup(eta=2.0 ** float(point["log2_eta"]), optimizer=optimizer)
     rng = np.random.default_rng(point_seed(point, ("seed", "depth", "optimizer")))
-    run = simulate_limit(
-        make_task(point),
-        param,
-        depth=int(point["depth"]),
-        phi=str(point["phi"]),
-        n_particles=int(point["n_particles"]),
-        n_replicas=REPLICAS,
-        n_partners=int(point["n_partners"]) if optimizer == "adam" else None,
-        seed=rng,
-        progress=False,
-    )
-    return {"f": run.f[..., 0], "diverged": run.diverged}
+    task = make_task(point)
+    n_particles = int(point["n_particles"])
+    f = {}
+    diverged = False
+    for name, n in (("f_full", n_particles), ("f_half", n_particles // 2)):
+        run = simulate_limit(
+            task,
+            param,
+            depth=int(point["depth"]),
+            phi=str(point["phi"]),
+            n_particles=n,
+            n_replicas=int(point["n_replicas"]),
+            n_partners=int(point["n_partners"]) if optimizer == "adam" else None,
+            seed=rng,
+            progress=False,
+        )
+        f[name] = run.f[..., 0]
+        diverged |= run.diverged
+    return {"f": 2.0 * f["f_full"] - f["f_half"], **f, "diverged": diverged}
 
 
 def log_losses(f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -235,6 +269,32 @@ def log_losses(f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.flo
     return out
 
 
+def seed_mean_log(log_loss: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """The limit's log loss estimated from per-seed log losses, and its standard error.
+
+    ``log mean_s loss_s`` over the seeds with a finite value, with the delta-method standard
+    error ``sd_s(loss_s) / (sqrt(S) mean_s loss_s)``.  Not the mean of the per-seed logs: each
+    seed's loss is an unbiased but noisy estimate of the limit's, so the log of one seed's
+    loss is biased low by about half its squared relative error, a bias the seed mean does
+    not shrink while its standard error does (``benchmarks/README.md``, "Calibration of the
+    n = ∞ transfer rows").  Averaging the losses first leaves a bias S times smaller.
+
+    Parameters
+    ----------
+    log_loss : DataArray
+        Per-seed log losses (from :func:`log_losses`), with a ``seed`` dimension.
+
+    Returns
+    -------
+    mean, se : DataArray
+        ``log_loss`` without its ``seed`` dimension.
+    """
+    loss = xr.apply_ufunc(np.exp, log_loss)
+    mean = loss.mean("seed")
+    se = loss.std("seed", ddof=1) / np.sqrt(loss.count("seed")) / mean
+    return xr.apply_ufunc(np.log, mean), se
+
+
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     """Depth-µP over (optimizer, depth, log2 η, seed); block-only by the identity (docstring).
 
@@ -245,7 +305,6 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
     from limitsim.sweeps.grid import Grid
 
     windows = {opt: list(sizes["log2_etas"][opt]) for opt in sizes["optimizers"]}
-    fixed_keys = ("phi", "steps", "n_points", "d_in", "task_seed", "n_particles", "n_partners")
     grid = Grid(
         axes={
             "optimizer": list(sizes["optimizers"]),
@@ -259,7 +318,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
                 for opt, w in windows.items()
             )
         ],
-        fixed={key: sizes[key] for key in fixed_keys},
+        fixed={key: sizes[key] for key in POINT_KEYS},
     )
     raw = sweep(context, NAME, limit_point, grid)
     f = raw.f.rename(f_dim0="step", f_dim1="example").transpose(
@@ -287,7 +346,10 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
             "seed": seeds,
         },
     )
-    ds.attrs = {key: sizes[key] for key in fixed_keys}
+    if sizes["finite_widths"]:
+        finite = run_finite(sizes, context).rename(width="finite_width")
+        ds["finite_log_loss"] = finite.reindex(log2_eta=axis)
+    ds.attrs = {key: sizes[key] for key in POINT_KEYS}
     for opt, window in windows.items():
         ds.attrs[f"log2_etas_{opt}"] = window
     return ds
@@ -335,8 +397,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L).dropna(
                     "log2_eta", how="all"
                 )
-                mean = curve.mean("seed")
-                se = curve.std("seed", ddof=1) / math.sqrt(seeds)
+                mean, se = seed_mean_log(curve)
                 ax.plot(curve.log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
                 ax.fill_between(curve.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.25)
                 ax.axvline(optimum.value, color=colors[L], lw=0.6, ls=":")
@@ -344,6 +405,7 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
             ax.set_xlabel("log2 η")
             ax.set_ylabel("log mean training loss")
         ax = axes[row, -1]
+        widths = [int(n) for n in ds.finite_width.values] if "finite_width" in ds.dims else []
         for k, param in enumerate(PARAMS):
             errorbar_estimates(
                 ax,
@@ -351,9 +413,22 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
                 trend(ds, opt, param).per_depth(),
                 marker="o",
                 color=f"C{k}",
-                label=PARAM_LABELS[param],
+                label=f"{PARAM_LABELS[param]}, n = ∞",
             )
-        ax.set_title(f"optimal log2 η vs depth ({opt}, n = ∞)", fontsize=9)
+            for j, width in enumerate(widths):  # finite widths, lighter and offset to the left
+                errorbar_estimates(
+                    ax,
+                    np.log2(depths) - 0.08 * (len(widths) - j),
+                    trend(ds, opt, param, width).per_depth(),
+                    marker="o",
+                    mfc="none",
+                    ms=3,
+                    lw=0.8,
+                    alpha=0.35 + 0.5 * (j + 1) / len(widths),
+                    color=f"C{k}",
+                    label=f"{PARAM_LABELS[param]}, n = {width}",
+                )
+        ax.set_title(f"optimal log2 η vs depth ({opt})", fontsize=9)
         ax.set_xlabel("log2 L")
         ax.set_ylabel("per-seed argmin log2 η, 95% CI")
         ax.legend(fontsize=6)
@@ -362,5 +437,6 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
         f"n = ∞ (particles, {ds.attrs['n_particles']} per seed), φ = {ds.attrs['phi']}, "
         f"{ds.attrs['n_points']}-point full-batch regression, {ds.attrs['steps']} steps\n"
         f"bands: ±1 SE over {seeds} seeds; dotted: mean per-seed optimum"
+        + ("\nhollow: finite-width networks (float32), offset to the left" if widths else "")
     )
     return save_figure(fig, out_dir, NAME)

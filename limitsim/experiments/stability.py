@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from limitsim.experiments._common import Context, seed_axis, sweep
-from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS, check_failures
+from limitsim.experiments._digits import BASE_DEPTH, DIVERSITY_LAMBDAS
 from limitsim.experiments._diversity_fit import slope_table
 from limitsim.experiments._diversity_limit import LIMIT_A, regression_task
 from limitsim.experiments._plots import log_depth_axes, plot_depth_points
@@ -214,8 +214,6 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
 
 def _dataset(limit: xr.Dataset, finite: xr.Dataset, sizes: Mapping[str, Any]) -> xr.Dataset:
     """The two sweeps' results in :func:`run`'s layout, with the sizes used as attributes."""
-    check_failures(limit)
-    check_failures(finite)
     step = int(sizes["steps"])
     lim_d = limit.d.rename(alpha_gamma="parametrization", depth="limit_depth", d_dim0="limit_k")
     fin_d = finite.d.rename(alpha_gamma="parametrization", d_dim0="k")

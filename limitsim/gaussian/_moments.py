@@ -65,18 +65,29 @@ def map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
         out[i] = fn(x[i])
 
 
+#: Smallest normal float64: below it ``k_ii k_jj`` is subnormal or 0 (digits lost).
+_TINY_PRODUCT = 2.2250738585072014e-308
+
+
 @jit(inline="always")
 def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
     """Standard deviations and the correlation clipped to [-1, 1] (0 when a variance is 0).
 
     Correlations within 1e-15 of ±1 are snapped to ±1: the arcsine in the closed forms has an
-    infinite slope there, so rounding in the square roots would otherwise cost 1e-8.
+    infinite slope there, so rounding in the square roots would otherwise cost 1e-8.  The
+    product ``k_ii k_jj`` is used where it is a normal float; outside (variances beyond about
+    1e154 or below 1e-154, where it overflows or loses digits) ``s_i s_j`` is used instead, so
+    the correlation stays right at every finite variance.
     """
     s_i = math.sqrt(max(k_ii, 0.0))
     s_j = math.sqrt(max(k_jj, 0.0))
     if s_i == 0.0 or s_j == 0.0:
         return s_i, s_j, 0.0
-    rho = k_ij / math.sqrt(k_ii * k_jj)
+    product = k_ii * k_jj
+    if _TINY_PRODUCT <= product < math.inf:
+        rho = k_ij / math.sqrt(product)
+    else:
+        rho = k_ij / (s_i * s_j)
     if abs(rho) > 1.0 - 1e-15:
         rho = math.copysign(1.0, rho)
     return s_i, s_j, rho

@@ -107,7 +107,10 @@ def simulate_limit(
     progress : bool
         Show a tqdm progress bar over the training steps.
     n_replicas : int
-        Independent replicas (≥ 2) for the standard errors.
+        Independent replicas for the standard errors (≥ 2), or 1 for one system of all
+        ``n_particles`` (half the O(K/N_r) bias of two replicas at the same cost, no error
+        bars: ``f_se``, ``loss_se``, ``f_eval_se`` are None and ``recorded.se`` is empty; for
+        callers whose independent units are seeds).
     n_partners : int, optional
         Adam only: partner particles per particle for ``ΔW x = E_j[...]``; ``None`` uses all
         ``N_r - 1`` other particles of the replica (exact, O(N_r²)); a number ``M`` samples
@@ -135,7 +138,7 @@ def simulate_limit(
     check_training_inputs(task, param, record)
     arch = _architecture(param, arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln)
     n_replicas = check_integer(
-        "n_replicas", n_replicas, minimum=2, what="an integer >= 2 (for error bars)"
+        "n_replicas", n_replicas, minimum=1, what="an integer >= 1 (>= 2 for error bars)"
     )
     bound = check_positive_real("divergence_bound", divergence_bound)
     T, B = task.steps, task.batch_size
@@ -374,9 +377,11 @@ def _record(
 
 
 # ------------------------------------------------------------------------- results
-def _mean_se(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Replica mean and its standard error (leading axis = replicas)."""
+def _mean_se(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
+    """Replica mean and its standard error (leading axis = replicas; None for one replica)."""
     R = values.shape[0]
+    if R == 1:
+        return values[0], None
     return values.mean(axis=0), values.std(axis=0, ddof=1) / math.sqrt(R)
 
 
@@ -393,9 +398,11 @@ def _assemble(
     R = f_rep.shape[0]
     f, f_se = _mean_se(f_rep)
     loss = task.value(f, task.Y)
-    loo = (f_rep.sum(axis=0)[None] - f_rep) / (R - 1)  # leave-one-replica-out means
-    loss_loo = task.value(loo, task.Y[None])
-    loss_se = np.sqrt((R - 1) / R * np.sum((loss_loo - loss_loo.mean(axis=0)) ** 2, axis=0))
+    loss_se = None
+    if R > 1:
+        loo = (f_rep.sum(axis=0)[None] - f_rep) / (R - 1)  # leave-one-replica-out means
+        loss_loo = task.value(loo, task.Y[None])
+        loss_se = np.sqrt((R - 1) / R * np.sum((loss_loo - loss_loo.mean(axis=0)) ** 2, axis=0))
     f_eval = f_eval_se = None
     if f_eval_rep is not None:
         f_eval, f_eval_se = _mean_se(f_eval_rep)
@@ -408,7 +415,7 @@ def _assemble(
             x_steps=stats["x_steps"][0],
             h_steps=stats["h_steps"][0],
             dh_layers=stats["dh_layers"][0] if "dh_layers" in stats else None,
-            se={key: value[1] for key, value in stats.items()},
+            se={key: se for key, (_, se) in stats.items() if se is not None},
         )
     stopped = t_stop < task.steps
     return Run(

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DamagedResultError", "DamagedResultWarning", "IncompatibleStoreError", "StoreError"]
+__all__ = [
+    "DamagedResultError",
+    "DamagedResultWarning",
+    "ExperimentsFailed",
+    "IncompatibleStoreError",
+    "PointsFailed",
+    "StoreError",
+]
 
 
 class StoreError(RuntimeError):
@@ -42,3 +49,33 @@ class DamagedResultError(StoreError):
 
 class DamagedResultWarning(UserWarning):
     """Damaged result files were moved to ``quarantine/`` and their points recomputed."""
+
+
+class PointsFailed(RuntimeError):
+    """Points of a sweep raised (a bug in the point function, or a lost worker).
+
+    A diverged point is a result (NaN); a failed one is not, and an experiment must not turn it
+    into a silent NaN.  The failures stay recorded in the store; running the experiment again
+    retries them (the other points are kept).
+
+    Attributes
+    ----------
+    name : str
+        The sweep (store) name.
+    count : int
+        Number of failed points.
+    first_error : str
+        The last line of the first failed point's error text.
+    """
+
+    def __init__(self, name: str, count: int, first_error: str) -> None:
+        self.name, self.count, self.first_error = name, count, first_error
+        super().__init__(
+            f"sweep {name!r}: {count} point(s) failed; first error: {first_error} "
+            "(the other points are kept; run again to retry the failed ones)"
+        )
+
+
+class ExperimentsFailed(RuntimeError):
+    """Experiments whose sweeps had failed points (:class:`PointsFailed`); raised by
+    :func:`limitsim.figures.make_figures` after the report of the others is written."""
