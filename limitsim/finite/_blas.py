@@ -10,8 +10,8 @@ own where numpy bundles OpenBLAS (its wheels do), else scipy's through its Cytho
 
 Numbers: entry ``(i, j)`` becomes ``w_ij + (−c) · Σ_b z_bi q_bj`` as BLAS computes it (a
 length-B sum per entry, in the order of BLAS's kernel, which does not depend on its thread
-count: ``tests/test_finite.py``); it differs from "gradient, then ``w −= c · g``" only by the
-rounding of that last multiply-add.
+count: ``tests/test_finite.py``); it can differ from "gradient, then ``w −= c · g``" by the
+roundings of the update term (the kernel's final multiply-add), within the bound tested.
 """
 
 from __future__ import annotations
