@@ -3,6 +3,7 @@ the classification's exponents and feature diversity measured in real networks."
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import itertools
 import math
@@ -12,7 +13,9 @@ import pytest
 from scipy import stats
 
 from limitsim import Parametrization, Record, Task
+from limitsim.finite import _blas
 from limitsim.finite import _kernels as fk
+from limitsim.finite._blas import gemm_update
 from limitsim.finite._loop import Trainer, memory_bytes
 from limitsim.finite.train import _network, check_memory, train_finite, train_finite_batch
 from limitsim.measures import feature_learning, fit_exponent, output_change
@@ -322,6 +325,53 @@ def test_threads_give_bit_identical_runs(rng, optimizer):
             assert (a.diverged_step, a.config) == (b.diverged_step, b.config)
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         train_finite_batch(task, params, threads=0, **kw)
+
+
+@pytest.mark.parametrize("library", ["default", "scipy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("a", "b", "rows"), [(128, 128, 64), (100, 37, 5), (33, 700, 1)])
+def test_gemm_update_matches_float64_reference(rng, monkeypatch, library, dtype, a, b, rows):
+    """``w − c zᵀq`` in one BLAS call, per configuration, within the rounding-error bound
+    (numpy's BLAS where found, and scipy's, the fallback).
+
+    Each entry is a length-R sum, a multiply by c and an add: ``|error| ≤ γ_{R+2} Σ|terms|``
+    with ``γ_m = m u / (1 − m u)`` (Higham, Thm 3.1 and eq. 3.4; u = eps/2).
+    """
+    w, z, q = (rng.standard_normal(shape).astype(dtype) for shape in
+               [(3, a, b), (3, rows, a), (3, rows, b)])  # fmt: skip
+    rate = np.array([1e-3, 0.02, 0.5])
+    wide = [array.astype(np.float64) for array in (w, z, q)]
+    reference = wide[0] - rate[:, None, None] * np.einsum("kra,krb->kab", wide[1], wide[2])
+    scale = np.abs(wide[0]) + rate[:, None, None] * np.einsum(
+        "kra,krb->kab", np.abs(wide[1]), np.abs(wide[2])
+    )
+    u = np.finfo(dtype).eps / 2
+    gamma = (rows + 2) * u / (1 - (rows + 2) * u)
+    if library == "scipy":
+        scipy_gemm = {"float32": _blas._scipy_gemm("sgemm"), "float64": _blas._scipy_gemm("dgemm")}
+        monkeypatch.setattr(_blas, "_GEMM", {np.dtype(k): f for k, f in scipy_gemm.items()})
+        monkeypatch.setattr(_blas, "_INT", ctypes.c_int)
+        monkeypatch.setattr(_blas, "_DIMS", {})
+    out = w.copy()
+    gemm_update(out, z, q, rate)
+    assert np.all(np.abs(out - reference) <= gamma * scale * (1 + 1e-6))
+    assert not np.array_equal(out, w)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        gemm_update(np.asfortranarray(w[0])[None], z[:1], q[:1], rate)
+    with pytest.raises(ValueError, match="shapes"):
+        gemm_update(w, z[:, :, :-1], q, rate)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blas_threads_give_bit_identical_runs(rng, dtype):
+    """One and two BLAS threads: the same bits (products large enough for BLAS to thread)."""
+    X = rng.standard_normal((3, 64, 8)) / math.sqrt(8)
+    task = Task.from_batches(X, np.eye(4)[rng.integers(0, 4, (3, 64))], loss="xent")
+    param = Parametrization.depth_mup(eta=0.5)
+    kw = dict(depth=3, width=512, dtype=dtype, eval_every=0)
+    one, two = (train_finite(task, param, blas_threads=t, **kw) for t in (1, 2))
+    np.testing.assert_array_equal(one.f, two.f)
+    np.testing.assert_array_equal(one.loss, two.loss)
 
 
 def test_batched_adam_float32_equals_separate(rng):

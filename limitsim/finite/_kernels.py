@@ -2,8 +2,9 @@
 
 Every array is C-contiguous with a leading configuration axis ``K``; activations have shape
 ``(K, R, n)`` (``R`` rows = examples of a batch, ``n`` = width) and per-configuration scalars
-have shape ``(K,)``.  Matrix products are *not* here: they go through BLAS (``np.matmul``) in
-:mod:`limitsim.finite._net`.  Each kernel fuses what numpy would do in several passes, in one
+have shape ``(K,)``.  Matrix products are *not* here: they go through BLAS (``np.matmul`` in
+:mod:`limitsim.finite._net`, and the SGD update of a hidden matrix in
+:mod:`limitsim.finite._blas`).  Each kernel fuses what numpy would do in several passes, in one
 loop over the rows.  Row sums are accumulated in float64 with four interleaved partial sums
 (a fixed order, so results are reproducible, yet four times faster than one serial sum
 without ``fastmath``); per-configuration scalars are cast to the array dtype so float32

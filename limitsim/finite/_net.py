@@ -3,7 +3,8 @@
 :class:`BatchedResnet` holds the weights of K configurations with a leading configuration
 axis and runs the hand-written forward and backward passes of ``theory/algorithms.md`` §1 for
 all of them at once: matrix products are batched ``np.matmul`` calls (BLAS on contiguous
-float32/float64 stacks), elementwise work goes through the fused kernels of
+float32/float64 stacks), an SGD step on a hidden matrix is one BLAS call that accumulates into
+the weights (:mod:`limitsim.finite._blas`), elementwise work goes through the fused kernels of
 :mod:`limitsim.finite._kernels`.  Configurations share the architecture (depth, width, φ,
 block) and may differ in every per-configuration scalar: branch multiplier, learning rates,
 Adam constants and seed.
@@ -33,6 +34,7 @@ from numpy.typing import NDArray
 
 from limitsim._generated import activations as _builtin
 from limitsim.finite import _kernels as fk
+from limitsim.finite._blas import gemm_update
 from limitsim.nonlinearities.registry import Nonlinearity
 
 __all__ = ["BatchedResnet", "Hyper", "Layer", "Spec", "draw_weights"]
@@ -145,7 +147,8 @@ class _Buffers:
             self.dx = np.empty((K, R, n), dt)
             self.q = np.empty((2, K, R, n), dt)
             self.dz = np.empty((K, R, n), dt)
-            self.grad = np.empty((K, n, n), dt)
+        # Adam needs a hidden matrix's gradient; SGD updates in one BLAS call without it.
+        self.grad = np.empty((K, n, n), dt) if store and spec.optimizer == "adam" else None
 
     def slot(self, layer: int) -> int:
         return layer if self.store else 0
@@ -291,6 +294,7 @@ class BatchedResnet:
         spec = self.spec
         m, bd = self.hyper.multiplier, spec.block_depth
         grad_factor = 1.0 / (spec.width * dx_top.shape[1])
+        sgd_rate = self.hyper.rate * grad_factor
         dx = buf.dx
         dx[...] = dx_top
         for layer in reversed(range(spec.depth)):
@@ -312,8 +316,12 @@ class BatchedResnet:
                     np.multiply(target, buf.dacts[layer, j - 1], out=target)
                 if step is not None:
                     inp = z if (j == 0 and spec.block == "post") else buf.acts[layer, j]
-                    np.matmul(inp.transpose(0, 2, 1), q, out=buf.grad)
-                    self._update(Layer.HIDDEN, W[j], buf.grad, step, (layer, j), grad_factor)
+                    if spec.optimizer == "sgd":  # W ← W − rate zᵀq in one BLAS call
+                        gemm_update(W[j], inp, q, sgd_rate)
+                    else:
+                        assert buf.grad is not None  # allocated for Adam
+                        np.matmul(inp.transpose(0, 2, 1), q, out=buf.grad)
+                        self._update(Layer.HIDDEN, W[j], buf.grad, step, (layer, j), grad_factor)
                 q = target
             if spec.pre_ln:
                 assert buf.zs is not None and buf.rms is not None
