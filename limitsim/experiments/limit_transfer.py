@@ -46,13 +46,12 @@ Calibration on the exact linear limit at the quick sizes (φ = identity, SGD, z-
 the exact answer; ``benchmarks/particle_calibration.py`` over every depth and η of a window
 around the optimum, ``tests/test_particle_calibration.py``; the measured ratios are in
 ``benchmarks/README.md``, "Calibration of the n = ∞ transfer rows").  The extrapolation makes
-the outputs' and (where the loss does not explode) the log losses' intervals calibrated; a
-single simulation's are too narrow and biased.  The rows' last-doubling shift is calibrated
-and their slope unbiased, but its intervals are somewhat too narrow: the per-seed optima are
-bimodal where the limit's curve bends sharply between two grid points near its minimum.
+the intervals of the outputs, of the log losses (where the loss does not explode, two grid
+steps past the optimum at the smallest depths) and of both rows (slope and last-doubling
+shift) calibrated; a single simulation's are too narrow and biased.
 :func:`~limitsim.stats.spline_argmin` is used rather than :func:`~limitsim.stats.argmin_fit`,
-whose parabola is biased on such asymmetric curves (toward small η) and gives worse-calibrated
-slopes.  Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`;
+whose parabola is biased on such asymmetric curves (toward small η) and gives a biased slope
+with too narrow intervals, even after the extrapolation.  Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`;
 an extra O(1/n_partners) bias through φ, not removed by the extrapolation in N), which has no
 exact reference to calibrate against.
 
