@@ -51,9 +51,9 @@ steps past the optimum at the smallest depths) and of both rows (slope and last-
 shift) calibrated; a single simulation's are too narrow and biased.
 :func:`~limitsim.stats.spline_argmin` is used rather than :func:`~limitsim.stats.argmin_fit`,
 whose parabola is biased on such asymmetric curves (toward small η) and gives a biased slope
-with too narrow intervals, even after the extrapolation.  Adam uses ``n_partners`` sampled partner particles (:func:`limitsim.simulate_limit`;
-an extra O(1/n_partners) bias through φ, not removed by the extrapolation in N), which has no
-exact reference to calibrate against.
+with too narrow intervals, even after the extrapolation.  Adam uses ``n_partners`` sampled
+partner particles (:func:`limitsim.simulate_limit`; an extra O(1/n_partners) bias through φ,
+not removed by the extrapolation in N), which has no exact reference to calibrate against.
 
 Claims (``extension``: the paper shows finite networks only), per optimizer:
 
