@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 import pytest
-from limitsim.nonlinearities.registry.registry import DEFAULT_HERMITE_TERMS
+from limitsim.nonlinearities.registry import DEFAULT_HERMITE_TERMS
 
 from limitsim import Parametrization, init_kernels
 from limitsim.gaussian._moments import hermite_rule
