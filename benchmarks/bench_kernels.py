@@ -33,10 +33,10 @@ import warnings
 
 import numpy as np
 import pytest
-from limitsim.nonlinearities.registry import DEFAULT_HERMITE_TERMS
 
 from limitsim import Parametrization, init_kernels
 from limitsim.gaussian._moments import hermite_rule
+from limitsim.nonlinearities.registry import DEFAULT_HERMITE_TERMS
 
 P, DEPTH = 64, 1024
 PARAM = Parametrization.depth_mup()
