@@ -636,3 +636,19 @@ def test_one_step_exponents_follow_classification(alpha, gamma):
     assert abs(fit_h.slope - predicted_h) < 0.15, (fit_h, predicted_h)
     c = classify(alpha, gamma)
     assert c.nontrivial == (fit_f.slope > -0.15) and c.stable_training == (fit_f.slope < 0.15)
+
+
+def test_fused_and_unfused_sgd_updates_agree(monkeypatch):
+    """Width 256 (fused BLAS update) against the same run forced onto the gradient product and
+    sgd_step: equal to float64 rounding."""
+    from limitsim.finite import _net
+
+    rng = np.random.default_rng(3)
+    task = Task.from_batches(rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 4, 2)))
+    param = Parametrization.depth_mup(eta=0.5)
+    fused = train_finite(task, param, depth=3, width=256, seed=1, progress=False)
+    monkeypatch.setattr(_net, "FUSED_MIN_WIDTH", 10**9)
+    plain = train_finite(task, param, depth=3, width=256, seed=1, progress=False)
+    assert _net.Spec(3, 256, 5, 2, None).fused_update is False  # type: ignore[arg-type]
+    np.testing.assert_allclose(fused.f, plain.f, rtol=1e-12, atol=1e-14)
+    assert np.abs(fused.f[-1] - fused.f[0]).max() > 1e-3  # it trains

@@ -33,9 +33,9 @@ def memory_bytes(
 
     - weights ``s K (d n + L bd n² + n e)``, three times that for Adam (two moments);
     - the training pass (every activation kept for the backward):
-      ``s K [B n ((2 + p + 2 bd) L + 6) + p L B + a n²]`` with ``a = 1`` for Adam (one (n, n)
-      gradient per configuration; SGD needs none), plus the per-step product ``δx̃^L``,
-      ``s K B n``;
+      ``s K [B n ((2 + p + 2 bd) L + 6) + p L B + a n²]`` with ``a = 0`` when SGD updates in one
+      BLAS call (``Spec.fused_update``) and 1 otherwise (an (n, n) gradient), plus the
+      per-step product ``δx̃^L``, ``s K B n``;
     - the evaluation pass (one layer kept): ``s K (P n (4 + p + 2 bd) + p P)``;
     - the float64 outputs ``f`` (K, T, B, e), ``loss`` (K, T) and ``f_eval`` (K, T, P, e);
     - with ``record`` (R steps): the float64 probe features ``x`` (K, R, L+1, n),
@@ -51,7 +51,7 @@ def memory_bytes(
     T, B, d, e = task.steps, task.batch_size, task.d_in, task.d_out
     P = 0 if task.eval_X is None or not eval_every else int(task.eval_X.shape[0])
 
-    gradient = n * n if spec.optimizer == "adam" else 0
+    gradient = 0 if spec.fused_update else n * n
 
     def training_pass(rows: int) -> int:
         return K * (rows * n * ((2 + p + 2 * bd) * L + 6) + p * L * rows + gradient)

@@ -62,6 +62,20 @@ class Spec:
     train_output: bool = False
     optimizer: str = "sgd"
 
+    @property
+    def fused_update(self) -> bool:
+        """SGD at width ≥ :data:`FUSED_MIN_WIDTH`: a hidden matrix's update is one BLAS call
+        (:func:`limitsim.finite._blas.gemm_update`); below, a batched gradient product and the
+        ``sgd_step`` kernel (one call per layer for all K configurations, where the fused path
+        makes one ctypes call per configuration and layer; ``benchmarks/README.md``)."""
+        return self.optimizer == "sgd" and self.width >= FUSED_MIN_WIDTH
+
+
+#: Narrowest width whose SGD updates use the fused BLAS call: slower than the batched gradient
+#: product and ``sgd_step`` at width 128, faster from 512 on (``benchmarks/README.md``, "The
+#: finite trainer against PyTorch").
+FUSED_MIN_WIDTH = 256
+
 
 class Layer(Enum):
     """The trained layers, valued by the name of their weight attribute on BatchedResnet."""
@@ -147,8 +161,8 @@ class _Buffers:
             self.dx = np.empty((K, R, n), dt)
             self.q = np.empty((2, K, R, n), dt)
             self.dz = np.empty((K, R, n), dt)
-        # Adam needs a hidden matrix's gradient; SGD updates in one BLAS call without it.
-        self.grad = np.empty((K, n, n), dt) if store and spec.optimizer == "adam" else None
+        # A hidden matrix's gradient, unless SGD updates in one BLAS call without it (fused).
+        self.grad = np.empty((K, n, n), dt) if store and not spec.fused_update else None
 
     def slot(self, layer: int) -> int:
         return layer if self.store else 0
@@ -316,7 +330,7 @@ class BatchedResnet:
                     np.multiply(target, buf.dacts[layer, j - 1], out=target)
                 if step is not None:
                     inp = z if (j == 0 and spec.block == "post") else buf.acts[layer, j]
-                    if spec.optimizer == "sgd":  # W ← W − rate zᵀq in one BLAS call
+                    if spec.fused_update:  # W ← W − rate zᵀq in one BLAS call
                         gemm_update(W[j], inp, q, sgd_rate)
                     else:
                         assert buf.grad is not None  # allocated for Adam
