@@ -219,6 +219,24 @@ def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) ->
     return Estimate(value=successes / trials, low=low, high=high, seeds=trials)
 
 
+def _grid_minimum(
+    x: ArrayLike, y: ArrayLike, half_width: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int, bool, NDArray[np.intp]] | None:
+    """Grid, values, index of the grid minimum over the finite values, whether it is at an end,
+    and the indices of the finite points within ``half_width`` steps of it (None with fewer
+    than two finite values)."""
+    xs = np.asarray(x, dtype=np.float64).ravel()
+    ys = np.asarray(y, dtype=np.float64).ravel()
+    if xs.shape != ys.shape:
+        raise ValueError(f"x and y need the same shape, got {xs.shape} and {ys.shape}")
+    finite = np.isfinite(ys)
+    if finite.sum() < 2:
+        return None
+    k = int(np.argmin(np.where(finite, ys, np.inf)))
+    lo, hi = max(0, k - half_width), min(xs.size, k + half_width + 1)
+    return xs, ys, k, k == 0 or k == xs.size - 1, np.arange(lo, hi)[finite[lo:hi]]
+
+
 def argmin_fit(x: ArrayLike, y: ArrayLike, *, half_width: int = 2) -> tuple[float, bool]:
     """Location of the minimum of ``y`` on the grid ``x``, and whether it is at the grid edge.
 
@@ -235,18 +253,10 @@ def argmin_fit(x: ArrayLike, y: ArrayLike, *, half_width: int = 2) -> tuple[floa
         True when the grid minimum is the first or last grid point: the true minimum may lie
         outside the grid, and ``location`` is only a bound.
     """
-    xs = np.asarray(x, dtype=np.float64).ravel()
-    ys = np.asarray(y, dtype=np.float64).ravel()
-    if xs.shape != ys.shape:
-        raise ValueError(f"x and y need the same shape, got {xs.shape} and {ys.shape}")
-    finite = np.isfinite(ys)
-    if finite.sum() < 2:
+    found = _grid_minimum(x, y, half_width)
+    if found is None:
         return math.nan, False
-    k = int(np.argmin(np.where(finite, ys, np.inf)))
-    at_edge = k == 0 or k == xs.size - 1
-    lo, hi = max(0, k - half_width), min(xs.size, k + half_width + 1)
-    window = np.arange(lo, hi)
-    window = window[finite[lo:hi]]
+    xs, ys, k, at_edge, window = found
     if window.size < 3 or at_edge:
         return float(xs[k]), at_edge
     a, b, _ = np.polyfit(xs[window], ys[window], 2)
@@ -277,17 +287,10 @@ def spline_argmin(x: ArrayLike, y: ArrayLike, *, half_width: int = 3) -> tuple[f
     """
     from scipy.interpolate import CubicSpline
 
-    xs = np.asarray(x, dtype=np.float64).ravel()
-    ys = np.asarray(y, dtype=np.float64).ravel()
-    if xs.shape != ys.shape:
-        raise ValueError(f"x and y need the same shape, got {xs.shape} and {ys.shape}")
-    finite = np.isfinite(ys)
-    if finite.sum() < 2:
+    found = _grid_minimum(x, y, half_width)
+    if found is None:
         return math.nan, False
-    k = int(np.argmin(np.where(finite, ys, np.inf)))
-    at_edge = k == 0 or k == xs.size - 1
-    lo, hi = max(0, k - half_width), min(xs.size, k + half_width + 1)
-    window = np.arange(lo, hi)[finite[lo:hi]]
+    xs, ys, _, at_edge, window = found
     if window.size < 4:
         return argmin_fit(xs, ys, half_width=half_width)
     spline = CubicSpline(xs[window], ys[window])
