@@ -7,7 +7,7 @@ grid point is on disk at once and a killed ``limitsim figures`` resumes where it
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -98,6 +98,13 @@ def seed_axis(context: Context | None, count: int) -> list[int]:
         raise ValueError(f"seeds must be in [1, {SEED_STRIDE - 1}], got {count}")
     base = 0 if context is None else context.seed
     return [base * SEED_STRIDE + k for k in range(count)]
+
+
+def eta_windows_filter(windows: Mapping[str, Sequence[float]]) -> str:
+    """Grid filter keeping, for each optimizer, the log2 η inside its window ``windows[opt]``."""
+    return " or ".join(
+        f"(optimizer == {opt!r} and {min(w)} <= log2_eta <= {max(w)})" for opt, w in windows.items()
+    )
 
 
 def sweep(

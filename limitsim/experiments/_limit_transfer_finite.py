@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import Context, eta_windows_filter, seed_axis, sweep
 from limitsim.experiments._limit_transfer_claims import NAME
 from limitsim.experiments._synthetic import few_point_task
 
@@ -82,12 +82,7 @@ def run_finite(sizes: Mapping[str, Any], context: Context | None) -> xr.DataArra
             "seed": seed_axis(context, int(sizes["seeds"])),
             "log2_eta": sorted({v for w in windows.values() for v in w}),
         },
-        filters=[
-            " or ".join(
-                f"(optimizer == {opt!r} and {min(w)} <= log2_eta <= {max(w)})"
-                for opt, w in windows.items()
-            )
-        ],
+        filters=[eta_windows_filter(windows)],
         fixed={key: sizes[key] for key in POINT_KEYS},
     )
     raw = sweep(

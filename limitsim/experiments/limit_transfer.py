@@ -75,7 +75,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from limitsim.experiments._common import Context, seed_axis, sweep
+from limitsim.experiments._common import Context, eta_windows_filter, seed_axis, sweep
 from limitsim.experiments._limit_transfer_claims import NAME, PARAM_LABELS, PARAMS, shift, trend
 from limitsim.experiments._limit_transfer_claims import claims as claims  # of run's data
 from limitsim.experiments._limit_transfer_finite import run_finite
@@ -311,12 +311,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
             "log2_eta": sorted({v for w in windows.values() for v in w}),
             "seed": seed_axis(context, int(sizes["seeds"])),
         },
-        filters=[
-            " or ".join(
-                f"(optimizer == {opt!r} and {min(w)} <= log2_eta <= {max(w)})"
-                for opt, w in windows.items()
-            )
-        ],
+        filters=[eta_windows_filter(windows)],
         fixed={key: sizes[key] for key in POINT_KEYS},
     )
     raw = sweep(context, NAME, limit_point, grid)

@@ -60,6 +60,7 @@ from limitsim.experiments._common import (
     TRANSFER_SLOPE,
     Context,
     OptimumTrend,
+    eta_windows_filter,
     optimum_trend,
     seed_axis,
     sweep,
@@ -172,10 +173,7 @@ def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
         },
         filters=[
             f"optimizer == 'adam' or parametrization in {SGD_PARAMS!r}",
-            " or ".join(
-                f"(optimizer == {opt!r} and {min(g)} <= log2_eta <= {max(g)})"
-                for opt, g in sizes["log2_etas"].items()
-            ),
+            eta_windows_filter(sizes["log2_etas"]),
         ],
         fixed={
             key: sizes[key]
