@@ -14,12 +14,15 @@ saves both raw outputs after every repetition (several processes may run disjoin
 
 ``report`` prints, for one simulation at N, one at N/2 and the extrapolation ``2 f_N − f_{N/2}``
 (what the rows use), the RMS of the z-scores against the exact limit over Student's t s.d. with
-``seeds − 1`` degrees of freedom: of the seed-mean outputs f_t (t ≥ 1), of the log of the
-seed-mean loss (:func:`~limitsim.experiments.limit_transfer.seed_mean_log`) per log2 η and
-depth, and of the rows' slope of the per-seed optimal log2 η against log2 L and shift of the
-optimum over the last doubling (:func:`~limitsim.experiments._common.optimum_trend`, with
-:func:`~limitsim.stats.argmin_fit` and with :func:`~limitsim.stats.spline_argmin`, which the
-rows use) against the same statistics of the exact curves.  Within 10% of 1 is calibrated
+``seeds − 1`` degrees of freedom: of the seed-mean outputs f_t (t ≥ 1); of the log of the
+limit's loss estimated from the seeds
+(:func:`~limitsim.experiments.limit_transfer.seed_mean_log`) per log2 η and depth, with the
+median |z| against t's and the ratio of the estimate's s.d. over repetitions to the RMS of its
+standard error (the scale of the plotted ±1 SE bands); and of the rows' slope of the per-seed
+optimal log2 η against log2 L and shift of the optimum over the last doubling
+(:func:`~limitsim.experiments._common.optimum_trend`, with :func:`~limitsim.stats.argmin_fit`
+and with :func:`~limitsim.stats.spline_argmin`, which the rows use) against the same
+statistics of the exact curves.  Within 10% of 1 is calibrated
 (``tests/test_particle_calibration.py`` checks three of these points over 200 repetitions).
 """
 
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from limitsim import Parametrization, linear_limit
 from limitsim.experiments import limit_transfer as lt
@@ -40,6 +44,8 @@ from limitsim.stats import spline_argmin
 
 SIZES = lt.QUICK
 WINDOW = [-1.0 + 0.5 * i for i in range(7)]
+#: Median of |t| with seeds − 1 = 7 degrees of freedom.
+T_MEDIAN_ABS = float(stats.t.ppf(0.75, SIZES.seeds - 1))
 
 
 def _point() -> dict[str, object]:
@@ -107,10 +113,8 @@ def report(paths: list[str]) -> None:
         se = f[..., 1:, :].std(axis=3, ddof=1) / math.sqrt(units)
         z_f = (mean - exact_f[None, :, :, 1:]) / se
         log_loss = lt.log_losses(f, y)
-        loss = np.exp(log_loss)
-        m = np.nanmean(loss, axis=-1)
-        se_log = np.nanstd(loss, axis=-1, ddof=1) / np.sqrt(np.isfinite(loss).sum(-1)) / m
-        z_l = (np.log(m) - exact_ll) / se_log
+        mean_log, se_log = lt.seed_mean_log(f, y)  # (reps, depth, η)
+        z_l = (mean_log - exact_ll) / se_log
         print(f"== {name}")
         print(f"  f:        all {_rms(z_f) / t_sd:.3f}")
         for label, z in (("f", z_f), ("log loss", z_l)):
@@ -118,6 +122,17 @@ def report(paths: list[str]) -> None:
             by_depth = [f"{_rms(z[:, i]) / t_sd:.2f}" for i in range(len(depths))]
             print(f"  {label:9s} by log2 η {WINDOW}: {by_eta}")
             print(f"  {label:9s} by depth {depths}: {by_depth}")
+        with np.errstate(invalid="ignore"):
+            tables = {
+                "z RMS / t's s.d.": np.sqrt(np.nanmean(z_l**2, axis=0)) / t_sd,
+                "median |z| / t's": np.nanmedian(np.abs(z_l), axis=0) / T_MEDIAN_ABS,
+                "s.d. of log loss / RMS of its SE": np.nanstd(mean_log, axis=0)
+                / np.sqrt(np.nanmean(se_log**2, axis=0)),
+            }
+        for title, table in tables.items():
+            print(f"  log loss, {title} (rows: depth {depths}; columns: log2 η {WINDOW})")
+            for L, row in zip(depths, table, strict=True):
+                print(f"    {L:4d} " + " ".join(f"{v:5.2f}" for v in row))
         for locator, locate in (("argmin_fit", None), ("spline_argmin", spline_argmin)):
             z_slope, z_shift = _rows(log_loss, exact_ll, locate)
             print(

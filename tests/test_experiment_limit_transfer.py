@@ -122,6 +122,55 @@ def test_log_losses_remove_the_variance_of_f(rng):
     assert np.isnan(out[0]) and np.isfinite(out[1:]).all()
 
 
+def test_pair_loss_against_every_pair(rng):
+    """U and its leave-one-out values equal the mean over ordered pairs, written out."""
+    errors = rng.standard_normal((6, 10)) + 0.3
+
+    def by_pairs(x):
+        S = x.shape[0]
+        return np.mean([0.5 * np.mean(x[a] * x[b]) for a in range(S) for b in range(S) if a != b])
+
+    U, leave_one_out = lt.pair_loss(errors)
+    assert U == pytest.approx(by_pairs(errors), rel=1e-12)
+    expected = [by_pairs(np.delete(errors, i, axis=0)) for i in range(6)]
+    np.testing.assert_allclose(leave_one_out, expected, rtol=1e-12)
+
+
+def test_seed_mean_log_is_the_corrected_seed_mean(rng):
+    """log U equals the log of the seed mean of log_losses' variance-corrected losses."""
+    y = np.array([0.5, -1.0])
+    f = np.array([[0.0, 0.0], [0.3, -0.6], [0.45, -0.9]]) + 0.05 * rng.standard_normal((8, 3, 2))
+    f[:, 0] = 0.0
+    log_loss, se = lt.seed_mean_log(f, y)
+    assert log_loss == pytest.approx(np.log(np.exp(lt.log_losses(f, y)).mean()), rel=1e-12)
+    assert 0 < se < 0.1
+    f[2, 1:] = np.nan  # a diverged seed is left out
+    assert lt.seed_mean_log(f, y)[0] == pytest.approx(lt.seed_mean_log(np.delete(f, 2, 0), y)[0])
+    short = lt.seed_mean_log(f[1:3], y)  # one finite seed: nothing; two: no standard error
+    assert np.isnan(short[0]) and np.isnan(short[1])
+    two = lt.seed_mean_log(f[3:5], y)
+    assert np.isfinite(two[0]) and np.isnan(two[1])
+
+
+@pytest.mark.parametrize("d", [0.0, 0.3, 3.0])
+def test_jackknife_expectation_follows_the_derivation(rng, d):
+    """Monte Carlo against seed_mean_log's derivation, errors d + N(0, 1) in J columns:
+    Var U = 4ζ₁/S + 2δ/(S(S−1)) and E v_jack = 4ζ₁/S + 4δ/(S(S−2)), ζ₁ = d²/(4J), δ = 1/(4J)
+    (exact at d = 3, 2(S−1)/(S−2) too large at d = 0); 5 standard errors."""
+    S, J, reps = 8, 5, 6000
+    U, jack = np.empty(reps), np.empty(reps)
+    for r in range(reps):
+        U[r], leave_one_out = lt.pair_loss(d + rng.standard_normal((S, J)))
+        jack[r] = (S - 1) / S * np.sum((leave_one_out - leave_one_out.mean()) ** 2)
+    zeta1, delta = d * d / (4 * J), 1 / (4 * J)
+    var_u = 4 * zeta1 / S + 2 * delta / (S * (S - 1))
+    centred = (U - U.mean()) ** 2
+    assert abs(U.mean() - 0.5 * d * d) < 5 * U.std() / math.sqrt(reps)
+    assert abs(centred.mean() - var_u) < 5 * centred.std() / math.sqrt(reps)
+    expected_jack = 4 * zeta1 / S + 4 * delta / (S * (S - 2))
+    assert abs(jack.mean() - expected_jack) < 5 * jack.std() / math.sqrt(reps)
+
+
 def test_common_random_numbers_across_learning_rates():
     """One seed's simulations at two η share their random numbers: f_0 agrees exactly."""
     point = {

@@ -35,8 +35,9 @@ carry a bias ``b/N`` (K/N_r in :mod:`limitsim.particles.simulate`, K = steps · 
 per matrix) that the seed mean does not remove, ``2 f_N − f_{N/2}`` removes it to first
 order, at 1.5 times the cost of one simulation.  The seed's simulations are shared by all η of
 that (optimizer, depth, seed) (common random numbers: the same base samples and innovations at
-every η, so one seed's curve over η is smooth).  The plotted log loss is the log of the
-seed-mean loss (:func:`seed_mean_log`).  Per seed and depth the optimum is
+every η, so one seed's curve over η is smooth).  The plotted log loss is the log of an
+unbiased estimate of the limit's loss, a U-statistic over pairs of seeds, with a jackknife
+standard error (:func:`seed_mean_log`).  Per seed and depth the optimum is
 :func:`limitsim.stats.spline_argmin` of that seed's curve; the slope of the optimum against
 log2 L is fitted per seed and its interval is Student's t over seeds
 (:func:`~limitsim.experiments._common.optimum_trend`), as for finite networks in
@@ -268,30 +269,91 @@ def log_losses(f: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.flo
     return out
 
 
-def seed_mean_log(log_loss: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
-    """The limit's log loss estimated from per-seed log losses, and its standard error.
+def pair_loss(errors: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+    """The U-statistic ``U = Σ_{s≠s'} ½ ⟨e_s, e_s'⟩ / (S (S − 1))`` and its leave-one-out values.
 
-    ``log mean_s loss_s`` over the seeds with a finite value, with the delta-method standard
-    error ``sd_s(loss_s) / (sqrt(S) mean_s loss_s)``.  Not the mean of the per-seed logs: each
-    seed's loss is an unbiased but noisy estimate of the limit's, so the log of one seed's
-    loss is biased low by about half its squared relative error, a bias the seed mean does
-    not shrink while its standard error does (``benchmarks/README.md``, "Calibration of the
-    n = ∞ transfer rows").  Averaging the losses first leaves a bias S times smaller.
+    ``⟨e_s, e_s'⟩`` is the mean over the columns of the product of rows s and s'.  For
+    independent rows with mean d, U is unbiased for ``½ ⟨d, d⟩``.
 
     Parameters
     ----------
-    log_loss : DataArray
-        Per-seed log losses (from :func:`log_losses`), with a ``seed`` dimension.
+    errors : ndarray, shape (S, J)
+        One row per independent seed, S ≥ 2.
 
     Returns
     -------
-    mean, se : DataArray
-        ``log_loss`` without its ``seed`` dimension.
+    U : float
+    leave_one_out : ndarray, shape (S,)
+        U without row i (NaN when S < 3).
     """
-    loss = xr.apply_ufunc(np.exp, log_loss)
-    mean = loss.mean("seed")
-    se = loss.std("seed", ddof=1) / np.sqrt(loss.count("seed")) / mean
-    return xr.apply_ufunc(np.log, mean), se
+    S = errors.shape[0]
+    gram = 0.5 * (errors @ errors.T) / errors.shape[1]
+    pairs = gram.sum() - np.trace(gram)
+    rows = gram.sum(axis=1) - np.diag(gram)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        leave_one_out = (pairs - 2 * rows) / ((S - 1) * (S - 2))
+    return float(pairs / (S * (S - 1))), leave_one_out
+
+
+def seed_mean_log(
+    f: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The limit's log loss from independent per-seed outputs, and its standard error.
+
+    With the errors ``e_s = f̂_s − y`` (steps t ≥ 1, flattened) of the S seeds whose outputs
+    are finite, the limit's loss ``½ mean_{t≥1, b} (f − y)²`` is estimated by the U-statistic
+    of :func:`pair_loss`, the mean over pairs of distinct seeds of ``½ ⟨e_s, e_s'⟩``: the
+    product of two independent estimates is unbiased, so U is, without the variance correction
+    of :func:`log_losses` (U equals the seed mean of its corrected losses,
+    ``½ mean[(f̄ − y)² − s²/S]``, negative ones included).  The standard error of ``log U`` is
+    the jackknife over seeds, ``sqrt((S−1)/S Σ_i (log U_(i) − mean_i log U_(i))²)`` with
+    ``U_(i)`` the statistic without seed i (``SE_jack(U)/U`` where some ``U_(i) ≤ 0``).
+
+    **Accuracy** (derivation).  Write ``½ ⟨e_s, e_s'⟩ = θ + g_s + g_s' + ψ_ss'`` (Hoeffding),
+    ``ζ₁ = Var g``, ``δ = Var ψ``.  Then ``Var U = 4ζ₁/S + 2δ/(S(S−1))`` and the jackknife
+    has expectation ``4ζ₁/S + 4δ/(S(S−2))``: exact where the loss is large against the Monte
+    Carlo noise of f (ζ₁ dominates), conservative where the noise dominates (near the optimum),
+    by at most ``sqrt(2(S−1)/(S−2))`` in the SE (1.53 at S = 8, reached when f = y exactly).
+    The former interval, ``sd_s(loss_s)/√S`` of the per-seed corrected losses, counts δ with
+    the weight ``2/S`` instead of ``2/(S(S−1))``, S − 1 times too much, and its log losses
+    exploded where a few seeds dominate the mean; ``tests/test_experiment_limit_transfer.py``
+    checks the two expectations above, ``benchmarks/particle_calibration.py`` the intervals on
+    the exact linear limit.
+
+    Parameters
+    ----------
+    f : ndarray, shape (..., S, T, B)
+        Per-seed outputs (NaN from a diverged step on); seeds on axis -3.
+    y : ndarray, shape (B,)
+        Targets.
+
+    Returns
+    -------
+    log_loss, se : ndarray, shape (...)
+        ``log U`` (NaN when U ≤ 0 or fewer than two seeds are finite) and its standard error
+        (NaN with fewer than three finite seeds).
+    """
+    f = np.asarray(f, dtype=np.float64)
+    lead = f.shape[:-3]
+    log_loss, se = np.full(lead, np.nan), np.full(lead, np.nan)
+    for index in np.ndindex(*lead):
+        errors = (f[index][:, 1:] - y).reshape(f.shape[-3], -1)  # (S, (T−1)·B)
+        errors = errors[np.isfinite(errors).all(axis=1)]
+        S = errors.shape[0]
+        if S < 2:
+            continue
+        U, leave_one_out = pair_loss(errors)
+        if not U > 0:
+            continue
+        log_loss[index] = np.log(U)
+        if S < 3:
+            continue
+        if (leave_one_out > 0).all():
+            scaled = np.log(leave_one_out)
+        else:
+            scaled = leave_one_out / U
+        se[index] = np.sqrt((S - 1) / S * np.sum((scaled - scaled.mean()) ** 2))
+    return log_loss, se
 
 
 def run(sizes: Mapping[str, Any], context: Context | None = None) -> xr.Dataset:
@@ -382,18 +444,19 @@ def plot(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     depths = [int(L) for L in ds.depth.values]
     colors = depth_colors(depths)
     seeds = ds.sizes["seed"]
+    y = make_task(ds.attrs).Y[0, :, 0]
     fig, axes = new_figure(len(PARAMS) + 1, len(optimizers), width=3.2, height=2.7)
     for row, opt in enumerate(optimizers):
         for col, param in enumerate(PARAMS):
             ax = axes[row, col]
             best = trend(ds, opt, param).per_depth()
             for L, optimum in zip(depths, best, strict=True):
-                curve = ds.log_loss.sel(optimizer=opt, param=param, depth=L).dropna(
-                    "log2_eta", how="all"
-                )
-                mean, se = seed_mean_log(curve)
-                ax.plot(curve.log2_eta, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
-                ax.fill_between(curve.log2_eta, mean - se, mean + se, color=colors[L], alpha=0.25)
+                window = [float(v) for v in ds.attrs[f"log2_etas_{opt}"]]
+                f = ds.f_depth_mup.sel(optimizer=opt, depth=L, log2_eta=window)
+                mean, se = seed_mean_log(f.transpose("log2_eta", "seed", ...).values, y)
+                x = np.array(window) + shift(param, L)
+                ax.plot(x, mean, "o-", ms=2.5, color=colors[L], label=f"L = {L}")
+                ax.fill_between(x, mean - se, mean + se, color=colors[L], alpha=0.25)
                 ax.axvline(optimum.value, color=colors[L], lw=0.6, ls=":")
             ax.set_title(f"{PARAM_LABELS[param]}, {opt}, n = ∞", fontsize=9)
             ax.set_xlabel("log2 η")
