@@ -117,7 +117,9 @@ PAPER = replace(
     window=200,
     batch_size=4,
 )
-STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128), max_layers=256, seeds=16)
+STANDARD = replace(
+    QUICK, **TRAINING["standard"], depths=(8, 16, 32, 64, 128), max_layers=256, seeds=16
+)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 

@@ -128,6 +128,8 @@ def _prenonlin(sizes: Mapping[str, Any]) -> list[Work]:
 
 
 def _linear_rms(sizes: Mapping[str, Any]) -> list[Work]:
+    from limitsim.experiments.linear_rms import SEEDS_PER_CALL
+
     steps = max(int(t) for t in sizes["steps"]) + 1
     B, d, L, seeds = (
         int(sizes["batch"]),
@@ -135,9 +137,10 @@ def _linear_rms(sizes: Mapping[str, Any]) -> list[Work]:
         int(sizes["depth"]),
         int(sizes["seeds"]),
     )
-    work = [finite(seeds, depth=L, width=int(n), batch=B, steps=steps, d_in=d, d_out=1,
+    per_call = min(SEEDS_PER_CALL, seeds)
+    work = [finite(per_call, depth=L, width=int(n), batch=B, steps=steps, d_in=d, d_out=1,
                    dtype="float64", record_steps=len(sizes["steps"]), record_backward=False)
-            for n in sizes["widths"]]  # fmt: skip
+            for n in sizes["widths"] for _ in range(0, seeds, per_call)]  # fmt: skip
     depths = [L, *(int(D) for D in sizes["depths"])]
     return work + [linear(depth=D, steps=steps, batch=B, d_in=d, n_eval=1) for D in depths]
 

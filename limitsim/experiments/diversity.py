@@ -128,7 +128,11 @@ PAPER = replace(
     window=100,
 )
 STANDARD = replace(
-    QUICK, limit_depths=(64, 128, 256, 512, 1024), depths=(64, 128, 256, 512), seeds=16
+    QUICK,
+    **TRAINING["standard"],
+    limit_depths=(64, 128, 256, 512, 1024),
+    depths=(64, 128, 256, 512),
+    seeds=16,
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 LIMIT_FIXED = ("limit_steps", "limit_eta", "n_points", "d_in", "target_scale")

@@ -108,6 +108,13 @@ def make_task(*, steps: int, batch: int, d_in: int, seed: int = 0) -> tuple[Task
     return task, probe
 
 
+#: Seeds trained per call, one per thread: the float64 weights of 8 nets of width 1024 and
+#: depth 64 would take 4 GiB, and first touches of fresh memory cost about 7 s per GiB on
+#: virtual machines whose memory the host backs lazily.  The numbers do not depend on it
+#: (:func:`~limitsim.finite.train.train_finite_batch`).
+SEEDS_PER_CALL = 2
+
+
 def _sizes(run: Run, L: int, steps: tuple[int, ...]) -> np.ndarray:
     """(steps, quantities) array of RMS values from a run recorded at ``steps``."""
     rec = run.recorded
@@ -136,11 +143,12 @@ def run(sizes: Mapping[str, Any], context: Any = None) -> xr.Dataset:
     seed_values = seed_axis(context, seeds)
     finite = np.full((len(widths), seeds, len(steps), len(QUANTITIES)), np.nan)
     for i, n in enumerate(widths):
-        runs = train_finite_batch(
-            task, param, depth=L, width=int(n), phi="linear", seeds=seed_values, record=record,
-            threads=2,
-        )  # fmt: skip
-        finite[i] = [_sizes(out, L, steps) for out in runs]
+        for first in range(0, seeds, SEEDS_PER_CALL):  # a few float64 nets at a time (memory)
+            runs = train_finite_batch(
+                task, param, depth=L, width=int(n), phi="linear", record=record, threads=2,
+                seeds=seed_values[first : first + SEEDS_PER_CALL],
+            )  # fmt: skip
+            finite[i, first : first + len(runs)] = [_sizes(out, L, steps) for out in runs]
     limit = _sizes(linear_limit(task, param, depth=L, record=record), L, steps)
     by_depth = np.stack(
         [

@@ -70,7 +70,7 @@ PAPER = replace(
     steps=3000,
     window=500,
 )
-STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128), seeds=12)
+STANDARD = replace(QUICK, **TRAINING["standard"], depths=(8, 16, 32, 64, 128), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FIXED = ("width", "phi", "steps", "batch", "task", "window", "log2_eta", "base_eta", "optimizer")
 
