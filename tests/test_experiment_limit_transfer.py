@@ -11,6 +11,7 @@ import pytest
 
 from limitsim import Parametrization, linear_limit, simulate_limit
 from limitsim.experiments import limit_transfer as lt
+from limitsim.experiments._limit_transfer_losses import pair_loss
 
 SIZES = lt.SIZES["tiny"]
 
@@ -130,7 +131,7 @@ def test_pair_loss_against_every_pair(rng):
         S = x.shape[0]
         return np.mean([0.5 * np.mean(x[a] * x[b]) for a in range(S) for b in range(S) if a != b])
 
-    U, leave_one_out = lt.pair_loss(errors)
+    U, leave_one_out = pair_loss(errors)
     assert U == pytest.approx(by_pairs(errors), rel=1e-12)
     expected = [by_pairs(np.delete(errors, i, axis=0)) for i in range(6)]
     np.testing.assert_allclose(leave_one_out, expected, rtol=1e-12)
@@ -160,7 +161,7 @@ def test_jackknife_expectation_follows_the_derivation(rng, d):
     S, J, reps = 8, 5, 6000
     U, jack = np.empty(reps), np.empty(reps)
     for r in range(reps):
-        U[r], leave_one_out = lt.pair_loss(d + rng.standard_normal((S, J)))
+        U[r], leave_one_out = pair_loss(d + rng.standard_normal((S, J)))
         jack[r] = (S - 1) / S * np.sum((leave_one_out - leave_one_out.mean()) ** 2)
     zeta1, delta = d * d / (4 * J), 1 / (4 * J)
     var_u = 4 * zeta1 / S + 2 * delta / (S * (S - 1))
