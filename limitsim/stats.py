@@ -29,6 +29,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as _scipy_stats
 
+from limitsim.validation import check_integer
+
 __all__ = [
     "LEVEL",
     "MIN_BOOTSTRAP_SEEDS",
@@ -225,6 +227,7 @@ def _grid_minimum(
     """Grid, values, index of the grid minimum over the finite values, whether it is at an end,
     and the indices of the finite points within ``half_width`` steps of it (None with fewer
     than two finite values)."""
+    half_width = check_integer("half_width", half_width, minimum=1)
     xs = np.asarray(x, dtype=np.float64).ravel()
     ys = np.asarray(y, dtype=np.float64).ravel()
     if xs.shape != ys.shape:

@@ -69,6 +69,16 @@ def test_tiny_profile(tiny_experiment):
     assert np.isfinite(ds.scaled_remainder).all() and (ds.scaled_remainder > 0).all()
 
 
+def test_claims_read_the_same_from_a_stored_dataset(tiny_experiment, tmp_path):
+    """A dataset reused from netCDF (list attributes come back as arrays) gives the same rows
+    as the computed one: ``limitsim figures`` reuses stored datasets."""
+    ds = tiny_experiment("linearization")
+    ds.to_netcdf(tmp_path / "linearization.nc")
+    with xr.open_dataset(tmp_path / "linearization.nc") as stored:
+        again = lin.claims(stored.load())
+    assert [c.quantity for c in again] == [c.quantity for c in lin.claims(ds)]
+
+
 def synthetic(exponents, offset=0.0, se=1e-3, seeds=8):
     """L · remainder = L^(α−1) per (α, γ) with 1% seed noise; E.1 = simulator + offset."""
     rng = np.random.default_rng(0)

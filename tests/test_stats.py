@@ -167,3 +167,11 @@ def test_spline_argmin_moves_continuously_when_the_grid_minimum_changes(rng):
         abs(spline_argmin(x, y + 1e-4 * rng.standard_normal(x.size))[0] - base) for _ in range(50)
     ]
     assert max(moves) < 0.01
+
+
+@pytest.mark.parametrize("locate", [argmin_fit, spline_argmin])
+@pytest.mark.parametrize("half_width", [0, -2, 1.5, True])
+def test_optimum_locators_reject_a_bad_half_width(locate, half_width):
+    """A window of fewer than one grid step each side is refused, naming the parameter."""
+    with pytest.raises((ValueError, TypeError), match="half_width"):
+        locate([0.0, 1.0, 2.0, 3.0], [3.0, 1.0, 2.0, 4.0], half_width=half_width)

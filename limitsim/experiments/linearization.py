@@ -345,7 +345,9 @@ def claims(ds: xr.Dataset) -> list[Claim]:
                 ),
             )
         )
-    grid = ds.attrs.get("e1_grid")
+    # as lists: a dataset read back from netCDF holds its list attributes as arrays
+    grid = [int(L) for L in np.atleast_1d(ds.attrs.get("e1_grid", []))]
+    depths = [int(L) for L in np.atleast_1d(ds.attrs.get("e1_depths", []))]
     for variant in ("corrected", "printed"):
         out.append(
             Claim(
@@ -353,7 +355,7 @@ def claims(ds: xr.Dataset) -> list[Claim]:
                 claim=f"Def. E.1 ({variant}) gives the L → ∞ limit of SGD training",
                 source="paper: App. E, Claim E.1 (Def. E.1 is the depth limit for smooth φ)",
                 quantity=f"RMS_(t,b)(f_E1 − f_sim) / RMS(f_E1(t) − f_E1(0)), MC-corrected; "
-                f"E.1 on L = {grid} and simulator on L = {ds.attrs.get('e1_depths')}, both "
+                f"E.1 on L = {grid} and simulator on L = {depths}, both "
                 f"Richardson-extrapolated; φ = {ds.attrs.get('e1_phi')}, Depth-µP SGD, "
                 f"{ds.attrs.get('n_particles')} particles in {PARTICLE_REPLICAS} replicas",
                 estimate=e1_distance(ds, variant),
