@@ -117,19 +117,7 @@ def test_intervals_calibrated_at_the_smallest_depth_fast():
     ("depth", "log2_eta"),
     [
         (SIZES.depths[0], LOG2_ETA),
-        pytest.param(
-            SIZES.depths[-1],
-            0.0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known: at L = 64, log2 η = 0 (the optimum, loss 0.022, below the Monte "
-                "Carlo noise of f) the outputs are calibrated but the log loss's jackknife SE is "
-                "conservative: the band's s.d./SE ratio is 0.86 (0.84 × t's in z RMS) on "
-                "benchmarks/particle_calibration.py's 200 repetitions of the same seeds; the "
-                "jackknife of the U-statistic over-counts its degenerate part (seed_mean_log, "
-                "derivation: by up to 1.53 in the SE)",
-            ),
-        ),
+        (SIZES.depths[-1], 0.0),
         (SIZES.depths[-1], 1.0),
     ],
 )
