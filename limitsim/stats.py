@@ -221,6 +221,17 @@ def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) ->
     return Estimate(value=successes / trials, low=low, high=high, seeds=trials)
 
 
+def jackknife_se(leave_one_out: ArrayLike) -> NDArray[np.float64]:
+    """Jackknife standard error from the leave-one-out values on axis 0 (R ≥ 2 of them):
+    ``sqrt((R − 1)/R Σ_i (θ_(i) − mean_i θ_(i))²)``, shape of ``leave_one_out[0]``."""
+    values = np.asarray(leave_one_out, dtype=np.float64)
+    R = values.shape[0]
+    out: NDArray[np.float64] = np.sqrt(
+        (R - 1) / R * np.sum((values - values.mean(axis=0)) ** 2, axis=0)
+    )
+    return out
+
+
 def _grid_minimum(
     x: ArrayLike, y: ArrayLike, half_width: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int, bool, NDArray[np.intp]] | None:

@@ -14,6 +14,7 @@ from limitsim.stats import (
     exact,
     fit_slope,
     from_standard_error,
+    jackknife_se,
     paired_interval,
     proportion_interval,
     spline_argmin,
@@ -175,3 +176,10 @@ def test_optimum_locators_reject_a_bad_half_width(locate, half_width):
     """A window of fewer than one grid step each side is refused, naming the parameter."""
     with pytest.raises((ValueError, TypeError), match="half_width"):
         locate([0.0, 1.0, 2.0, 3.0], [3.0, 1.0, 2.0, 4.0], half_width=half_width)
+
+
+def test_jackknife_se_of_the_mean_is_the_standard_error(rng):
+    """For the mean, the leave-one-out jackknife SE equals sd/√R exactly (closed form)."""
+    x = rng.standard_normal((7, 3))
+    leave_one_out = (x.sum(axis=0) - x) / 6
+    np.testing.assert_allclose(jackknife_se(leave_one_out), x.std(axis=0, ddof=1) / math.sqrt(7))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from limitsim.stats import jackknife_se
+
 __all__ = ["log_losses", "pair_loss", "seed_mean_log"]
 
 
@@ -132,5 +134,5 @@ def seed_mean_log(
             scaled = np.log(leave_one_out)
         else:
             scaled = leave_one_out / U
-        se[index] = np.sqrt((S - 1) / S * np.sum((scaled - scaled.mean()) ** 2))
+        se[index] = jackknife_se(scaled)
     return log_loss, se

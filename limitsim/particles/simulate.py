@@ -42,6 +42,7 @@ from limitsim.nonlinearities.registry import Nonlinearity
 from limitsim.parametrization import Parametrization
 from limitsim.particles._system import ParticleSystem, SystemSpec
 from limitsim.run import Record, Recorded, Run, check_training_inputs
+from limitsim.stats import jackknife_se
 from limitsim.task import Task
 from limitsim.validation import (
     check_depth,
@@ -402,7 +403,7 @@ def _assemble(
     if R > 1:
         loo = (f_rep.sum(axis=0)[None] - f_rep) / (R - 1)  # leave-one-replica-out means
         loss_loo = task.value(loo, task.Y[None])
-        loss_se = np.sqrt((R - 1) / R * np.sum((loss_loo - loss_loo.mean(axis=0)) ** 2, axis=0))
+        loss_se = jackknife_se(loss_loo)
     f_eval = f_eval_se = None
     if f_eval_rep is not None:
         f_eval, f_eval_se = _mean_se(f_eval_rep)
