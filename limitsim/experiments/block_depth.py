@@ -118,7 +118,7 @@ PAPER = replace(
     batch_size=4,
 )
 STANDARD = replace(
-    QUICK, **TRAINING["standard"], depths=(8, 16, 32, 64, 128), max_layers=256, seeds=16
+    QUICK, **TRAINING["standard"], depths=(8, 16, 32, 64, 128), max_layers=256, seeds=12
 )
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 

@@ -99,7 +99,7 @@ PAPER = replace(
     window=200,
     batch_size=4,
 )
-STANDARD = replace(QUICK, **TRAINING["standard"], depths=(2, 64), seeds=16)
+STANDARD = replace(QUICK, **TRAINING["standard"], depths=(2, 64), seeds=12)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 

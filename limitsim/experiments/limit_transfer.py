@@ -164,7 +164,6 @@ STANDARD = replace(
     QUICK,
     depths=(4, 8, 16, 32, 64, 128),
     n_particles=1024,
-    seeds=12,
     finite_widths=(64, 128, 256),
 )
 PAPER = replace(

@@ -66,7 +66,7 @@ PAPER = replace(
     depths=(8, 16, 32, 64, 128, 256, 512, 1024),
     width=512,
 )
-STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128, 256, 512), seeds=32, width=256)
+STANDARD = replace(QUICK, depths=(8, 16, 32, 64, 128, 256, 512), seeds=16, width=256)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
