@@ -98,9 +98,9 @@ def _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed):
 
 
 @jit(inline="always")
-def _moments(
+def _moments(  # type: ignore[no-untyped-def]
     kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, coef, tail, std, packed
-):  # type: ignore[no-untyped-def]
+):
     """Moments of φ at covariance K into the outputs (kind: ``_HOMOGENEOUS`` with c₊, c₋;
     ``_ERF``; ``_HERMITE`` with φ, φ′ and the Hermite ``rule``).
 
