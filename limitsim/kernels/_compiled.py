@@ -23,7 +23,9 @@ The kernels are serial: the results do not depend on the thread count.
 from __future__ import annotations
 
 import math
-from functools import cache
+from collections.abc import Callable
+from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,7 +46,7 @@ from limitsim.gaussian._moments import (
 )
 from limitsim.nonlinearities.registry import Nonlinearity
 
-__all__ = ["run_recursion"]
+__all__ = ["Recursion", "recursion", "run_recursion"]
 
 #: Kind codes of the moment computation (:func:`_moments`).
 _HOMOGENEOUS, _ERF, _HERMITE = 0, 1, 2
@@ -287,6 +289,45 @@ def _rule(terms: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray
     return nodes, weights, np.ascontiguousarray(table)
 
 
+#: ``run(K, factors, G, c) -> (done, finite)``: :func:`run_recursion` for one φ and block variant.
+Recursion = Callable[
+    [NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float], tuple[int, bool]
+]
+
+
+@lru_cache(maxsize=256)
+def recursion(phi: Nonlinearity, block: str, block_depth: int, pre_ln: bool) -> Recursion:
+    """:func:`run_recursion` with φ and the block variant fixed: the compiled kernel and its
+    constants are chosen once per φ and variant, not on every call of
+    :func:`limitsim.init_kernels` (whose Python costs as much as tens of layers at small P).
+
+    ``block``, ``block_depth`` and ``pre_ln`` are the fields of a validated
+    :class:`limitsim.Architecture`; φ is compared by identity.
+    """
+    code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
+    pre_ln = bool(pre_ln)
+    closed = phi.closed_form
+    kernel: Any
+    head: tuple[Any, ...]
+    if closed is not None:
+        kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
+        kernel, head = _closed_form_recursion, (kind, *(phi.homogeneous or (0.0, 0.0)))
+    else:
+        kernel, head = _hermite_recursion, (phi.phi, phi.dphi, _rule(phi.hermite_terms))
+
+    def run(
+        K: NDArray[np.float64], factors: NDArray[np.float64], G: NDArray[np.float64], c: float
+    ) -> tuple[int, bool]:
+        done: int
+        finite: bool
+        done, finite = kernel(*head, K, G, c, code, pre_ln)
+        if done <= factors.shape[0]:
+            factors[: done - 1] = G[: done - 1]  # the factors computed so far (kept in G)
+        return done, finite
+
+    return run
+
+
 def run_recursion(
     phi: Nonlinearity,
     K: NDArray[np.float64],
@@ -326,15 +367,4 @@ def run_recursion(
         Whether every entry of the complete ``K`` and ``G`` is finite (True when ``done``
         is at most L: the caller then checks its own result).
     """
-    code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
-    closed = phi.closed_form
-    if closed is not None:
-        kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
-        c_plus, c_minus = phi.homogeneous or (0.0, 0.0)
-        done, finite = _closed_form_recursion(kind, c_plus, c_minus, K, G, c, code, bool(pre_ln))
-    else:
-        rule = _rule(phi.hermite_terms)
-        done, finite = _hermite_recursion(phi.phi, phi.dphi, rule, K, G, c, code, bool(pre_ln))
-    if done <= factors.shape[0]:
-        factors[: done - 1] = G[: done - 1]  # the factors computed so far (kept in G)
-    return int(done), bool(finite)
+    return recursion(phi, block, block_depth, bool(pre_ln))(K, factors, G, c)
