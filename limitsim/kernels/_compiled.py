@@ -48,8 +48,6 @@ from limitsim.nonlinearities.registry import Nonlinearity
 
 __all__ = ["Recursion", "recursion", "run_recursion"]
 
-#: Kind codes of the moment computation (:func:`_moments`).
-_HOMOGENEOUS, _ERF, _HERMITE = 0, 1, 2
 #: Block codes: post block of depth 1 (MS), post block of depth 2, pre block.
 _POST, _POST2, _PRE = 0, 1, 2
 
@@ -101,22 +99,23 @@ def _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed):
 
 @jit(inline="always")
 def _moments(  # type: ignore[no-untyped-def]
-    kind, c_plus, c_minus, phi, dphi, rule, K, mean, second, vprime, coef, tail, std, packed
+    homogeneous, phi, dphi, rule, K, mean, second, vprime, coef, tail, std, packed
 ):
-    """Moments of φ at covariance K into the outputs (kind: ``_HOMOGENEOUS`` with c₊, c₋;
-    ``_ERF``; ``_HERMITE`` with φ, φ′ and the Hermite ``rule``).
+    """Moments of φ at covariance K into the outputs: the closed form of the homogeneous
+    family for ``homogeneous = (c₊, c₋)``, else erf's for ``phi = None``, else the Hermite
+    expansion of φ, φ′ with the Hermite ``rule``.
 
-    Returns False where the Hermite expansion is not resolved: the caller must then use
-    :func:`limitsim.gaussian._expectations.numerical_moments`.
+    The choice is made by the types (None or not), so each specialisation compiles one of the
+    three and prunes the others.  Returns False where the Hermite expansion is not resolved:
+    the caller must then use :func:`limitsim.gaussian._expectations.numerical_moments`.
     """
-    if kind == _HOMOGENEOUS:
+    if homogeneous is not None:
+        c_plus, c_minus = homogeneous
         _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed)
         return True
-    if kind == _ERF:
+    if phi is None:
         gauss_moments_erf(K, mean, second, vprime)
         return True
-    if phi is None:  # closed-form specialisation: pruned at compile time
-        return False
     nodes, weights, table = rule
     gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vprime, coef, tail)
     for i in range(tail.shape[0]):  # NaN tails are unresolved, as in numerical_moments
@@ -126,7 +125,7 @@ def _moments(  # type: ignore[no-untyped-def]
 
 
 @jit
-def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+def _recursion(homogeneous, phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
     """Forward recursion K^1..K^L and, when it completes, G^{L-1}..G^0.
 
     Returns ``(layer, finite)``: the first layer (1..L) whose moments could not be computed
@@ -180,9 +179,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
                 for j in range(P):
                     K_in[i, j] = K[prev, i, j]
         resolved = _moments(
-            kind,
-            c_plus,
-            c_minus,
+            homogeneous,
             phi,
             dphi,
             rule,
@@ -197,9 +194,7 @@ def _recursion(kind, c_plus, c_minus, phi, dphi, rule, K, G, c, block, pre_ln): 
         )
         if resolved and block == _POST2:  # block depth 2: φ of φ (docstring)
             resolved = _moments(
-                kind,
-                c_plus,
-                c_minus,
+                homogeneous,
                 phi,
                 dphi,
                 rule,
@@ -272,15 +267,16 @@ def _hermite_recursion(phi, dphi, rule, K, G, c, block, pre_ln):  # type: ignore
 
     Compiled eagerly for first-class scalar functions, so its cache is found again.
     """
-    return _recursion(_HERMITE, 0.0, 0.0, phi, dphi, rule, K, G, c, block, pre_ln)
+    return _recursion(None, phi, dphi, rule, K, G, c, block, pre_ln)
 
 
 @jit
-def _closed_form_recursion(kind, c_plus, c_minus, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
-    """:func:`_recursion` for a closed-form φ (no scalar function crosses from Python, which
-    would cost more than the recursion at small P)."""
+def _closed_form_recursion(homogeneous, K, G, c, block, pre_ln):  # type: ignore[no-untyped-def]
+    """:func:`_recursion` for a closed-form φ: ``homogeneous = (c₊, c₋)`` for the homogeneous
+    family, None for erf (one specialisation each, compiled at its first call).  No scalar
+    function crosses from Python, which would cost more than the recursion at small P."""
     rule = (np.empty(0), np.empty(0), np.empty((0, 0)))
-    return _recursion(kind, c_plus, c_minus, None, None, rule, K, G, c, block, pre_ln)
+    return _recursion(homogeneous, None, None, rule, K, G, c, block, pre_ln)
 
 
 @cache
@@ -306,12 +302,10 @@ def recursion(phi: Nonlinearity, block: str, block_depth: int, pre_ln: bool) -> 
     """
     code = _PRE if block == "pre" else _POST if block_depth == 1 else _POST2
     pre_ln = bool(pre_ln)
-    closed = phi.closed_form
     kernel: Any
     head: tuple[Any, ...]
-    if closed is not None:
-        kind = _HOMOGENEOUS if closed == "homogeneous" else _ERF
-        kernel, head = _closed_form_recursion, (kind, *(phi.homogeneous or (0.0, 0.0)))
+    if phi.closed_form is not None:
+        kernel, head = _closed_form_recursion, (phi.homogeneous,)
     else:
         kernel, head = _hermite_recursion, (phi.phi, phi.dphi, _rule(phi.hermite_terms))
 
