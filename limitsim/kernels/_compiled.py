@@ -59,23 +59,25 @@ _DONE = types.Tuple((types.int64, types.boolean))  # type: ignore[no-untyped-cal
 
 
 @jit(inline="always")
-def _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed):  # type: ignore[no-untyped-def]
-    """:func:`limitsim.gaussian._moments.gauss_moments_homogeneous` in three passes (the same
+def _homogeneous_moments(c_plus, c_minus, S, s, mean, vprime, std, packed):  # type: ignore[no-untyped-def]
+    """:func:`limitsim.gaussian._moments.gauss_moments_homogeneous` at K = ``S[s]`` into
+    ``mean[s]``, ``S[s + 1]`` (the second moment) and ``vprime[s]``, in three passes (the same
     operations, so the same values: tested bit for bit).
 
     ``std`` (P,) and ``packed`` (5, P(P+1)/2) are work arrays.  The first pass computes the
     standard deviations and the correlations of the pairs i ≤ j, packed row by row; the
     second computes the moments of the packed pairs in one flat loop, which the compiler
     vectorizes whole (the arcsine :func:`limitsim.gaussian._asin.asin` has no branch and no
-    call); the third unpacks them into the symmetric outputs.
+    call); the third unpacks them into the symmetric outputs.  The stage index ``s`` (rather
+    than views of the stages) keeps array references out of the layer loop (:func:`_recursion`).
     """
-    P = K.shape[0]
+    P = S.shape[1]
     for i in range(P):
-        std[i] = math.sqrt(max(K[i, i], 0.0))
+        std[i] = math.sqrt(max(S[s, i, i], 0.0))
     t = 0
     for i in range(P):
         for j in range(i, P):
-            packed[0, t] = _correlation(K[i, i], K[j, j], K[i, j], std[i], std[j])
+            packed[0, t] = _correlation(S[s, i, i], S[s, j, j], S[s, i, j], std[i], std[j])
             packed[1, t] = std[i]
             packed[2, t] = std[j]
             t += 1
@@ -88,22 +90,23 @@ def _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed):
         packed[4, t] = homogeneous_vprime_angle(s_i, s_j, rho, theta, c_plus, c_minus)
     t = 0
     for i in range(P):
-        mean[i] = homogeneous_mean(std[i], c_plus, c_minus)
+        mean[s, i] = homogeneous_mean(std[i], c_plus, c_minus)
         for j in range(i, P):
-            second[i, j] = packed[3, t]
-            second[j, i] = packed[3, t]
-            vprime[i, j] = packed[4, t]
-            vprime[j, i] = packed[4, t]
+            S[s + 1, i, j] = packed[3, t]
+            S[s + 1, j, i] = packed[3, t]
+            vprime[s, i, j] = packed[4, t]
+            vprime[s, j, i] = packed[4, t]
             t += 1
 
 
 @jit(inline="always")
 def _moments(  # type: ignore[no-untyped-def]
-    homogeneous, phi, dphi, rule, K, mean, second, vprime, coef, tail, std, packed
+    homogeneous, phi, dphi, rule, S, s, mean, vprime, coef, tail, std, packed
 ):
-    """Moments of φ at covariance K into the outputs: the closed form of the homogeneous
-    family for ``homogeneous = (c₊, c₋)``, else erf's for ``phi = None``, else the Hermite
-    expansion of φ, φ′ with the Hermite ``rule``.
+    """Moments of φ at covariance K = ``S[s]`` into ``mean[s]``, ``S[s + 1]`` (the second
+    moment) and ``vprime[s]``: the closed form of the homogeneous family for
+    ``homogeneous = (c₊, c₋)``, else erf's for ``phi = None``, else the Hermite expansion of
+    φ, φ′ with the Hermite ``rule``.
 
     The choice is made by the types (None or not), so each specialisation compiles one of the
     three and prunes the others.  Returns False where the Hermite expansion is not resolved:
@@ -111,13 +114,15 @@ def _moments(  # type: ignore[no-untyped-def]
     """
     if homogeneous is not None:
         c_plus, c_minus = homogeneous
-        _homogeneous_moments(c_plus, c_minus, K, mean, second, vprime, std, packed)
+        _homogeneous_moments(c_plus, c_minus, S, s, mean, vprime, std, packed)
         return True
     if phi is None:
-        gauss_moments_erf(K, mean, second, vprime)
+        gauss_moments_erf(S[s], mean[s], S[s + 1], vprime[s])
         return True
     nodes, weights, table = rule
-    gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vprime, coef, tail)
+    gauss_moments_hermite(
+        phi, dphi, S[s], nodes, weights, table, mean[s], S[s + 1], vprime[s], coef, tail
+    )
     for i in range(tail.shape[0]):  # NaN tails are unresolved, as in numerical_moments
         if not (tail[i, 0] <= TAIL_TOL and tail[i, 1] <= TAIL_TOL):
             return False
@@ -146,17 +151,16 @@ def _recursion(homogeneous, phi, dphi, rule, K, G, c, block, pre_ln):  # type: i
     P = K.shape[1]
     finite = True
     n_terms = rule[2].shape[0]
-    K_in = np.empty((P, P))
+    stages = 2 if block == _POST2 else 1
+    # S[0] = K̃, S[1] its second moment M_φ(K̃), S[2] = M_φ(M_φ(K̃)) for block depth 2;
+    # mean[s] and vprime[s] belong to the stage with input S[s]
+    S = np.empty((stages + 1, P, P))
+    mean = np.empty((stages, P))
+    vprime = np.empty((stages, P, P))
     root = np.empty(P)
     std = np.empty(P)
     packed = np.empty((5, P * (P + 1) // 2))
     scale = np.empty((P, P))
-    mean = np.empty(P)
-    second = np.empty((P, P))
-    vprime = np.empty((P, P))
-    mean2 = np.empty(P)
-    second2 = np.empty((P, P))
-    vprime2 = np.empty((P, P))
     coef = np.empty((2, P, n_terms))
     tail = np.empty((P, 2))
     layer = 0
@@ -173,59 +177,38 @@ def _recursion(homogeneous, phi, dphi, rule, K, G, c, block, pre_ln):  # type: i
                 for j in range(P):
                     scale[i, j] = root[i] * root[j]
                     value = K[prev, i, j]
-                    K_in[i, j] = value / scale[i, j] if scale[i, j] > 0 else 0.0
+                    S[0, i, j] = value / scale[i, j] if scale[i, j] > 0 else 0.0
         else:
             for i in range(P):
                 for j in range(P):
-                    K_in[i, j] = K[prev, i, j]
-        resolved = _moments(
-            homogeneous,
-            phi,
-            dphi,
-            rule,
-            K_in,
-            mean,
-            second,
-            vprime,
-            coef,
-            tail,
-            std,
-            packed,
-        )
-        if resolved and block == _POST2:  # block depth 2: φ of φ (docstring)
+                    S[0, i, j] = K[prev, i, j]
+        # one call site for both stages of block depth 2 (φ of φ, docstring): the inlined
+        # moments are compiled once
+        stage = 0
+        while resolved and stage < stages:
             resolved = _moments(
-                homogeneous,
-                phi,
-                dphi,
-                rule,
-                second,
-                mean2,
-                second2,
-                vprime2,
-                coef,
-                tail,
-                std,
-                packed,
+                homogeneous, phi, dphi, rule, S, stage, mean, vprime, coef, tail, std, packed
             )
+            stage += 1
         if not resolved:
             break
         # K^l and the backward factor 1 + c V into G[l-1]: one loop per variant
         if block == _PRE:
             for i in range(P):
                 for j in range(P):
-                    K[layer, i, j] = K[prev, i, j] + c * second[i, j]
-                    G[prev, i, j] = vprime[i, j]
+                    K[layer, i, j] = K[prev, i, j] + c * S[1, i, j]
+                    G[prev, i, j] = vprime[0, i, j]
         elif block == _POST:
             for i in range(P):
                 for j in range(P):
-                    K[layer, i, j] = K[prev, i, j] + c * (second[i, j] - mean[i] * mean[j])
-                    G[prev, i, j] = vprime[i, j]
+                    K[layer, i, j] = K[prev, i, j] + c * (S[1, i, j] - mean[0, i] * mean[0, j])
+                    G[prev, i, j] = vprime[0, i, j]
         else:
             for i in range(P):
                 for j in range(P):
-                    forward = second2[i, j] - mean2[i] * mean2[j]
+                    forward = S[2, i, j] - mean[1, i] * mean[1, j]
                     K[layer, i, j] = K[prev, i, j] + c * forward
-                    G[prev, i, j] = vprime[i, j] * vprime2[i, j]
+                    G[prev, i, j] = vprime[0, i, j] * vprime[1, i, j]
         if pre_ln:
             for i in range(P):
                 for j in range(P):
