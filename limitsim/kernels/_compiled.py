@@ -143,9 +143,10 @@ def _recursion(homogeneous, phi, dphi, rule, K, G, c, block, pre_ln):  # type: i
 
     Written for small P, where a layer takes well under a microsecond: the layer loop creates
     no array views or tuples of arrays and inlines no helper that takes arrays (the moments
-    excepted), since numba counts references to each such array with atomic operations
-    (measured at P = 8: 170 ns per layer for an inlined helper that took the nine arrays of
-    the update below, a third of the layer's time).
+    excepted; those of erf and of the Hermite expansion take views of a stage, small next
+    to their own cost), since numba counts references to each such array with atomic
+    operations (measured at P = 8: 170 ns per layer for an inlined helper that took the nine
+    arrays of the update below, a third of the layer's time).
     """
     depth = K.shape[0] - 1
     P = K.shape[1]
