@@ -28,6 +28,7 @@ from limitsim._codegen import ScalarFunction
 GENERATED_DOC = "Closed-form Gaussian expectations: homogeneous family and erf (Price's theorem)."
 
 rho, r = sp.symbols("rho r", real=True)
+theta = sp.Symbol("theta", real=True)
 s_i, s_j = sp.symbols("s_i s_j", nonnegative=True)
 c_plus, c_minus = sp.symbols("c_plus c_minus", real=True)
 k_ii, k_jj = sp.symbols("k_ii k_jj", nonnegative=True)
@@ -69,6 +70,10 @@ def derive() -> list[ScalarFunction]:
     slope = sp.simplify(sp.powsimp(slope, force=True))
     erf_second = sp.integrate(slope, (r, 0, rho)).subs(rho, 2 * k_ij / scale)
     args_h = (s_i, s_j, rho, c_plus, c_minus)
+    args_angle = (s_i, s_j, rho, theta, c_plus, c_minus)
+    second_angle = sp.simplify(second).subs(sp.asin(rho), theta)
+    vprime_angle = sp.simplify(vprime).subs(sp.asin(rho), theta)
+    angle = "θ = asin ρ computed by the caller (limitsim.gaussian._asin.asin)"
     args_k = (k_ii, k_jj, k_ij)
     return [
         ScalarFunction(
@@ -88,6 +93,18 @@ def derive() -> list[ScalarFunction]:
             args_h,
             (sp.simplify(vprime),),
             f"E φ′(z_i)φ′(z_j); |ρ| ≤ 1: {sp.latex(vprime)}.",
+        ),
+        ScalarFunction(
+            "homogeneous_second_moment_angle",
+            args_angle,
+            (second_angle,),
+            f"homogeneous_second_moment with {angle}: {sp.latex(second_angle)}.",
+        ),
+        ScalarFunction(
+            "homogeneous_vprime_angle",
+            args_angle,
+            (vprime_angle,),
+            f"homogeneous_vprime with {angle}: {sp.latex(vprime_angle)}.",
         ),
         ScalarFunction(
             "erf_second_moment",

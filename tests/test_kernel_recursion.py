@@ -157,7 +157,7 @@ def test_kernels_beyond_1e154_keep_growing_exactly():
     np.testing.assert_allclose(G, growth[::-1, None, None] * np.ones((2, 2)), rtol=1e-13)
 
 
-def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
+def test_three_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
     """Bit for bit, at random kernels with a zero input, a repeated input (ρ = 1), an
     opposite input (ρ = −1) and a correlation within 1e-15 of 1 (snapped to 1)."""
     from limitsim.gaussian._moments import gauss_moments_homogeneous
@@ -171,11 +171,14 @@ def test_two_pass_homogeneous_moments_equal_the_closed_form_kernel(rng):
     K = np.ascontiguousarray(X @ X.T)
     for c_plus, c_minus in [(1.0, 0.0), (1.0, -1.0), (1.0, 1.0), (0.7, 0.2)]:
         expected = [np.empty(9), np.empty((9, 9)), np.empty((9, 9))]
-        actual = [np.empty(9), np.empty((9, 9)), np.empty((9, 9))]
         gauss_moments_homogeneous(c_plus, c_minus, K, *expected)
-        _homogeneous_moments(c_plus, c_minus, K, *actual, np.empty(9), np.empty((9, 9)))
-        for a, e in zip(actual, expected, strict=True):
+        # stage 1 of the staged layout: input S[1], outputs mean[1], S[2], vprime[1]
+        S, mean, vprime = np.full((3, 9, 9), np.nan), np.empty((2, 9)), np.empty((2, 9, 9))
+        S[1] = K
+        _homogeneous_moments(c_plus, c_minus, S, 1, mean, vprime, np.empty(9), np.empty((5, 45)))
+        for a, e in zip((mean[1], S[2], vprime[1]), expected, strict=True):
             np.testing.assert_array_equal(a, e)
+        np.testing.assert_array_equal(S[1], K)  # the input is not overwritten
 
 
 def test_non_finite_kernels_are_reported_by_init_kernels():

@@ -186,6 +186,49 @@ def test_init_kernels_bad_input(kwargs, error, match):
         init_kernels(X_, phi, **args)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(phi="rellu"), ValueError, "valid names"),
+        (dict(block="sideways"), ValueError, "block must be one of"),
+        (dict(block="pre", block_depth=2), ValueError, "block='pre' supports block_depth=1"),
+        (dict(pre_ln=1), TypeError, "pre_ln must be a bool"),
+        (dict(block_depth=True), ValueError, "block_depth must be 1 or 2"),
+    ],
+)
+def test_memoized_architecture_refuses_bad_input_on_every_call(kwargs, error, match):
+    """init_kernels memoizes the resolution of plain loose keywords: a refused value is
+    refused again, also after the valid value it equals (1 == True, True == 1) was seen."""
+    init_kernels(X, "relu", depth=2, param=MUP, pre_ln=True, block_depth=1)
+    for _ in range(2):
+        with pytest.raises(error, match=match):
+            init_kernels(X, depth=2, param=MUP, **(dict(phi="relu") | kwargs))
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda A: np.asfortranarray(A),
+        lambda A: np.repeat(A, 2, axis=1)[:, ::2],
+        lambda A: A.tolist(),
+        lambda A: A.astype(np.float32),
+        lambda A: A,
+    ],
+    ids=["fortran", "strided", "list", "float32", "c_contiguous"],
+)
+def test_inputs_of_any_layout_give_the_kernels_of_their_float64_copy(layout):
+    """A C-contiguous float64 X is used without a copy; any other X as before, copied."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((5, 4)).astype(np.float32).astype(np.float64)
+    given = init_kernels(layout(A), "relu", depth=3, param=MUP)
+    copied = init_kernels(np.array(layout(A), dtype=np.float64), "relu", depth=3, param=MUP)
+    np.testing.assert_array_equal(given.K, copied.K)
+    np.testing.assert_array_equal(given.G, copied.G)
+    A[2, 1] = np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinite entries"):
+        init_kernels(layout(A), "relu", depth=3, param=MUP)
+
+
 def test_depth_limit_bad_input():
     with pytest.raises(ValueError, match="alpha must be >= 1/2"):
         depth_limit_kernels(X, "relu", lambdas=[1.0], alpha=0.4)

@@ -10,6 +10,8 @@ __all__ = [
     "homogeneous_second_moment",
     "homogeneous_mean",
     "homogeneous_vprime",
+    "homogeneous_second_moment_angle",
+    "homogeneous_vprime_angle",
     "erf_second_moment",
     "erf_vprime",
 ]
@@ -37,6 +39,25 @@ def homogeneous_vprime(s_i: float, s_j: float, rho: float, c_plus: float, c_minu
     r"""E φ′(z_i)φ′(z_j); |ρ| ≤ 1: 2 c_{minus} c_{plus} \left(- \frac{\operatorname{asin}{\left(\rho \right)}}{2 \pi} + \frac{1}{4}\right) + \left(c_{minus}^{2} + c_{plus}^{2}\right) \left(\frac{\operatorname{asin}{\left(\rho \right)}}{2 \pi} + \frac{1}{4}\right)."""
     # Intermediate terms (1)
     _t0 = 2*math.asin(rho)
+    # Output
+    return (1/4)*(-2*c_minus*c_plus*(_t0 - math.pi) + (_t0 + math.pi)*(c_minus**2 + c_plus**2))/math.pi
+
+
+@jit(inline="always")
+def homogeneous_second_moment_angle(s_i: float, s_j: float, rho: float, theta: float, c_plus: float, c_minus: float) -> float:
+    r"""homogeneous_second_moment with θ = asin ρ computed by the caller (limitsim.gaussian._asin.asin): - \frac{s_{i} s_{j} \left(2 c_{minus} c_{plus} \left(2 \rho \theta - \pi \rho + 2 \sqrt{1 - \rho^{2}}\right) - \left(c_{minus}^{2} + c_{plus}^{2}\right) \left(2 \rho \theta + \pi \rho + 2 \sqrt{1 - \rho^{2}}\right)\right)}{4 \pi}."""
+    # Intermediate terms (2)
+    _t0 = math.pi*rho
+    _t1 = 2*rho*theta + 2*math.sqrt(1 - rho**2)
+    # Output
+    return -1/4*s_i*s_j*(2*c_minus*c_plus*(-_t0 + _t1) - (_t0 + _t1)*(c_minus**2 + c_plus**2))/math.pi
+
+
+@jit(inline="always")
+def homogeneous_vprime_angle(s_i: float, s_j: float, rho: float, theta: float, c_plus: float, c_minus: float) -> float:
+    r"""homogeneous_vprime with θ = asin ρ computed by the caller (limitsim.gaussian._asin.asin): \frac{- 2 c_{minus} c_{plus} \left(2 \theta - \pi\right) + \left(c_{minus}^{2} + c_{plus}^{2}\right) \left(2 \theta + \pi\right)}{4 \pi}."""
+    # Intermediate terms (1)
+    _t0 = 2*theta
     # Output
     return (1/4)*(-2*c_minus*c_plus*(_t0 - math.pi) + (_t0 + math.pi)*(c_minus**2 + c_plus**2))/math.pi
 

@@ -16,9 +16,12 @@ from limitsim._generated.gaussian import (
     erf_vprime,
     homogeneous_mean,
     homogeneous_second_moment,
+    homogeneous_second_moment_angle,
     homogeneous_vprime,
+    homogeneous_vprime_angle,
 )
 from limitsim._numba import SCALAR_FUNCTION, jit, types
+from limitsim.gaussian._asin import asin
 
 _F64 = types.float64[::1]
 _F32 = types.float32[::1]
@@ -73,16 +76,27 @@ _TINY_PRODUCT = 2.2250738585072014e-308
 def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
     """Standard deviations and the correlation clipped to [-1, 1] (0 when a variance is 0).
 
+    The correlation is :func:`_correlation`'s.
+    """
+    s_i = math.sqrt(max(k_ii, 0.0))
+    s_j = math.sqrt(max(k_jj, 0.0))
+    return s_i, s_j, _correlation(k_ii, k_jj, k_ij, s_i, s_j)
+
+
+@jit(inline="always")
+def _correlation(k_ii, k_jj, k_ij, s_i, s_j):  # type: ignore[no-untyped-def]
+    """Correlation clipped to [-1, 1] (0 when a variance is 0), given the standard deviations
+    ``s_i = sqrt(max(k_ii, 0))`` and ``s_j`` (computed once per input by callers that loop
+    over pairs: square roots dominate the cost of a pair).
+
     Correlations within 1e-15 of ±1 are snapped to ±1: the arcsine in the closed forms has an
     infinite slope there, so rounding in the square roots would otherwise cost 1e-8.  The
     product ``k_ii k_jj`` is used where it is a normal float; outside (variances beyond about
     1e154 or below 1e-154, where it overflows or loses digits) ``s_i s_j`` is used instead, so
     the correlation stays right at every finite variance.
     """
-    s_i = math.sqrt(max(k_ii, 0.0))
-    s_j = math.sqrt(max(k_jj, 0.0))
     if s_i == 0.0 or s_j == 0.0:
-        return s_i, s_j, 0.0
+        return 0.0
     product = k_ii * k_jj
     if _TINY_PRODUCT <= product < math.inf:
         rho = k_ij / math.sqrt(product)
@@ -90,7 +104,7 @@ def _std_and_correlation(k_ii, k_jj, k_ij):  # type: ignore[no-untyped-def]
         rho = k_ij / (s_i * s_j)
     if abs(rho) > 1.0 - 1e-15:
         rho = math.copysign(1.0, rho)
-    return s_i, s_j, rho
+    return rho
 
 
 #: Points between Gauss–Hermite nodes (irrational offsets, |g| ≤ 2.5) at which a series
@@ -256,17 +270,20 @@ def gauss_moments_hermite(phi, dphi, K, nodes, weights, table, mean, second, vpr
 def gauss_moments_homogeneous(c_plus, c_minus, K, mean, second, vprime):  # type: ignore[no-untyped-def]
     """Closed-form moments of φ = c₊ relu(z) − c₋ relu(−z) (arc-cosine kernels).
 
-    Same outputs as :func:`gauss_moments_hermite`.  Notes: jit-compiled, serial (a layer of
-    64 inputs takes ~0.2 ms: less than a thread pool's synchronisation under load); writes
-    into the outputs.
+    Same outputs as :func:`gauss_moments_hermite`.  The arcsine is
+    :func:`limitsim.gaussian._asin.asin` (within 1 ulp), as in the compiled recursion of
+    route R1, which computes the same values.  Notes: jit-compiled, serial (a layer of 64
+    inputs takes ~0.2 ms: less than a thread pool's synchronisation under load); writes into
+    the outputs.
     """
     P = K.shape[0]
     for i in range(P):
         mean[i] = homogeneous_mean(math.sqrt(max(K[i, i], 0.0)), c_plus, c_minus)
         for j in range(i, P):
             s_i, s_j, rho = _std_and_correlation(K[i, i], K[j, j], K[i, j])
-            m = homogeneous_second_moment(s_i, s_j, rho, c_plus, c_minus)
-            v = homogeneous_vprime(s_i, s_j, rho, c_plus, c_minus)
+            theta = asin(rho)
+            m = homogeneous_second_moment_angle(s_i, s_j, rho, theta, c_plus, c_minus)
+            v = homogeneous_vprime_angle(s_i, s_j, rho, theta, c_plus, c_minus)
             second[i, j] = m
             second[j, i] = m
             vprime[i, j] = v

@@ -29,8 +29,10 @@ The L → ∞ limit of these recursions is :mod:`limitsim.kernels.limit`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -38,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from limitsim._memory import check_memory
 from limitsim.architecture import BLOCKS, Architecture, resolve
-from limitsim.kernels._compiled import run_recursion
+from limitsim.kernels._compiled import Recursion, recursion
 from limitsim.nonlinearities.registry import Nonlinearity
 from limitsim.parametrization import Parametrization
 from limitsim.validation import (
@@ -90,6 +92,67 @@ def _architecture(arch: Architecture | None, **loose: Any) -> tuple[Architecture
     arch = resolve(arch, **loose)
     arch.require_pre_depth_one("block='pre' supports block_depth=1 only")
     return arch, {"block": arch.block, "block_depth": arch.block_depth, "pre_ln": arch.pre_ln}
+
+
+#: Types of the loose architecture keywords whose resolution :func:`_route` memoizes.
+_PLAIN = (str, int, bool, type(None))
+
+
+def _route(
+    arch: Architecture | None, phi: object, block: object, block_depth: object, pre_ln: object
+) -> tuple[Architecture, Mapping[str, Any], Recursion]:
+    """:func:`_architecture` and the compiled recursion of its φ and block variant.
+
+    The resolution is memoized for loose keywords of the plain types (the key holds each
+    type, so ``1`` and ``True`` stay apart): it depends on their values only, and a value
+    that is refused raises on every call (exceptions are not memoized).
+    """
+    if (
+        arch is None
+        and type(phi) in _PLAIN
+        and type(block) in _PLAIN
+        and type(block_depth) in _PLAIN
+        and type(pre_ln) in _PLAIN
+    ):
+        return _plain_route(
+            (type(phi), phi),
+            (type(block), block),
+            (type(block_depth), block_depth),
+            (type(pre_ln), pre_ln),
+        )
+    return _resolved_route(arch, phi, block, block_depth, pre_ln)
+
+
+def _resolved_route(
+    arch: Architecture | None, phi: Any, block: Any, block_depth: Any, pre_ln: Any
+) -> tuple[Architecture, Mapping[str, Any], Recursion]:
+    arch, options = _architecture(
+        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
+    )
+    return arch, options, recursion(arch.phi, arch.block, arch.block_depth, arch.pre_ln)
+
+
+@lru_cache(maxsize=256)
+def _plain_route(
+    *typed: tuple[type, Any],
+) -> tuple[Architecture, Mapping[str, Any], Recursion]:
+    arch, options, run = _resolved_route(None, *(value for _, value in typed))
+    return arch, MappingProxyType(options), run
+
+
+def _finite_inputs(X: ArrayLike) -> NDArray[np.float64]:
+    """``X`` checked by :func:`limitsim.validation.as_finite_array` (``"X"``, 2 dimensions);
+    a C-contiguous float64 matrix with finite entries passes without a copy."""
+    if (
+        type(X) is np.ndarray
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.size
+        and X.flags.c_contiguous
+        and np.isfinite(X).all()
+    ):
+        return X
+    return as_finite_array(X, "X", 2)
 
 
 def block_increment(
@@ -167,7 +230,7 @@ def init_kernels(
         this machine's memory (:func:`kernel_bytes`).  After the recursion: when a kernel is
         not finite (it overflows float64), naming the first block where it happens.
     """
-    X = as_finite_array(X, "X", 2)
+    X = _finite_inputs(X)
     depth = check_depth(depth)
     if depth > MAX_DEPTH:
         raise ValueError(
@@ -176,9 +239,7 @@ def init_kernels(
             "L -> infinity (limitsim kernels prints it as K_limit, G_limit)"
         )
     check_type("param", param, Parametrization)
-    arch, options = _architecture(
-        arch, phi=phi, block=block, block_depth=block_depth, pre_ln=pre_ln
-    )
+    arch, options, run = _route(arch, phi, block, block_depth, pre_ln)
     P = X.shape[0]
     check_memory(
         kernel_bytes(depth, P),
@@ -193,13 +254,13 @@ def init_kernels(
     G = np.empty_like(K)
     G[depth] = 1.0
     # one compiled call; it stops at the first layer whose moments need quadrature
-    done, finite = run_recursion(arch.phi, K, factors, G, c, **options)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
-        for layer in range(done, depth + 1):
-            forward, backward = block_increment(arch.phi, K[layer - 1], **options)
-            K[layer] = K[layer - 1] + c * forward
-            factors[layer - 1] = 1.0 + c * backward
-        if done <= depth:
+    done, finite = run(K, factors, G, c)
+    if done <= depth:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised below, by layer
+            for layer in range(done, depth + 1):
+                forward, backward = block_increment(arch.phi, K[layer - 1], **options)
+                K[layer] = K[layer - 1] + c * forward
+                factors[layer - 1] = 1.0 + c * backward
             for layer in range(depth, 0, -1):
                 G[layer - 1] = G[layer] * factors[layer - 1]
     if done <= depth or not finite:
