@@ -69,7 +69,7 @@ QUICK = replace(
     widths=(128, 256, 512, 1024),
     seeds=8,
     depth=64,
-    depths=(16, 32, 64, 128, 256),
+    depths=(16, 32, 64, 128, 256, 512),
     batch=8,
     d_in=8,
 )
@@ -77,7 +77,7 @@ PAPER = replace(
     QUICK,
     widths=(128, 256, 512, 1024, 2048, 4096, 8192),
 )
-STANDARD = replace(QUICK, depths=(16, 32, 64, 128, 256, 512))
+STANDARD = replace(QUICK)
 SIZES = {"tiny": TINY, "quick": QUICK, "standard": STANDARD, "paper": PAPER}
 
 
