@@ -40,6 +40,7 @@ __all__ = [
     "exact",
     "fit_slope",
     "from_standard_error",
+    "jackknife_se",
     "missing",
     "paired_interval",
     "proportion_interval",
@@ -223,8 +224,18 @@ def proportion_interval(successes: int, trials: int, *, level: float = LEVEL) ->
 
 def jackknife_se(leave_one_out: ArrayLike) -> NDArray[np.float64]:
     """Jackknife standard error from the leave-one-out values on axis 0 (R ≥ 2 of them):
-    ``sqrt((R − 1)/R Σ_i (θ_(i) − mean_i θ_(i))²)``, shape of ``leave_one_out[0]``."""
+    ``sqrt((R − 1)/R Σ_i (θ_(i) − mean_i θ_(i))²)``, shape of ``leave_one_out[0]``.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two leave-one-out values (a zero SE would look exact).
+    """
     values = np.asarray(leave_one_out, dtype=np.float64)
+    if values.ndim == 0 or values.shape[0] < 2:
+        raise ValueError(
+            f"leave_one_out needs at least 2 values on axis 0, got shape {values.shape}"
+        )
     R = values.shape[0]
     out: NDArray[np.float64] = np.sqrt(
         (R - 1) / R * np.sum((values - values.mean(axis=0)) ** 2, axis=0)

@@ -183,3 +183,9 @@ def test_jackknife_se_of_the_mean_is_the_standard_error(rng):
     x = rng.standard_normal((7, 3))
     leave_one_out = (x.sum(axis=0) - x) / 6
     np.testing.assert_allclose(jackknife_se(leave_one_out), x.std(axis=0, ddof=1) / math.sqrt(7))
+
+
+@pytest.mark.parametrize("values", [1.0, [0.3], np.ones((1, 4))])
+def test_jackknife_se_refuses_fewer_than_two_values(values):
+    with pytest.raises(ValueError, match="leave_one_out needs at least 2"):
+        jackknife_se(values)
