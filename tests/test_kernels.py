@@ -321,3 +321,21 @@ def test_ode_evaluations_are_bounded(monkeypatch):
         depth_limit_kernels(X, "tanh", lambdas=[1.0])
     with pytest.raises(ValueError, match="needs more than 20 evaluations"):
         depth_limit_kernels(X, "relu", lambdas=[1.0])  # the homogeneous shortcut too
+
+
+def test_first_call_imports_only_what_it_needs():
+    """A fresh process's ``import limitsim`` plus a built-in φ's first ``init_kernels`` call
+    imports neither sympy (user expressions only) nor scipy.integrate (the depth limit only):
+    together 0.3 s of the 1 s budget of issue 14 (timed in ``benchmarks/compile_times.py``).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, limitsim\n"
+        "limitsim.init_kernels(np.eye(2), 'relu', depth=2,"
+        " param=limitsim.Parametrization.depth_mup())\n"
+        "print(sorted(m for m in ('sympy', 'scipy.integrate') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
