@@ -8,6 +8,8 @@ kernels return None.  Nonlinearities arrive as jitted scalar functions passed as
 from __future__ import annotations
 
 import math
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -53,19 +55,30 @@ def dot1(u, v):  # type: ignore[no-untyped-def]
     return (s0 + s1) + (s2 + s3)
 
 
-@jit(
-    signatures=[
-        types.void(SCALAR_FUNCTION, _F64, _F64),
-        types.void(SCALAR_FUNCTION, _F32, _F32),
-    ]
-)
-def map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
+def _map_scalar(fn, x, out):  # type: ignore[no-untyped-def]
     """``out[i] = fn(x[i])`` over flat arrays (float32 arrays are evaluated in float64).
 
-    Notes: jit-compiled; writes into ``out``.
+    Notes: jit-compiled by :func:`map_scalar`; writes into ``out``.
     """
     for i in range(x.size):
         out[i] = fn(x[i])
+
+
+@cache
+def map_scalar() -> Any:
+    """:func:`_map_scalar` compiled for float64 and float32 arrays, on its first use.
+
+    Eager signatures let every process find its cached code (:func:`limitsim._numba.jit`);
+    compiling them here rather than at import keeps the loading of that code out of
+    ``import limitsim`` and out of routes that never evaluate φ on an array from Python
+    (``benchmarks/compile_times.py``).
+    """
+    return jit(
+        signatures=[
+            types.void(SCALAR_FUNCTION, _F64, _F64),
+            types.void(SCALAR_FUNCTION, _F32, _F32),
+        ]
+    )(_map_scalar)
 
 
 #: Smallest normal float64: below it ``k_ii k_jj`` is subnormal or 0 (digits lost).

@@ -213,7 +213,7 @@ def _apply(fn: Any, x: ArrayLike) -> NDArray[Any]:
         array = array.astype(np.float64)
     flat = np.ascontiguousarray(array).reshape(-1)
     out = np.empty_like(flat)
-    _kernels.map_scalar(fn, flat, out)
+    _kernels.map_scalar()(fn, flat, out)
     return out.reshape(array.shape)
 
 
