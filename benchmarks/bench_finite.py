@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from benchmarks._machine import bandwidth, best, gemm_rate
 from limitsim import Parametrization, Task, train_finite, train_finite_batch
 
 DEPTH, BATCH, STEPS = 64, 64, 20
@@ -56,16 +57,16 @@ def _matmul_gflops(width: int, threads: int) -> float:
     out = np.empty((BATCH, width), np.float32)
     grad = np.empty((width, width), np.float32)
     reps = max(10, 2_000_000 // width**2)
-    best = np.inf
+
+    def products():
+        for _ in range(reps):
+            np.matmul(x, w, out=out)
+            np.matmul(x, w.T, out=out)
+            np.matmul(x.T, x, out=grad)
+
     with threadpool_limits(threads, user_api="blas"):
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(reps):
-                np.matmul(x, w, out=out)
-                np.matmul(x, w.T, out=out)
-                np.matmul(x.T, x, out=grad)
-            best = min(best, time.perf_counter() - start)
-    return 6.0 * BATCH * width * width * reps / best / 1e9
+        seconds = best(products, rounds=5)
+    return 6.0 * BATCH * width * width * reps / seconds / 1e9
 
 
 @pytest.mark.parametrize("width", [128, 512])
@@ -105,8 +106,8 @@ def test_eight_learning_rates_batched(benchmark):
 
     runs = benchmark.pedantic(lambda: batched(1), rounds=3, iterations=1)
     assert len(runs) == 8
-    sequential = _best(lambda: [_fit(task, p, width) for p in params])
-    two_threads = _best(lambda: batched(2))
+    sequential = best(lambda: [_fit(task, p, width) for p in params])
+    two_threads = best(lambda: batched(2))
     batched_time = benchmark.stats.stats.min
     benchmark.extra_info.update(
         sequential_seconds=sequential,
@@ -130,15 +131,6 @@ def _fit(task, param, width, blas_threads=1):
     return train_finite(
         task, param, depth=DEPTH, width=width, dtype="float32", blas_threads=blas_threads
     )
-
-
-def _best(fn, rounds=3):
-    best = np.inf
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # ----------------------------------------------------------------------------- PyTorch peer
@@ -165,48 +157,13 @@ def _peer_table(rows):
         "| ratio range | ratio of fastest rounds | bound | limitsim / bound | PyTorch / bound |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for width, depth, threads, ours, theirs, ratio, low, high, best, bound, kind in rows:
+    for width, depth, threads, ours, theirs, ratio, low, high, fastest, bound, kind in rows:
         lines.append(
             f"| {width} | {depth} | {threads} | {1e3 * ours:.2f} | {1e3 * theirs:.2f} | "
-            f"{ratio:.2f} | {low:.2f}–{high:.2f} | {best:.2f} | {kind} {1e3 * bound:.2f} ms | "
+            f"{ratio:.2f} | {low:.2f}–{high:.2f} | {fastest:.2f} | {kind} {1e3 * bound:.2f} ms | "
             f"{bound / ours:.0%} | {bound / theirs:.0%} |"
         )
     return "\n".join(lines)
-
-
-_MACHINE: dict[tuple[str, int], float] = {}
-
-
-def _gemm_rate(threads: int) -> float:
-    """This machine's float32 GEMM rate (flop/s): best of 5 square 1024 products, hot caches."""
-    if ("gemm", threads) not in _MACHINE:
-        a = np.random.default_rng(2).standard_normal((1024, 1024)).astype(np.float32)
-        out = np.empty_like(a)
-        with threadpool_limits(threads, user_api="blas"):
-            np.matmul(a, a, out=out)
-            seconds = _best(lambda: [np.matmul(a, a, out=out) for _ in range(4)], rounds=5)
-        _MACHINE["gemm", threads] = 4 * 2.0 * 1024**3 / seconds
-    return _MACHINE["gemm", threads]
-
-
-def _bandwidth(threads: int) -> float:
-    """Memory bandwidth (bytes/s): best of 5 copies of 256 MB, split over ``threads`` threads."""
-    if ("memory", threads) not in _MACHINE:
-        from concurrent.futures import ThreadPoolExecutor
-
-        src = np.ones(2**26, np.float32)
-        dst = np.zeros_like(src)
-        parts = np.array_split(np.arange(src.size), threads)
-        spans = [(int(p[0]), int(p[-1]) + 1) for p in parts]
-        with ThreadPoolExecutor(threads) as pool:
-
-            def copy():
-                list(pool.map(lambda ab: np.copyto(dst[ab[0] : ab[1]], src[ab[0] : ab[1]]), spans))
-
-            copy()
-            seconds = _best(copy, rounds=5)
-        _MACHINE["memory", threads] = 2.0 * src.nbytes / seconds  # read + write
-    return _MACHINE["memory", threads]
 
 
 def _step_bound(width: int, depth: int, threads: int) -> tuple[float, str]:
@@ -216,9 +173,9 @@ def _step_bound(width: int, depth: int, threads: int) -> tuple[float, str]:
     Flops: three products per layer, ``6 B n² L``.  Bytes: every hidden matrix is read by the
     forward and the backward product and read and written by the update, ``16 n² L`` (float32).
     """
-    flops = _gemm_rate(threads)
+    flops = gemm_rate(threads)
     compute = 6.0 * BATCH * width * width * depth / flops
-    memory = 16.0 * width * width * depth / _bandwidth(threads)
+    memory = 16.0 * width * width * depth / bandwidth(threads)
     return (compute, "GEMM") if compute >= memory else (memory, "memory")
 
 
@@ -310,8 +267,8 @@ def test_pytorch_baseline(benchmark, peer_table, width, threads):
         bound_ms_per_step=1e3 * bound,
         limitsim_fraction_of_bound=bound / float(np.median(ours)),
         torch_fraction_of_bound=bound / float(np.median(theirs)),
-        machine_gemm_gflops=_gemm_rate(threads) / 1e9,
-        machine_bandwidth_gbs=_bandwidth(threads) / 1e9,
+        machine_gemm_gflops=gemm_rate(threads) / 1e9,
+        machine_bandwidth_gbs=bandwidth(threads) / 1e9,
         final_loss_relative_gap=gap,
     )
     row = (width, depth, threads, float(np.median(ours)), float(np.median(theirs)), ratio)
