@@ -138,7 +138,7 @@ QUICK = replace(
     TINY,
     **TRAINING["quick"],
     params=("depth_mup", "block_only", "ode", "standard", "standard_gamma1"),
-    optimizers=("adam",),  # the paper's; the SGD extension rows need the paper profile
+    optimizers=("adam",),  # the paper's; the SGD extension rows: tiny and paper
     depths=(8, 32, 128),  # SP diverges at every η at L = 128; at L = 64 no seed did
     log2_etas={"adam": log2_grid(-3.0, 1.5), "sgd": log2_grid(-3.5, 1.0)},
     ln_depths=(8, 16, 32),
